@@ -1,0 +1,230 @@
+"""Model configuration: frozen dataclasses that are saved next to the weights.
+
+A checkpoint's `config.json` is `ModelConfig.to_dict()`; loading it back with
+`ModelConfig.from_dict()` rebuilds exactly the same network, so no flag ever has to
+be repeated at load time. Every field is validated when the object is built, and
+each error names the field and says what would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Bump when a change to the fields means an older rtm_core cannot read the file.
+CONFIG_VERSION = 1
+
+MAPPER_KINDS = ("rtm", "mlp")
+DECODER_KINDS = ("stylegan2", "imle")
+STATE_INITS = ("fixed", "input")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _positive_int(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        f"{type(obj).__name__}.{name} must be an integer >= 1, got {value!r}",
+    )
+
+
+def _is_pow2(n: int) -> bool:
+    return isinstance(n, int) and n >= 1 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class MapperConfig:
+    """The mapping network z -> w: the recursive token mapper or the one-pass MLP."""
+
+    kind: str = "rtm"            # "rtm" (recursive token mapper) | "mlp" (StyleGAN2 baseline)
+    z_dim: int = 512             # input noise dimensionality
+    w_dim: int = 512             # style dimensionality handed to the decoder
+    # --- RTM -----------------------------------------------------------------------
+    num_tokens: int = 16         # T: latent tokens the noise is split into
+    token_dim: int = 128         # d: width of each token (128 keeps RTM's cost per sample near the decoder's)
+    block_layers: int = 1        # mixer layers inside the one shared block f
+    expansion: float = 4.0       # SwiGLU hidden width / input width (token and channel mixing)
+    num_steps: int = 8           # H: outer refinement steps at training (inference may differ)
+    num_cycles: int = 2          # L: inner z_L updates per outer step
+    state_init: str = "fixed"    # "fixed": fixed (not learned) buffers shared by all seeds (TRM); "input": z_H starts at x
+    grad_steps: int = 1          # last outer steps that carry gradient; >= num_steps means full backprop
+    # --- MLP baseline ----------------------------------------------------------------
+    mlp_layers: int = 8          # fully connected layers (StyleGAN2: 8)
+    mlp_width: int = 512         # hidden width of those layers
+    lr_multiplier: float = 0.01  # equalized-lr multiplier of the MLP (StyleGAN2: 0.01)
+
+    def __post_init__(self) -> None:
+        _require(self.kind in MAPPER_KINDS, f"MapperConfig.kind must be one of {MAPPER_KINDS}, got {self.kind!r}")
+        for name in ("z_dim", "w_dim", "num_tokens", "token_dim", "block_layers", "num_steps",
+                     "num_cycles", "grad_steps", "mlp_layers", "mlp_width"):
+            _positive_int(self, name)
+        _require(self.state_init in STATE_INITS,
+                 f"MapperConfig.state_init must be one of {STATE_INITS}, got {self.state_init!r}")
+        _require(isinstance(self.expansion, (int, float)) and self.expansion > 0,
+                 f"MapperConfig.expansion must be > 0, got {self.expansion!r}")
+        _require(isinstance(self.lr_multiplier, (int, float)) and self.lr_multiplier > 0,
+                 f"MapperConfig.lr_multiplier must be > 0, got {self.lr_multiplier!r}")
+
+    @property
+    def trained_steps(self) -> int:
+        """Outer steps the mapper runs by default (H for RTM, one pass for the MLP)."""
+        return self.num_steps if self.kind == "rtm" else 1
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """The synthesis network w -> image."""
+
+    kind: str = "stylegan2"      # "stylegan2" (modulated convs) | "imle" (AdaIN residual blocks)
+    img_resolution: int = 64     # output height = width, a power of two
+    img_channels: int = 3        # 3 for RGB, 1 for greyscale
+    channel_base: int = 2048     # channels at resolution r = min(channel_base // r, channel_max)
+    channel_max: int = 128       # cap on channels at any resolution
+    noise: bool = False          # per-pixel noise injection (StyleGAN2); off so a seed is one image
+    block_spec: str = "1x2,4m1,4x2,8m4,8x2,16m8,16x2,32m16,32x2,64m32,64x2"
+    # block_spec is read by the IMLE decoder only: comma-separated "RxN" (N residual
+    # blocks at resolution R) and "RmS" (nearest upsample from S to R), as in RS-IMLE.
+
+    def __post_init__(self) -> None:
+        _require(self.kind in DECODER_KINDS, f"DecoderConfig.kind must be one of {DECODER_KINDS}, got {self.kind!r}")
+        for name in ("img_resolution", "img_channels", "channel_base", "channel_max"):
+            _positive_int(self, name)
+        _require(_is_pow2(self.img_resolution) and 4 <= self.img_resolution <= 1024,
+                 f"DecoderConfig.img_resolution must be a power of two in [4, 1024], got {self.img_resolution}")
+        _require(isinstance(self.noise, bool), f"DecoderConfig.noise must be a bool, got {self.noise!r}")
+        if self.kind == "imle":
+            blocks = parse_block_spec(self.block_spec)  # raises with a clear message
+            _require(blocks[-1][0] == self.img_resolution,
+                     f"DecoderConfig.block_spec ends at resolution {blocks[-1][0]} but img_resolution is "
+                     f"{self.img_resolution}; make its last entry '{self.img_resolution}xN'")
+
+    def channels_at(self, resolution: int) -> int:
+        return max(1, min(self.channel_base // resolution, self.channel_max))
+
+
+def parse_block_spec(spec: str) -> list[tuple[int, str, int]]:
+    """'1x2,4m1,4x2' -> [(1, 'x', 2), (4, 'm', 1), (4, 'x', 2)].
+
+    Each entry is (resolution, op, arg): op 'x' = arg residual blocks at that resolution,
+    op 'm' = upsample from resolution arg. Resolutions must never shrink.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("DecoderConfig.block_spec must be a non-empty string such as '1x2,4m1,4x2'")
+    blocks: list[tuple[int, str, int]] = []
+    current = None
+    for entry in spec.split(","):
+        entry = entry.strip()
+        op = "x" if "x" in entry else "m" if "m" in entry else None
+        parts = entry.split(op) if op else []
+        if op is None or len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"DecoderConfig.block_spec entry {entry!r} is not 'RxN' or 'RmS' (e.g. '8x2', '8m4')")
+        res, arg = int(parts[0]), int(parts[1])
+        if not _is_pow2(res):
+            raise ValueError(f"DecoderConfig.block_spec entry {entry!r}: resolution {res} is not a power of two")
+        if op == "x":
+            if current is not None and res != current:
+                raise ValueError(f"DecoderConfig.block_spec entry {entry!r} is at resolution {res} but the "
+                                 f"previous entry left the features at {current}; add '{res}m{current}' first")
+            if arg < 1:
+                raise ValueError(f"DecoderConfig.block_spec entry {entry!r} must have at least one block")
+        else:
+            if current is None or arg != current or res <= arg:
+                raise ValueError(f"DecoderConfig.block_spec entry {entry!r} must upsample from the current "
+                                 f"resolution ({current}) to a larger one")
+        current = res
+        blocks.append((res, op, arg))
+    if blocks[0][1] != "x":
+        raise ValueError("DecoderConfig.block_spec must start with 'RxN' (the learned constant's resolution)")
+    return blocks
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a Generator: its mapper and its decoder."""
+
+    mapper: MapperConfig = field(default_factory=MapperConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.mapper, MapperConfig), "ModelConfig.mapper must be a MapperConfig")
+        _require(isinstance(self.decoder, DecoderConfig), "ModelConfig.decoder must be a DecoderConfig")
+
+    @property
+    def num_ws(self) -> int:
+        """How many style inputs the decoder has (StyleGAN vocabulary); w is broadcast to all."""
+        log2 = int(math.log2(self.decoder.img_resolution))
+        if self.decoder.kind == "stylegan2":
+            return 2 * log2 - 2  # one conv at 4x4, two per later resolution, +1 for the last ToRGB
+        return sum(arg for _, op, arg in parse_block_spec(self.decoder.block_spec) if op == "x")
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """Copy with some fields of mapper/decoder changed: replace(mapper={'kind': 'mlp'})."""
+        mapper = dataclasses.replace(self.mapper, **changes.pop("mapper", {}))
+        decoder = dataclasses.replace(self.decoder, **changes.pop("decoder", {}))
+        if changes:
+            raise ValueError(f"ModelConfig.replace: unknown sections {sorted(changes)}; use 'mapper' or 'decoder'")
+        return ModelConfig(mapper=mapper, decoder=decoder)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": CONFIG_VERSION,
+            "mapper": dataclasses.asdict(self.mapper),
+            "decoder": dataclasses.asdict(self.decoder),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"model config must be a JSON object, got {type(data).__name__}")
+        version = data.get("version")
+        if not isinstance(version, int):
+            raise ValueError("model config has no integer 'version' field; was it written by rtm_core?")
+        if version > CONFIG_VERSION:
+            raise ValueError(f"model config version {version} is newer than this rtm_core understands "
+                             f"({CONFIG_VERSION}); upgrade rtm_core to load it")
+        _check_keys(data, {"version", "mapper", "decoder"}, "model config")
+        return cls(mapper=_section(MapperConfig, data["mapper"], "mapper"),
+                   decoder=_section(DecoderConfig, data["decoder"], "decoder"))
+
+
+def _check_keys(data: dict, expected: set[str], where: str) -> None:
+    unknown, missing = set(data) - expected, expected - set(data)
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {sorted(unknown)} (expected {sorted(expected)})")
+    if missing:
+        raise ValueError(f"{where} is missing keys {sorted(missing)}")
+
+
+def _section(cls: type, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"model config section '{name}' must be an object, got {type(data).__name__}")
+    _check_keys(data, {f.name for f in dataclasses.fields(cls)}, f"model config section '{name}'")
+    return cls(**data)
+
+
+# --- presets ------------------------------------------------------------------------
+
+def tiny(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:
+    """A few-thousand-parameter model for tests: 16x16 RGB, H=3, L=2. Runs in milliseconds."""
+    return ModelConfig(
+        mapper=MapperConfig(kind=mapper, z_dim=16, w_dim=16, num_tokens=4, token_dim=8, num_steps=3,
+                            num_cycles=2, mlp_layers=2, mlp_width=16),
+        decoder=DecoderConfig(kind=decoder, img_resolution=16, channel_base=128, channel_max=16,
+                              block_spec="1x1,4m1,4x1,8m4,8x1,16m8,16x1"),
+    )
+
+
+def app_default(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:
+    """The configuration the app and the shipped checkpoints use: 64x64 RGB, H=8, L=2.
+
+    Why 64x64 with at most 128 channels: emoji stay recognisable at 64 px, and one seed's
+    whole trajectory (9 frames) decodes on a 2-core CPU well inside the app's latency
+    budget (see docs/BENCHMARKS.md). z_dim = w_dim = 512 as in StyleGAN2 and the paper.
+    """
+    return ModelConfig(mapper=MapperConfig(kind=mapper), decoder=DecoderConfig(kind=decoder))

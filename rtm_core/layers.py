@@ -1,0 +1,193 @@
+"""Shared building blocks: normalisations, SwiGLU, equalized-lr linear, modulated conv.
+
+Names follow StyleGAN2 (EqualLinear, ModulatedConv2d, ToRGB) and TRM (RMSNorm, SwiGLU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODCONV_IMPLS = ("auto", "scaled", "grouped")
+
+
+class PixelNorm(nn.Module):
+    """Scale each vector to unit RMS over its last axis (StyleGAN's normalisation of z)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + 1e-8)
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation over the last axis with a learned gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+class SwiGLU(nn.Module):
+    """down(silu(gate(x)) * up(x)) over the last axis."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)  # gate and up in one matmul
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with the equalized learning rate of StyleGAN.
+
+    Weights are stored as N(0, 1/lr_mul^2) and scaled at run time, so Adam's per-parameter
+    step sizes are the same for every layer; lr_mul < 1 slows a layer down (the mapping MLP
+    uses 0.01).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 bias_init: float = 0.0, lr_mul: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init))) if bias else None
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+        self.bias_gain = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.bias_gain if self.bias is not None else None
+        return F.linear(x, self.weight * self.weight_gain, bias)
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2's style-modulated convolution with weight demodulation.
+
+    Per sample b the effective kernel is  W_b[o,i] = W[o,i] * s[b,i] * d[b,o]  with
+    d[b,o] = 1 / sqrt(sum_i,k (W[o,i,k] * s[b,i])^2). Two equal ways to compute it:
+
+    - "grouped": build every W_b and run one grouped conv with groups=batch.
+    - "scaled":  scale the activations by s, run ONE shared conv, scale the outputs by d.
+      No per-sample kernels and no grouped conv. On this project's 2-core CPU the
+      grouped conv got ~9x slower for 2x the channels, the scaled form does not
+      (bench/bench_core.py measures both).
+
+    "auto" takes "scaled" on CPU and in training, and "grouped" for CUDA inference, where
+    StyleGAN2 found the fused grouped kernel faster; set `impl` to force one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int,
+                 demodulate: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.padding = kernel_size // 2
+        self.demodulate = demodulate
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)  # style starts at 1
+        self.impl = "auto"
+
+    def resolve_impl(self, x: torch.Tensor) -> str:
+        if self.impl not in MODCONV_IMPLS:
+            raise ValueError(f"ModulatedConv2d.impl must be one of {MODCONV_IMPLS}, got {self.impl!r}")
+        if self.impl != "auto":
+            return self.impl
+        return "grouped" if x.device.type == "cuda" and not self.training else "scaled"
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        styles = self.affine(w)                                   # (B, in)
+        weight = self.weight * self.weight_gain                   # (out, in, k, k)
+        if self.resolve_impl(x) == "scaled":
+            x = x * styles[:, :, None, None].to(x.dtype)
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+            if self.demodulate:
+                # sum_i,k (W[o,i,k] s[b,i])^2 = (s^2 @ sum_k W^2 over kernel taps)[b,o]
+                demod = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)
+                x = x * demod[:, :, None, None].to(x.dtype)       # (B, out, 1, 1)
+            return x
+        w_b = weight[None] * styles[:, None, :, None, None]      # (B, out, in, k, k)
+        if self.demodulate:
+            w_b = w_b * torch.rsqrt(w_b.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        x = x.reshape(1, batch * self.in_channels, *x.shape[2:])  # (1, B*in, H, W)
+        w_b = w_b.reshape(batch * self.out_channels, self.in_channels, *w_b.shape[3:])
+        x = F.conv2d(x, w_b.to(x.dtype), padding=self.padding, groups=batch)
+        return x.reshape(batch, self.out_channels, *x.shape[2:])
+
+
+class NoiseInjection(nn.Module):
+    """Adds per-pixel Gaussian noise times a learned strength (starts at 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        return x + noise * self.strength
+
+
+class StyledConv(nn.Module):
+    """ModulatedConv2d -> optional noise -> bias -> leaky ReLU (gain sqrt 2), as StyleGAN2."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, noise: bool):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim)
+        self.noise = NoiseInjection() if noise else None
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x, w)
+        if self.noise is not None:
+            x = self.noise(x)
+        return F.leaky_relu(x + self.bias[:, None, None], 0.2) * math.sqrt(2)
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv without demodulation, features -> image channels."""
+
+    def __init__(self, in_channels: int, img_channels: int, w_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, img_channels, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(img_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias[:, None, None]
+
+
+class AdaIN(nn.Module):
+    """Adaptive instance norm: normalise each channel, then scale and shift from w."""
+
+    def __init__(self, channels: int, w_dim: int):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, 2 * channels)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.affine(w).chunk(2, dim=1)             # (B, C) each
+        # Normalised by hand: F.instance_norm refuses 1x1 maps in training. On a 1x1 map
+        # the normalised value is 0, so the block's input is the style shift alone.
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
+        x = (x - mean) * torch.rsqrt(var + 1e-5)
+        return x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+
+
+def set_modconv_impl(module: nn.Module, impl: str) -> None:
+    """Force every ModulatedConv2d under `module` to one implementation."""
+    if impl not in MODCONV_IMPLS:
+        raise ValueError(f"impl must be one of {MODCONV_IMPLS}, got {impl!r}")
+    for m in module.modules():
+        if isinstance(m, ModulatedConv2d):
+            m.impl = impl
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,126 @@
+"""Seeds, and the stepping loop that yields every intermediate refinement step.
+
+The model (mapper, decoder) lives elsewhere; this file only drives it, the way a
+diffusers pipeline drives a UNet. Training previews, evaluation, benchmarks and the app
+all read trajectories through `iter_steps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .generator import Generator
+from .mapper import MapperState, check_num_steps
+
+MAX_SEED = 2**63 - 1  # torch.Generator takes 64-bit seeds; stay inside int64 for JSON and numpy
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must be in [0, {MAX_SEED}], got {seed}")
+    return int(seed)
+
+
+def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
+    """The noise vector (z_dim,) of one seed: float32 on the CPU, the same on every machine.
+
+    Drawn with a CPU torch.Generator so that a seed is one image everywhere; move the
+    result to the GPU afterwards instead of drawing there (CUDA's generator differs).
+    """
+    seed = _check_seed(seed)
+    if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+        raise ValueError(f"z_dim must be an integer >= 1, got {z_dim!r}")
+    # device="cpu" explicitly, so a `with torch.device("cuda")` around the call changes nothing.
+    return torch.randn(z_dim, generator=torch.Generator("cpu").manual_seed(seed), device="cpu")
+
+
+def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """(len(seeds), z_dim): row i is seed_to_z(seeds[i], z_dim)."""
+    if isinstance(seeds, (int, np.integer)) or len(seeds) == 0:
+        raise ValueError(f"seeds must be a non-empty sequence of integers, got {seeds!r}")
+    return torch.stack([seed_to_z(s, z_dim) for s in seeds])
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """The mapper after `step` outer steps (0 = initial state, nothing refined yet)."""
+
+    step: int
+    w: torch.Tensor                       # (B, w_dim)
+    image: Optional[torch.Tensor]         # (B, C, R, R) in about [-1, 1]; None if not decoded
+    state: MapperState                    # the full recursion state, for inspection
+
+
+def _model_device(generator: Generator) -> torch.device:
+    return next(generator.parameters()).device
+
+
+@torch.no_grad()
+def _start(generator: Generator, z: torch.Tensor) -> MapperState:
+    return generator.mapping.init_state(z.to(_model_device(generator)))
+
+
+def iter_steps(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None,
+               decode: bool = True) -> Iterator[StepOutput]:
+    """Yield StepOutput for steps 0, 1, ..., num_steps (num_steps + 1 items).
+
+    num_steps defaults to the trained H but may be anything >= 1: the recursion is simply
+    run for longer or shorter (inference-time compute). No gradients are taken.
+    """
+    num_steps = generator.num_steps if num_steps is None else check_num_steps(num_steps)
+    mapper = generator.mapping
+    state = _start(generator, z)
+    for h in range(num_steps + 1):
+        # no_grad around each computation only: a `with` spanning the `yield` would switch
+        # gradients off in the caller's code too while the generator is suspended.
+        with torch.no_grad():
+            if h > 0:
+                state = mapper.step(state)
+            w = mapper.readout(state)
+            image = generator.synthesize(w) if decode else None
+        yield StepOutput(step=h, w=w, image=image, state=state)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    ws: torch.Tensor                      # (num_steps + 1, B, w_dim)
+    images: Optional[torch.Tensor]        # (num_steps + 1, B, C, R, R) or None
+
+
+def trajectory(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None,
+               decode: bool = True, decode_batch: int = 64) -> Trajectory:
+    """Every step's w, and its image decoded in batches of `decode_batch` frames.
+
+    Faster than decoding inside iter_steps: the mapper is cheap, and one decoder call on
+    all frames at once uses the CPU far better than num_steps + 1 calls of batch B.
+    """
+    if not isinstance(decode_batch, int) or decode_batch < 1:
+        raise ValueError(f"decode_batch must be an integer >= 1, got {decode_batch!r}")
+    ws = torch.stack([out.w for out in iter_steps(generator, z, num_steps, decode=False)])
+    if not decode:
+        return Trajectory(ws=ws, images=None)
+    flat = ws.flatten(0, 1)                                              # (S*B, w_dim)
+    with torch.no_grad():
+        images = torch.cat([generator.synthesize(chunk) for chunk in flat.split(decode_batch)])
+    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]))  # (S, B, C, R, R)
+
+
+def sample(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None) -> torch.Tensor:
+    """Images (B, C, R, R) after num_steps refinement steps (default: the trained H)."""
+    *_, last = iter_steps(generator, z, num_steps, decode=False)
+    with torch.no_grad():
+        return generator.synthesize(last.w)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, R, R) float in [-1, 1] -> (B, R, R, C) uint8, clamping what lies outside."""
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (batch, channels, height, width), got {tuple(images.shape)}")
+    pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return pixels.permute(0, 2, 3, 1).cpu().numpy()

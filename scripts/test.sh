@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, then runs it. This is the README's test
+# command and exactly what CI runs (.ci/run); exits non-zero on any failure, including
+# pytest's exit 5 when no test was collected.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GRADIO_ANALYTICS_ENABLED=False
+python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+python -m pytest "$@"

@@ -1,0 +1,128 @@
+import json
+
+import pytest
+import torch
+
+from rtm_core import CheckpointError, Generator, load_checkpoint, read_config, save_checkpoint, seeds_to_z, tiny
+from rtm_core.checkpoint import CONFIG_FILE, META_FILE, WEIGHTS_FILE
+
+
+@pytest.fixture
+def saved(tmp_path, any_generator):
+    folder = save_checkpoint(any_generator, tmp_path / "ckpt", meta={"data": "digits", "step": 12})
+    return any_generator, folder
+
+
+def test_round_trip_is_bit_exact(saved):
+    g, folder = saved
+    loaded, meta = load_checkpoint(folder)
+    assert loaded.config == g.config and not loaded.training
+    for (name, a), (_, b) in zip(g.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    z = seeds_to_z([1, 2], g.z_dim)
+    assert torch.equal(loaded(z), g(z))
+    assert meta["data"] == "digits" and meta["step"] == 12 and meta["storage_dtype"] == "float32"
+    assert meta["parameters"]["total"] == sum(p.numel() for p in g.parameters())
+    assert read_config(folder) == g.config
+
+
+def test_float16_storage_loads_as_float32(tmp_path, rtm):
+    folder = save_checkpoint(rtm, tmp_path / "half", storage_dtype="float16")
+    full = save_checkpoint(rtm, tmp_path / "full")
+    assert (folder / WEIGHTS_FILE).stat().st_size < 0.6 * (full / WEIGHTS_FILE).stat().st_size
+    loaded, _ = load_checkpoint(folder)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for a, b in zip(rtm.parameters(), loaded.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_saving_again_keeps_other_files_and_leaves_no_temp_files(saved):
+    g, folder = saved
+    (folder / "README.md").write_text("model card")
+    save_checkpoint(g, folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, META_FILE, "README.md"])
+
+
+def test_checkpoints_contain_no_pickles(saved):
+    _, folder = saved
+    head = (folder / WEIGHTS_FILE).read_bytes()[:8]
+    assert int.from_bytes(head, "little") < 10_000_000  # a safetensors header length, not a zip/pickle magic
+    json.loads((folder / CONFIG_FILE).read_text())
+
+
+def test_missing_folder_and_files(tmp_path, saved):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    _, folder = saved
+    for name in (WEIGHTS_FILE, CONFIG_FILE, META_FILE):
+        data = (folder / name).read_bytes()
+        (folder / name).unlink()
+        with pytest.raises(CheckpointError, match=f"{name} is missing"):
+            load_checkpoint(folder)
+        (folder / name).write_bytes(data)
+    load_checkpoint(folder)
+
+
+def test_truncated_weights(saved):
+    _, folder = saved
+    path = folder / WEIGHTS_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupted, truncated"):
+        load_checkpoint(folder)
+    # Without the recorded hash, safetensors itself notices the truncation.
+    meta = json.loads((folder / META_FILE).read_text())
+    del meta["weights_sha256"]
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(folder)
+
+
+def test_corrupted_weights_and_json(saved):
+    _, folder = saved
+    path = folder / WEIGHTS_FILE
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte inside a tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(folder)
+    (folder / CONFIG_FILE).write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(folder)
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path, rtm):
+    folder = save_checkpoint(rtm, tmp_path / "ckpt")
+    other = tiny().replace(mapper={"token_dim": 12})
+    (folder / CONFIG_FILE).write_text(json.dumps(other.to_dict()))
+    with pytest.raises(CheckpointError, match="does not fit config.json.*wrong shape"):
+        load_checkpoint(folder)
+    (folder / CONFIG_FILE).write_text(json.dumps(tiny("mlp").to_dict()))
+    with pytest.raises(CheckpointError, match="does not fit config.json.*missing"):
+        load_checkpoint(folder)
+
+
+def test_config_from_a_newer_version(saved):
+    _, folder = saved
+    data = json.loads((folder / CONFIG_FILE).read_text())
+    data["version"] += 1
+    (folder / CONFIG_FILE).write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="newer than this rtm_core"):
+        load_checkpoint(folder)
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, rtm):
+    save_checkpoint(rtm, tmp_path / "good")
+    with torch.no_grad():
+        next(rtm.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        save_checkpoint(rtm, tmp_path / "good")
+    load_checkpoint(tmp_path / "good")  # the previous checkpoint is untouched
+
+
+def test_bad_save_arguments(tmp_path, rtm):
+    with pytest.raises(ValueError, match="storage_dtype"):
+        save_checkpoint(rtm, tmp_path / "x", storage_dtype="int8")
+    with pytest.raises(ValueError, match="meta"):
+        save_checkpoint(rtm, tmp_path / "x", meta=[1])
+    with pytest.raises(ValueError, match="ModelConfig"):
+        Generator({"mapper": {}})

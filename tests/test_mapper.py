@@ -1,0 +1,182 @@
+import dataclasses
+
+import pytest
+import torch
+
+from rtm_core import Generator, MapperConfig, MLPMapper, RecursiveMapper, tiny
+from rtm_core.mapper import build_mapper, run_mapper
+
+
+def rtm_mapper(**changes) -> RecursiveMapper:
+    return RecursiveMapper(dataclasses.replace(tiny().mapper, **changes))
+
+
+@pytest.mark.parametrize("kind", ["rtm", "mlp"])
+def test_shapes_and_parameter_counts(kind):
+    mapper = build_mapper(tiny(kind).mapper)
+    z = torch.randn(5, 16)
+    assert mapper(z).shape == (5, 16)
+    assert mapper.num_parameters() == sum(p.numel() for p in mapper.parameters()) > 0
+
+
+def test_rtm_state_shapes_and_step_count():
+    mapper = rtm_mapper()
+    state = mapper.init_state(torch.randn(2, 16))
+    assert state.x.shape == state.z_H.shape == state.z_L.shape == (2, 4, 8)
+    assert state.step == 0
+    assert mapper.step(mapper.step(state)).step == 2
+
+
+def test_step_is_pure_and_deterministic():
+    mapper = rtm_mapper()
+    state = mapper.init_state(torch.randn(3, 16))
+    before = {k: v.clone() for k, v in vars(state).items() if isinstance(v, torch.Tensor)}
+    a, b = mapper.step(state), mapper.step(state)
+    for k, v in before.items():
+        assert torch.equal(getattr(state, k), v), f"step mutated state.{k}"
+    assert state.step == 0
+    assert torch.equal(a.z_H, b.z_H) and torch.equal(a.z_L, b.z_L)
+    assert not torch.equal(a.z_H, state.z_H)
+
+
+@pytest.mark.parametrize("num_steps", [1, 3, 7])
+@pytest.mark.parametrize("kind", ["rtm", "mlp"])
+def test_looping_step_equals_forward(kind, num_steps):
+    mapper = build_mapper(tiny(kind).mapper)
+    z = torch.randn(4, 16)
+    state = mapper.init_state(z)
+    for _ in range(num_steps):
+        state = mapper.step(state)
+    torch.testing.assert_close(mapper.readout(state), mapper(z, num_steps), rtol=0, atol=0)
+
+
+def test_the_recursion_matches_its_definition():
+    # One outer step by hand: L updates of z_L = f(z_L + z_H + x), then z_H = f(z_H + z_L).
+    mapper = rtm_mapper(num_cycles=3)
+    state = mapper.init_state(torch.randn(2, 16))
+    f = mapper.block
+    z_L, z_H = state.z_L, state.z_H
+    for _ in range(3):
+        z_L = f(z_L + z_H + state.x)
+    z_H = f(z_H + z_L)
+    nxt = mapper.step(state)
+    torch.testing.assert_close(nxt.z_L, z_L)
+    torch.testing.assert_close(nxt.z_H, z_H)
+
+
+def test_fixed_init_is_shared_by_all_seeds_and_input_init_is_not():
+    z = torch.randn(2, 16)
+    fixed = rtm_mapper().init_state(z)
+    assert torch.equal(fixed.z_H[0], fixed.z_H[1])
+    from_input = rtm_mapper(state_init="input").init_state(z)
+    assert torch.equal(from_input.z_H, from_input.x)
+    assert not torch.equal(from_input.z_H[0], from_input.z_H[1])
+
+
+def _grads(mapper, z):
+    mapper.zero_grad()
+    mapper(z).square().sum().backward()
+    return {n: p.grad.clone() for n, p in mapper.named_parameters() if p.grad is not None}
+
+
+def test_short_gradient_equals_detaching_before_the_last_step():
+    torch.manual_seed(1)
+    mapper = rtm_mapper(num_steps=4, grad_steps=1)
+    z = torch.randn(3, 16)
+    got = _grads(mapper, z)
+
+    # Reference: run 3 steps, detach the states (not x), differentiate only the 4th step.
+    mapper.zero_grad()
+    state = mapper.init_state(z)
+    for _ in range(3):
+        state = mapper.step(state)
+    state = dataclasses.replace(state, z_H=state.z_H.detach(), z_L=state.z_L.detach())
+    mapper.readout(mapper.step(state)).square().sum().backward()
+    want = {n: p.grad.clone() for n, p in mapper.named_parameters() if p.grad is not None}
+
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-7)
+
+    # ...and it differs from full backpropagation through all steps.
+    full = _grads(_same_weights(mapper, grad_steps=4), z)
+    assert any(not torch.allclose(full[n], want[n]) for n in want)
+
+
+def _same_weights(mapper, **changes):
+    other = RecursiveMapper(dataclasses.replace(mapper.config, **changes))
+    other.load_state_dict(mapper.state_dict())
+    return other
+
+
+def _saved_bytes(mapper, z) -> int:
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        mapper(z).sum().backward()
+    return total
+
+
+def test_activation_memory_does_not_grow_with_H():
+    z = torch.randn(8, 16)
+    short = [_saved_bytes(rtm_mapper(num_steps=h), z) for h in (2, 8, 32)]
+    assert short[0] == short[1] == short[2] > 0
+    full = [_saved_bytes(rtm_mapper(num_steps=h, grad_steps=h), z) for h in (2, 8)]
+    assert full[1] > 3 * full[0]  # the ablation really backpropagates through every step
+
+
+def test_no_gradient_when_grad_is_disabled():
+    with torch.no_grad():
+        assert not rtm_mapper()(torch.randn(2, 16)).requires_grad
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 24, 64])
+def test_inference_steps_may_differ_from_trained_H(num_steps):
+    mapper = rtm_mapper(num_steps=3).eval()
+    with torch.no_grad():
+        w = mapper(torch.randn(2, 16), num_steps)
+    assert w.shape == (2, 16) and torch.isfinite(w).all()
+
+
+def test_mlp_is_one_pass_then_a_fixed_point():
+    mapper = MLPMapper(tiny("mlp").mapper)
+    z = torch.randn(2, 16)
+    state0 = mapper.init_state(z)
+    assert torch.equal(mapper.readout(state0), torch.zeros(2, 16))
+    one = mapper.step(state0)
+    torch.testing.assert_close(mapper.readout(one), mapper.net(z))
+    assert torch.equal(mapper.step(one).z_H, one.z_H)
+    assert mapper.num_steps == 1
+
+
+def test_mlp_follows_stylegan2():
+    mapper = MLPMapper(MapperConfig(kind="mlp"))
+    linears = [m for m in mapper.net if m.__class__.__name__ == "EqualLinear"]
+    assert len(linears) == 8 and all(m.bias_gain == 0.01 for m in linears)
+    assert sum(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 0.2 for m in mapper.net) == 8
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3"])
+def test_bad_num_steps_is_a_value_error(bad):
+    with pytest.raises(ValueError, match="num_steps"):
+        rtm_mapper()(torch.randn(1, 16), bad)
+
+
+@pytest.mark.parametrize("z", [torch.randn(16), torch.randn(2, 15), torch.randn(2, 16, 1),
+                               torch.zeros(2, 16, dtype=torch.long)])
+def test_bad_z_is_a_value_error(z):
+    for kind in ("rtm", "mlp"):
+        with pytest.raises(ValueError, match="z must be"):
+            build_mapper(tiny(kind).mapper).init_state(z)
+
+
+def test_wrong_kind_is_refused():
+    with pytest.raises(ValueError, match="kind='rtm'"):
+        RecursiveMapper(tiny("mlp").mapper)
+    with pytest.raises(ValueError, match="kind='mlp'"):
+        MLPMapper(tiny("rtm").mapper)
