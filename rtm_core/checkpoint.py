@@ -5,11 +5,11 @@
         model.safetensors    the weights (float32, or float16 to halve the size)
         meta.json            data, training steps, metrics, versions, and the weights' SHA-256
 
-Other files in the folder (README.md, eval.json, the training state, the app's UMAP
-files) are left alone. Each file is written to a temporary name and renamed into place,
-weights first and meta.json last; because meta.json records the weights' hash, a write
-that was interrupted between two renames is caught at load time instead of loading a
-mismatched pair.
+Other files in the folder (README.md, eval.json, the app's UMAP files) are kept. The three
+files (and any `extra_files`, such as the training state) are replaced together in one
+atomic folder swap (rtm_core/atomic.py), so a process killed mid-save leaves the previous
+checkpoint whole. meta.json records the weights' SHA-256, so a file corrupted later is
+caught at load time.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from . import __version__
+from .atomic import write_files_atomically
 from .config import ModelConfig
 from .generator import Generator
 
@@ -40,29 +41,16 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete, corrupted or does not fit its config."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
 def save_checkpoint(generator: Generator, folder: str | os.PathLike, meta: Optional[dict] = None,
-                    storage_dtype: str = "float32") -> Path:
+                    storage_dtype: str = "float32", extra_files: Optional[dict[str, bytes]] = None) -> Path:
     """Save `generator` into `folder` (created if needed). Returns the folder's path.
 
     storage_dtype="float16" halves the file; load_checkpoint restores float32.
+    extra_files (name -> bytes) are written in the same atomic step (the training state).
     Refuses weights that contain NaN or inf, so a diverged model never overwrites a good one.
     """
     if storage_dtype not in STORAGE_DTYPES:
@@ -75,9 +63,7 @@ def save_checkpoint(generator: Generator, folder: str | os.PathLike, meta: Optio
     if bad:
         raise ValueError(f"refusing to save a checkpoint with non-finite weights in {bad[:5]}")
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = _safetensors_bytes(state)
+    weights = safetensors_bytes(state, metadata={"format": "pt"})
     full_meta = dict(meta or {})
     full_meta.update({
         "rtm_core_version": __version__,
@@ -86,19 +72,9 @@ def save_checkpoint(generator: Generator, folder: str | os.PathLike, meta: Optio
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "parameters": generator.parameter_counts(),
     })
-    atomic_write_bytes(folder / WEIGHTS_FILE, weights)
-    atomic_write_bytes(folder / CONFIG_FILE, _json_bytes(generator.config.to_dict()))
-    atomic_write_bytes(folder / META_FILE, _json_bytes(full_meta))
-    return folder
-
-
-def _safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    # safetensors writes to a path; go through a temp file to get bytes we can hash and
-    # then write atomically.
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / WEIGHTS_FILE
-        save_file(state, str(path), metadata={"format": "pt"})
-        return path.read_bytes()
+    files = {WEIGHTS_FILE: weights, CONFIG_FILE: _json_bytes(generator.config.to_dict()),
+             META_FILE: _json_bytes(full_meta), **(extra_files or {})}
+    return write_files_atomically(folder, files)
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -124,3 +124,16 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
         raise ValueError(f"images must have shape (batch, channels, height, width), got {tuple(images.shape)}")
     pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """uint8 (rows, cols, R, R, C) -> one uint8 picture (H, W, C) with `pad` pixels between cells."""
+    if images.ndim != 5:
+        raise ValueError(f"images must have shape (rows, cols, height, width, channels), got {images.shape}")
+    rows, cols, h, w, c = images.shape
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), fill, dtype=np.uint8)
+    for r in range(rows):
+        for k in range(cols):
+            y, x = pad + r * (h + pad), pad + k * (w + pad)
+            out[y:y + h, x:x + w] = images[r, k]
+    return out

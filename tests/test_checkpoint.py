@@ -126,3 +126,14 @@ def test_bad_save_arguments(tmp_path, rtm):
         save_checkpoint(rtm, tmp_path / "x", meta=[1])
     with pytest.raises(ValueError, match="ModelConfig"):
         Generator({"mapper": {}})
+
+
+def test_saving_without_an_atomic_exchange_still_works(saved, monkeypatch):
+    import rtm_core.atomic as atomic
+
+    g, folder = saved
+    (folder / "eval.json").write_text("{}")
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # e.g. a filesystem without renameat2
+    save_checkpoint(g, folder, meta={"step": 99})
+    assert load_checkpoint(folder)[1]["step"] == 99 and (folder / "eval.json").read_text() == "{}"
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,90 @@
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from train.data import (FASHION_MNIST_DIR, NOTO_EMOJI_FONT, load_prepared, main, prepare_digits,
+                        prepare_fashion_mnist, prepare_folder, prepare_noto_emoji, to_square)
+
+
+def test_transparency_is_composited_on_white_and_padding_is_white():
+    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))          # fully transparent red, wide
+    rgba.paste((0, 0, 255, 255), (8, 3, 12, 7))                  # an opaque blue square
+    out = to_square(rgba, 8, fit="pad")
+    assert out.shape == (8, 8, 3)
+    assert tuple(out[0, 0]) == (255, 255, 255)                   # padding and transparency: white
+    assert out[4, 4, 2] > 200 and out[4, 4, 0] < 80             # the blue survived
+    cropped = to_square(Image.new("RGB", (30, 10), (10, 20, 30)), 4, fit="crop")
+    assert (cropped == [10, 20, 30]).all()
+    grey = to_square(Image.new("L", (5, 5), 7), 4, channels=1)
+    assert grey.shape == (4, 4, 1)
+
+
+def test_image_folder_recursive_with_corrupt_files_skipped(tmp_path, caplog):
+    src = tmp_path / "images"
+    (src / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "red").save(src / "a.png")
+    Image.new("RGB", (30, 40), "green").save(src / "sub" / "b.jpg")
+    Image.new("RGBA", (16, 16), (0, 0, 255, 128)).save(src / "sub" / "c.webp")
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    (src / "notes.txt").write_text("ignored")
+    with caplog.at_level(logging.WARNING):
+        out = prepare_folder(src, 16, tmp_path / "prepared")
+    assert "skipped 1 unreadable" in caplog.text
+    data = load_prepared(out)
+    assert data.images.shape == (3, 16, 16, 3) and data.images.dtype == np.uint8
+    assert [i["file"] for i in data.manifest["items"]] == ["a.png", "sub/b.jpg", "sub/c.webp"]
+    assert data.manifest["skipped"] == ["broken.png"]
+
+
+def test_empty_missing_and_unprepared_folders_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare_folder(tmp_path / "missing", 16, tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images found"):
+        prepare_folder(tmp_path / "empty", 16, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="not a prepared dataset"):
+        load_prepared(tmp_path / "empty")
+    with pytest.raises(ValueError, match="power of two"):
+        prepare_digits(20, tmp_path / "out")
+
+
+def test_digits(tmp_path):
+    data = load_prepared(prepare_digits(16, tmp_path / "d"))
+    assert data.images.shape == (1797, 16, 16, 3)
+    assert data.images[:, 0, 0].min() > 200  # white background, dark strokes
+    assert data.images.min() < 50
+
+
+# Skipped only outside CI: in CI (CI=true) a missing package is a failure, not a skip.
+@pytest.mark.skipif(not NOTO_EMOJI_FONT.is_file() and not os.environ.get("CI"), reason="needs Debian's fonts-noto-color-emoji "
+                    "(scripts/install_system_deps.sh installs it; CI always has it)")
+def test_noto_emoji(tmp_path):
+    data = load_prepared(prepare_noto_emoji(32, tmp_path / "all"))
+    assert data.images.shape == (3926, 32, 32, 3)
+    texts = {i["text"] for i in data.manifest["items"]}
+    assert "😀" in texts and "👋🏾" in texts      # single characters and ligature sequences
+    assert "Apache" in data.manifest["licence"]
+    faces = load_prepared(prepare_noto_emoji(16, tmp_path / "faces", subset="faces"))
+    assert 50 < len(faces) < 200 and all(i["codepoints"][0].startswith("U+1F") for i in faces.manifest["items"])
+    base = load_prepared(prepare_noto_emoji(16, tmp_path / "base", subset="base"))
+    assert not any("U+1F3FD" in i["codepoints"] for i in base.manifest["items"])
+    with pytest.raises(ValueError, match="subset"):
+        prepare_noto_emoji(16, tmp_path / "x", subset="cats")
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir() and not os.environ.get("CI"), reason="needs Debian's dataset-fashion-mnist "
+                    "(scripts/install_system_deps.sh installs it; CI always has it)")
+def test_fashion_mnist(tmp_path):
+    data = load_prepared(prepare_fashion_mnist(32, tmp_path / "f", limit=50))
+    assert data.images.shape == (50, 32, 32, 1)
+
+
+def test_cli(tmp_path, capsys):
+    main(["digits", "--resolution", "8", "--out", str(tmp_path / "d")])
+    assert "wrote 1797 images of 8x8x3" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["folder", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert e.value.code == 2

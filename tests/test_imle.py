@@ -1,0 +1,84 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from train.distributed import DistInfo
+from train.imle import RandomProjection, pool_block_latents, reselect, select_nearest
+
+ONE_PROCESS = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+def brute_force(data, pool, eps):
+    d = torch.cdist(data, pool)
+    rejected = d.min(dim=0).values < eps
+    d[:, rejected] = float("inf")
+    dist, idx = d.min(dim=1)
+    idx[torch.isinf(dist)] = -1
+    return idx, dist, rejected
+
+
+def test_hand_made_case():
+    data = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    pool = torch.tensor([[0.05, 0.0],    # inside eps of data point 0: never chosen
+                         [1.0, 0.0],     # the nearest survivor of point 0
+                         [2.0, 0.0],
+                         [10.0, 0.5],    # nearest survivor of point 1
+                         [10.0, 0.01]])  # inside eps of point 1
+    m = select_nearest(data, pool, eps=0.1, k=2)
+    assert m.index.tolist() == [1, 3]
+    assert m.rejected.tolist() == [True, False, False, False, True]
+    torch.testing.assert_close(m.distance, torch.tensor([1.0, 0.5]))
+
+
+@pytest.mark.parametrize("k,chunk", [(1, 3), (4, 7), (8, 4096)])
+def test_matches_brute_force_with_any_chunking(k, chunk):
+    g = torch.Generator().manual_seed(0)
+    data = F.normalize(torch.randn(50, 6, generator=g), dim=1)
+    pool = F.normalize(torch.randn(400, 6, generator=g), dim=1)
+    eps = 0.6  # large enough that many pool samples are rejected and some top-k lists run out
+    m = select_nearest(data, pool, eps=eps, k=k, chunk=chunk)
+    idx, dist, rejected = brute_force(data, pool, eps)
+    assert rejected.sum() > 50
+    assert torch.equal(m.rejected, rejected)
+    assert torch.equal(m.index, idx)
+    torch.testing.assert_close(m.distance, dist)
+    assert not m.rejected[m.index].any()  # a sample inside eps is never chosen
+
+
+def test_no_survivor_at_all():
+    data = torch.zeros(3, 2)
+    m = select_nearest(data, torch.zeros(5, 2), eps=0.1)
+    assert m.index.tolist() == [-1, -1, -1] and torch.isinf(m.distance).all()
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="same d"):
+        select_nearest(torch.zeros(3, 2), torch.zeros(4, 3), eps=0.1)
+    with pytest.raises(ValueError, match="eps"):
+        select_nearest(torch.zeros(3, 2), torch.zeros(4, 2), eps=-1)
+
+
+def test_random_projection_is_fixed_by_its_seed_and_unit_norm():
+    images = torch.randn(4, 3, 8, 8)
+    a, b = RandomProjection(192, 16, seed=3), RandomProjection(192, 16, seed=3)
+    assert torch.equal(a(images), b(images))
+    torch.testing.assert_close(a(images).norm(dim=1), torch.ones(4))
+    assert not torch.equal(a(images), RandomProjection(192, 16, seed=4)(images))
+
+
+def test_reselect_returns_the_latents_of_the_chosen_pool_samples():
+    from rtm_core import Generator, tiny
+
+    torch.manual_seed(0)
+    g = Generator(tiny()).eval()
+    project = RandomProjection(3 * 16 * 16, 32, seed=0)
+    data = project(torch.rand(20, 3, 16, 16) * 2 - 1)
+    sel = reselect(g, data, project, z_dim=16, seed=5, round_=2, force_factor=3, eps=0.0, latent_noise=0.0,
+                   pool_batch=7, info=ONE_PROCESS)
+    assert sel.pool_size == 60 and (sel.index >= 0).all()
+    pool = pool_block_latents(5, 2, 0, 60, 16)
+    torch.testing.assert_close(sel.latents, pool[sel.index])
+    # The chosen latent really is the nearest pool sample in the search space.
+    with torch.no_grad():
+        feats = project(g(pool))
+    torch.testing.assert_close(sel.index, torch.cdist(data, feats).argmin(dim=1))

@@ -1,0 +1,176 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rtm_core import load_checkpoint, read_meta
+from train import train as train_module
+from train.config import PRESETS, TrainConfig, parse_args
+from train.data import prepare_digits
+from train.train import TRAIN_STATE_FILE, TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> str:
+    return str(prepare_digits(16, tmp_path_factory.mktemp("data") / "digits-16"))
+
+
+def tiny_config(data: str, out: Path, **changes) -> TrainConfig:
+    return TrainConfig(**{**PRESETS["tiny"], "data": data, "out": str(out), "progress": False, **changes})
+
+
+def losses(out: Path) -> list[float]:
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return [l["loss"] for l in lines if "loss" in l]
+
+
+def test_tiny_run_learns_and_leaves_a_loadable_checkpoint(digits, tmp_path):
+    folder = train(tiny_config(digits, tmp_path / "run", max_steps=40))
+    values = losses(tmp_path / "run")
+    assert len(values) == 8 and all(v == v and abs(v) < float("inf") for v in values)
+    assert sum(values[-3:]) / 3 < 0.7 * sum(values[:2]) / 2  # the loss falls
+    g, meta = load_checkpoint(folder)
+    assert meta["step"] == 40 and meta["images_seen"] == 40 * 16
+    assert g.config.decoder.img_resolution == 16
+    assert (tmp_path / "run" / "samples" / "step_0000040.png").is_file()
+    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in events if e.get("event") == "reselect"] == [0]
+
+
+@pytest.mark.parametrize("mapper,decoder", [("mlp", "stylegan2"), ("rtm", "imle")])
+def test_other_arms_train(digits, tmp_path, mapper, decoder):
+    folder = train(tiny_config(digits, tmp_path, mapper=mapper, decoder=decoder, max_steps=10))
+    assert load_checkpoint(folder)[0].config.mapper.kind == mapper
+
+
+def test_resume_ends_with_the_same_weights(digits, tmp_path):
+    # 1 epoch = 112 steps and re-selection every 2 epochs: cross both boundaries.
+    settings = dict(max_steps=260, checkpoint_every=100, log_every=50)
+    train(tiny_config(digits, tmp_path / "straight", **settings))
+    train(tiny_config(digits, tmp_path / "split", **{**settings, "max_steps": 150}))
+    train(tiny_config(digits, tmp_path / "split", **settings, resume=True))
+    a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
+    assert a["step"] == b["step"] == 260
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    assert torch.equal(a["latents"], b["latents"])
+
+
+def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        train(tiny_config(digits, tmp_path, resume=True))
+    train(tiny_config(digits, tmp_path, max_steps=5))
+    with pytest.raises(ValueError, match="different model configuration"):
+        train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper="mlp"))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
+    real_loss, calls = train_module.reconstruction_loss, {"n": 0}
+
+    def poisoned(fake, real):
+        calls["n"] += 1
+        loss = real_loss(fake, real)
+        return loss * float("nan") if calls["n"] > 15 else loss
+
+    monkeypatch.setattr(train_module, "reconstruction_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="diverged at step 15.*--resume"):
+        train(tiny_config(digits, tmp_path, max_steps=30, checkpoint_every=10))
+    g, meta = load_checkpoint(tmp_path / "checkpoint")
+    assert meta["step"] == 10
+    assert all(torch.isfinite(p).all() for p in g.parameters())
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import rtm_core.checkpoint as ck
+from train.train import train
+from train.config import PRESETS, TrainConfig
+real_fsync, calls = os.fsync, [0]
+def fsync_or_die(fd):
+    if os.path.exists(os.path.join({out!r}, "checkpoint", "meta.json")):  # the first save is done
+        calls[0] += 1
+        if calls[0] == {kill_at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+os.fsync = fsync_or_die
+train(TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "progress": False, "max_steps": 20}}))
+"""
+
+
+# Counted fsyncs: 1 is the first save's last (its parent folder, after the rename); 2-5 the second
+# save's four files, 6 its staging folder; 7 comes after the swap, so that save is complete.
+@pytest.mark.parametrize("kill_at,expected_step", [(2, 10), (5, 10), (6, 10), (7, 20)])
+def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp_path, kill_at, expected_step):
+    script = KILL_DURING_SAVE.format(root=str(ROOT), kill_at=kill_at, data=digits, out=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    g, meta = load_checkpoint(tmp_path / "checkpoint")
+    assert meta["step"] == expected_step
+    state = torch.load(tmp_path / "checkpoint" / TRAIN_STATE_FILE, weights_only=True)
+    assert state["step"] == expected_step  # the weights and the train state are swapped together
+    train(tiny_config(digits, tmp_path, max_steps=30, resume=True))  # and training goes on from it
+    assert read_meta(tmp_path / "checkpoint")["step"] == 30
+
+
+def test_cli_flags_come_from_the_dataclass():
+    cfg = parse_args(["--preset", "tiny", "--data", "d", "--max-steps", "7", "--mapper", "mlp", "--no-amp"])
+    assert (cfg.model, cfg.max_steps, cfg.mapper, cfg.amp, cfg.batch_size) == ("tiny", 7, "mlp", False, 16)
+    with pytest.raises(SystemExit):
+        parse_args(["--batch-size", "0"])
+    with pytest.raises(ValueError, match="lr=-1"):
+        TrainConfig(lr=-1)
+
+
+def test_cli_reports_a_missing_dataset(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.train", "--preset", "tiny", "--data", str(tmp_path / "nope"),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode != 0 and "not a prepared dataset" in proc.stderr
+
+
+DIST_SELECT = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from rtm_core import Generator, tiny
+from train import distributed
+from train.imle import RandomProjection, reselect
+info = distributed.setup("cpu")
+torch.manual_seed(0)
+g = Generator(tiny()).eval()
+project = RandomProjection(3 * 16 * 16, 32, seed=0)
+data = project(torch.rand(300, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+# force_factor 30 -> 9,000 samples in 3 pool blocks, split 2 / 1 across two ranks
+sel = reselect(g, data, project, z_dim=16, seed=3, round_=1, force_factor=30, eps=0.05, latent_noise=0.001,
+               pool_batch=512, info=info)
+if info.is_main:
+    torch.save({{"index": sel.index, "latents": sel.latents, "rejected": sel.rejected}}, {out!r})
+distributed.cleanup()
+"""
+
+
+@pytest.mark.slow
+def test_two_process_gloo_selection_equals_one_process(tmp_path):
+    results = {}
+    for procs in (1, 2):
+        out = str(tmp_path / f"sel{procs}.pt")
+        script = tmp_path / f"select{procs}.py"
+        script.write_text(DIST_SELECT.format(root=str(ROOT), out=out))
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+               "--master_port", str(29500 + procs + os.getpid() % 1000), str(script)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[procs] = torch.load(out, weights_only=True)
+    assert torch.equal(results[1]["index"], results[2]["index"])
+    assert torch.equal(results[1]["latents"], results[2]["latents"])
+    assert results[1]["rejected"] == results[2]["rejected"]
+    assert (results[1]["index"] >= 4096).any()  # some winners came from the second rank's block

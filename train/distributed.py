@@ -1,0 +1,78 @@
+"""Process groups for `torchrun`: NCCL on GPUs, gloo on CPUs; a no-op for one process.
+
+    torchrun --nproc_per_node=4 -m train.train --preset gpu --data ...          # one machine
+    torchrun --nnodes=2 --node_rank=0 --rdzv_endpoint=HOST:29500 \\
+             --nproc_per_node=8 -m train.train ...                                # several
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them we run as a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(preference: str, local_rank: int = 0) -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available; use --device cpu")
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def setup(preference: str = "auto") -> DistInfo:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(preference, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_gather(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """(…) on every rank -> (world_size, …) on every rank."""
+    if not info.enabled:
+        return tensor[None]
+    out = [torch.empty_like(tensor) for _ in range(info.world_size)]
+    dist.all_gather(out, tensor.contiguous())
+    return torch.stack(out)
+
+
+def all_reduce_mean(value: float, info: DistInfo) -> float:
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t)
+    return t.item() / info.world_size
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()

@@ -1,0 +1,197 @@
+"""RS-IMLE selection: match every training image to its nearest acceptable generated sample.
+
+IMLE trains a generator so that every data point has a sample close to it (mode
+coverage). RS-IMLE (Vashist et al., ECCV 2024) adds rejection sampling: pool samples that
+already lie within `eps` of *any* data point are discarded before matching, so each image
+is pulled towards a sample that is not yet a copy of some image.
+
+Everything here is a pure function of its inputs, chunked so that memory stays bounded
+(a distance block is at most `chunk` x `chunk`) for datasets of 100,000 images.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .distributed import DistInfo, all_gather
+
+
+class RandomProjection:
+    """The search space: a fixed random projection of the pixels, L2-normalised.
+
+    Fixed by its seed, so every rank (and a resumed run) builds the same space.
+    """
+
+    def __init__(self, in_features: int, dim: int = 800, seed: int = 0, device: str | torch.device = "cpu"):
+        g = torch.Generator().manual_seed(seed)
+        self.matrix = (torch.randn(in_features, dim, generator=g) / dim ** 0.5).to(device)  # (D, dim)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, R, R) in [-1, 1] -> (B, dim), unit norm."""
+        return F.normalize(images.flatten(1).float() @ self.matrix, dim=1)
+
+
+@torch.no_grad()
+def embed_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                     batch_size: int) -> torch.Tensor:
+    return torch.cat([fn(chunk) for chunk in inputs.split(batch_size)])
+
+
+@dataclass(frozen=True)
+class Matches:
+    index: torch.Tensor       # (N,) long: for each data point, the chosen pool sample (-1 if none survived)
+    distance: torch.Tensor    # (N,) float: its distance (inf if none survived)
+    rejected: torch.Tensor    # (P,) bool: pool samples within eps of some data point
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between rows, (n, d) x (m, d) -> (n, m)."""
+    return torch.cdist(a.float(), b.float())
+
+
+@torch.no_grad()
+def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 8,
+                   chunk: int = 4096) -> Matches:
+    """For every data feature, the nearest pool feature that is not within eps of any data point.
+
+    data (N, d) and pool (P, d) are features in the search space. One pass over the
+    (N x P) distances, in blocks, keeps two small summaries: each pool sample's distance
+    to its nearest data point (-> the rejection mask) and each data point's k nearest pool
+    samples. A data point takes the nearest of its k that survived; the rare point whose k
+    nearest were all rejected gets an exact second search over the survivors only.
+    """
+    if data.ndim != 2 or pool.ndim != 2 or data.shape[1] != pool.shape[1]:
+        raise ValueError(f"data and pool must be (N, d) and (P, d) with the same d, "
+                         f"got {tuple(data.shape)} and {tuple(pool.shape)}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    N, P = data.shape[0], pool.shape[0]
+    k = max(1, min(k, P))
+    pool_min = torch.full((P,), float("inf"), device=pool.device)
+    top_d = torch.full((N, k), float("inf"), device=data.device)
+    top_i = torch.full((N, k), -1, dtype=torch.long, device=data.device)
+    for p0 in range(0, P, chunk):
+        pool_chunk = pool[p0:p0 + chunk]
+        for n0 in range(0, N, chunk):
+            d = _distances(data[n0:n0 + chunk], pool_chunk)                     # (n, p)
+            pool_min[p0:p0 + chunk] = torch.minimum(pool_min[p0:p0 + chunk], d.min(dim=0).values)
+            # merge this block's k nearest into the running k nearest of these data points
+            kk = min(k, d.shape[1])
+            bd, bi = d.topk(kk, dim=1, largest=False)
+            cand_d = torch.cat([top_d[n0:n0 + chunk], bd], dim=1)
+            cand_i = torch.cat([top_i[n0:n0 + chunk], bi + p0], dim=1)
+            best_d, order = cand_d.topk(k, dim=1, largest=False)
+            top_d[n0:n0 + chunk], top_i[n0:n0 + chunk] = best_d, cand_i.gather(1, order)
+
+    rejected = pool_min < eps
+    ok = (top_i >= 0) & ~rejected[top_i.clamp(min=0)]
+    first = ok.float().argmax(dim=1)                 # the nearest surviving candidate (topk is sorted)
+    found = ok.any(dim=1)
+    index = torch.where(found, top_i.gather(1, first[:, None]).squeeze(1), torch.full_like(first, -1))
+    distance = torch.where(found, top_d.gather(1, first[:, None]).squeeze(1), torch.full_like(top_d[:, 0], float("inf")))
+
+    missing = (~found).nonzero().squeeze(1)
+    survivors = (~rejected).nonzero().squeeze(1)
+    if len(missing) and len(survivors):
+        for m0 in range(0, len(missing), chunk):
+            rows = missing[m0:m0 + chunk]
+            best_d = torch.full((len(rows),), float("inf"), device=data.device)
+            best_i = torch.full((len(rows),), -1, dtype=torch.long, device=data.device)
+            for s0 in range(0, len(survivors), chunk):
+                cols = survivors[s0:s0 + chunk]
+                d, j = _distances(data[rows], pool[cols]).min(dim=1)
+                better = d < best_d
+                best_d, best_i = torch.where(better, d, best_d), torch.where(better, cols[j], best_i)
+            index[rows], distance[rows] = best_i, best_d
+    return Matches(index=index, distance=distance, rejected=rejected)
+
+
+@torch.no_grad()
+def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
+                           project: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:
+    """Generate images for `latents` without gradients and embed them; never holds the images."""
+    device = next(generator.parameters()).device
+    return torch.cat([project(generator(z.to(device))) for z in latents.split(batch_size)])
+
+
+# --- one re-selection round, sharded across ranks -------------------------------------------
+
+POOL_BLOCK = 4096  # the pool is made of fixed blocks, so any rank can regenerate any latent
+NOISE_STREAM = 2**32 - 1  # a "block number" no pool reaches: the stream for the latent noise
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0])
+
+
+def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int) -> torch.Tensor:
+    """Latents of pool block `block` in re-selection round `round_`: (size, z_dim), on the CPU."""
+    g = torch.Generator().manual_seed(derived_seed(seed, round_, block))
+    return torch.randn(size, z_dim, generator=g)
+
+
+@dataclass(frozen=True)
+class Selection:
+    latents: torch.Tensor     # (N, z_dim) on the CPU: the matched latent of every data point
+    index: torch.Tensor       # (N,) global pool index of each match (-1: none survived, random latent)
+    distance: torch.Tensor    # (N,) distance in the search space
+    rejected: int             # pool samples rejected (within eps of a data point), all ranks
+    pool_size: int
+    generate_s: float         # wall time spent generating and embedding the pool (this rank)
+    search_s: float           # wall time spent in the nearest-neighbour search (this rank)
+
+
+@torch.no_grad()
+def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: Callable, *, z_dim: int,
+             seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
+             info: DistInfo) -> Selection:
+    """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
+    nearest surviving sample per data point over all ranks wins."""
+    N = data_features.shape[0]
+    pool_size = force_factor * N
+    sizes = [min(POOL_BLOCK, pool_size - b) for b in range(0, pool_size, POOL_BLOCK)]
+    mine = list(range(info.rank, len(sizes), info.world_size))
+
+    start = time.perf_counter()
+    features, indices = [], []
+    for block in mine:
+        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
+        features.append(generate_pool_features(generator, z, project, pool_batch))
+        indices.append(torch.arange(block * POOL_BLOCK, block * POOL_BLOCK + sizes[block]))
+    generate_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    device = data_features.device
+    if features:
+        local = select_nearest(data_features, torch.cat(features), eps)
+        pool_index = torch.cat(indices).to(device)
+        index = torch.where(local.index >= 0, pool_index[local.index.clamp(min=0)], local.index)
+        distance, rejected = local.distance, int(local.rejected.sum())
+    else:  # more ranks than pool blocks: this rank has nothing to offer
+        index = torch.full((N,), -1, dtype=torch.long, device=device)
+        distance, rejected = torch.full((N,), float("inf"), device=device), 0
+    search_s = time.perf_counter() - start
+
+    # The global winner per data point: smallest distance over ranks (ties -> lowest rank).
+    all_distance, all_index = all_gather(distance, info), all_gather(index, info)   # (W, N)
+    winner = all_distance.argmin(dim=0, keepdim=True)
+    distance = all_distance.gather(0, winner)[0].cpu()
+    index = all_index.gather(0, winner)[0].cpu()
+    rejected = int(all_gather(torch.tensor([rejected], device=device), info).sum())
+
+    # Every rank rebuilds the winning latents from their blocks: identical on all ranks.
+    noise_gen = torch.Generator().manual_seed(derived_seed(seed, round_, NOISE_STREAM))
+    latents = torch.randn(N, z_dim, generator=noise_gen)  # fallback for points with no survivor
+    for block in index[index >= 0].div(POOL_BLOCK, rounding_mode="floor").unique().tolist():
+        rows = ((index >= 0) & (index // POOL_BLOCK == block)).nonzero().squeeze(1)
+        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
+        latents[rows] = z[index[rows] - block * POOL_BLOCK]
+    latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen)
+    return Selection(latents=latents, index=index, distance=distance, rejected=rejected,
+                     pool_size=pool_size, generate_s=generate_s, search_s=search_s)
