@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the project uses: the real datasets that ship as packages.
+# Debian packages the project uses:
 #   fonts-noto-color-emoji  Noto Color Emoji (3,926 colour bitmaps) for train.data noto-emoji
 #   dataset-fashion-mnist   Fashion-MNIST for train.data fashion-mnist
+#   chromium                the headless browser of the app's browser tests (Playwright drives it)
 # Installs only what is missing; needs root (or sudo).
 set -euo pipefail
-packages=(fonts-noto-color-emoji dataset-fashion-mnist)
+packages=(fonts-noto-color-emoji dataset-fashion-mnist chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
