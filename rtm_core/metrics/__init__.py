@@ -1,0 +1,12 @@
+"""Sample-quality metrics: feature extractors, Fréchet distance, KID, precision/recall/density/coverage.
+
+Fréchet distance on EfficientNet-Lite0 features is *not* FID: every output calls it
+FD-EffNet. Standard FID needs Inception-v3 weights, which nothing here downloads.
+"""
+
+from .fd import feature_statistics, frechet_distance, kernel_inception_distance
+from .features import EfficientNetLite0Features
+from .prdc import precision_recall_density_coverage
+
+__all__ = ["EfficientNetLite0Features", "feature_statistics", "frechet_distance", "kernel_inception_distance",
+           "precision_recall_density_coverage"]

@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rtm_core import Generator, sample, save_checkpoint, seeds_to_z, tiny
+from train import evaluate as ev
+from train.data import prepare_digits
+
+
+class RecordingExtractor:
+    """A cheap deterministic feature map that remembers every batch of images it saw."""
+
+    def __init__(self):
+        self.seen = []
+        self.proj = torch.randn(3 * 16 * 16, 8, generator=torch.Generator().manual_seed(0))
+
+    def __call__(self, images):
+        self.seen.append(images.clone())
+        return images.flatten(1) @ self.proj
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    torch.manual_seed(0)
+    save_checkpoint(Generator(tiny("rtm")), root / "rtm", meta={"step": 3})
+    save_checkpoint(Generator(tiny("mlp")), root / "mlp")
+    data = prepare_digits(16, root / "digits")
+    return root, str(data)
+
+
+def test_metrics_at_h_use_images_made_with_exactly_h_steps(setup):
+    root, data = setup
+    g = Generator(tiny("rtm")).eval()
+    extractor = RecordingExtractor()
+    real = np.random.default_rng(0).normal(size=(40, 8))
+    result = ev.evaluate(g, real, [1, 2, 5], num_samples=12, extractor=extractor, batch=5, progress=False)
+    z = seeds_to_z(list(range(12)), g.z_dim)
+    for h, seen in zip([1, 2, 5], [torch.cat(extractor.seen[3 * i:3 * i + 3]) for i in range(3)]):
+        torch.testing.assert_close(seen, sample(g, z, h))
+    assert [p["steps"] for p in result["per_step"]] == [1, 2, 5]
+    t = result["trajectory"]
+    assert t["steps"] == [1, 2, 3, 4, 5] and len(t["displacement_mean"]) == 5
+    assert t["contraction_ratio_median"][0] is None and 0 <= t["diverged_share"] <= 1
+
+
+def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
+    root, data = setup
+    monkeypatch.setattr(ev, "EfficientNetLite0Features", RecordingExtractor)
+    ev.main(["--checkpoint", str(root / "rtm"), "--compare", str(root / "mlp"), "--data", data,
+             "--steps", "1,3,4", "--num-samples", "16", "--num-real", "100", "--out", str(tmp_path)])
+    for name, mapper in (("rtm", "rtm"), ("mlp", "mlp")):
+        result = json.loads((root / name / "eval.json").read_text())
+        assert result["schema"] == 1 and result["mapper"] == mapper and result["num_real"] == 100
+        assert [p["steps"] for p in result["per_step"]] == [1, 3, 4]
+        for p in result["per_step"]:
+            assert set(p) == {"steps", "fd_effnet", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+            assert all(np.isfinite(v) for v in p.values())
+        assert "not comparable with FID" in result["features"]
+    html = (tmp_path / "compare_report.html").read_text()
+    assert "FD-EffNet" in html and "data:image/png;base64" in html and "plotly" in html.lower()
+    assert list((root.parent / root.name / "digits").glob("features-effnet-lite0-100-*.npy"))  # cached
+
+
+def test_cli_errors(setup, capsys):
+    root, data = setup
+    for args in (["--steps", "0,2"], ["--steps", "a"], ["--num-samples", "2"]):
+        with pytest.raises(SystemExit):
+            ev.main(["--checkpoint", str(root / "rtm"), "--data", data, *args])
+        assert "error:" in capsys.readouterr().err

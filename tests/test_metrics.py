@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from prdc import compute_prdc  # the reference implementation of Naeem et al.
+from torchmetrics.image.fid import _compute_fid  # an independent Fréchet distance
+from torchmetrics.image.kid import poly_mmd  # an independent polynomial-kernel MMD
+
+from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
+                              kernel_inception_distance, precision_recall_density_coverage)
+
+
+@pytest.fixture
+def features():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(400, 24)), rng.normal(loc=0.25, scale=1.1, size=(350, 24))
+
+
+def close(a, b):
+    assert a == pytest.approx(b, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("chunk", [37, 4096])
+def test_prdc_matches_the_reference(features, chunk):
+    real, fake = features
+    ours = precision_recall_density_coverage(real, fake, k=3, chunk=chunk)
+    ref = compute_prdc(real, fake, nearest_k=3)
+    for key in ("precision", "recall", "density", "coverage"):
+        close(ours[key], float(ref[key]))
+
+
+def test_fd_matches_the_reference(features):
+    real, fake = features
+    mu1, s1 = feature_statistics(real)
+    mu2, s2 = feature_statistics(fake)
+    ref = _compute_fid(*(torch.tensor(a) for a in (mu1, s1, mu2, s2))).item()
+    close(frechet_distance(mu1, s1, mu2, s2), ref)
+
+
+def test_kid_matches_the_reference(features):
+    real, fake = features
+    n = 350  # one subset of all fake and 350 real samples: the subset is a permutation of the reference's
+    ours, _ = kernel_inception_distance(real[:n], fake, num_subsets=1, subset_size=n)
+    close(ours, poly_mmd(torch.tensor(real[:n]), torch.tensor(fake)).item())
+
+
+def test_known_cases(features):
+    real, _ = features
+    same = precision_recall_density_coverage(real, real)
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    mu, s = feature_statistics(real)
+    assert abs(frechet_distance(mu, s, mu, s)) < 1e-6
+    far = precision_recall_density_coverage(real, real + 1000.0)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="more than k"):
+        precision_recall_density_coverage(np.zeros((3, 2)), np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="real and fake must be"):
+        precision_recall_density_coverage(np.zeros((10, 2)), np.zeros((10, 3)))
+
+
+def test_efficientnet_features_offline():
+    extractor = EfficientNetLite0Features()
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    f = extractor(images)
+    assert f.shape == (3, 1280) and torch.isfinite(f).all()
+    grey = extractor(images[:, :1])
+    assert grey.shape == (3, 1280)
+    torch.testing.assert_close(extractor(images[:1]), f[:1], rtol=1e-4, atol=1e-4)  # no batch dependence (eval BN)
+    with pytest.raises(ValueError, match="images must have shape"):
+        extractor(images[:, :2])

@@ -1,0 +1,227 @@
+"""Evaluate a checkpoint per number of refinement steps, and how stable its trajectories are.
+
+    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32 \\
+        --steps 1,2,3,4,6,8,12,16,32 --num-samples 5000
+    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --compare checkpoints/noto-emoji-mlp \\
+        --data data/noto-emoji-32 --steps 1,2,4,8,16 --num-samples 5000 --out reports/rtm-vs-mlp
+
+For every h in --steps (beyond the trained H too) the samples of seeds 0..n-1 are made
+with exactly h steps, embedded with EfficientNet-Lite0 and compared with the real
+images: FD-EffNet (the Fréchet distance of those features; not FID), KID, and k-NN
+precision, recall, density and coverage (k = 3). Trajectory statistics follow w over
+steps 0..max(--steps) for the same seeds. Each checkpoint gets eval.json in its folder
+(schema: docs/EVALUATION.md); the HTML report (plotly, self-contained) goes to --out.
+Real-image features are cached next to the dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from rtm_core import Generator, image_grid, load_checkpoint, sample, seeds_to_z, to_uint8, trajectory
+from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
+                              kernel_inception_distance, precision_recall_density_coverage)
+
+from .data import load_prepared
+
+SCHEMA_VERSION = 1
+FEATURE_NAME = "EfficientNet-Lite0 pooled 1280-d, ImageNet weights (FD-EffNet: not comparable with FID)"
+Extractor = Callable[[torch.Tensor], torch.Tensor]
+
+
+def parse_steps(text: str) -> list[int]:
+    try:
+        steps = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise ValueError(f"--steps must be comma-separated whole numbers such as 1,2,4,8, got {text!r}") from None
+    if not steps or steps[0] < 1:
+        raise ValueError(f"--steps must be whole numbers >= 1, got {text!r}")
+    return steps
+
+
+def extract(extractor: Extractor, images: torch.Tensor, batch: int = 64) -> np.ndarray:
+    return torch.cat([extractor(chunk) for chunk in images.split(batch)]).cpu().numpy()
+
+
+def real_features(data_dir: str, extractor: Extractor, limit: int) -> np.ndarray:
+    """Features of (up to `limit`) real images, cached in the dataset folder."""
+    dataset = load_prepared(data_dir)
+    images = dataset.images[:limit]
+    digest = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    cache = Path(data_dir) / f"features-effnet-lite0-{len(images)}-{digest}.npy"
+    if cache.is_file():
+        return np.load(cache, allow_pickle=False)
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    features = extract(extractor, tensor)
+    np.save(cache, features, allow_pickle=False)
+    return features
+
+
+def metrics(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+    mu_r, sigma_r = feature_statistics(real)
+    mu_f, sigma_f = feature_statistics(fake)
+    kid, kid_std = kernel_inception_distance(real, fake, num_subsets=50, subset_size=min(1000, len(real), len(fake)))
+    return {"fd_effnet": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid, "kid_std": kid_std,
+            **precision_recall_density_coverage(real, fake, k=3)}
+
+
+@torch.no_grad()
+def trajectory_statistics(generator: Generator, z: torch.Tensor, max_steps: int, image_seeds: int = 64,
+                          batch: int = 256) -> dict:
+    """How w moves over steps 1..max_steps: displacement, contraction, divergence, stalling."""
+    ws = torch.cat([trajectory(generator, chunk, max_steps, decode=False).ws for chunk in z.split(batch)], dim=1)
+    disp = (ws[1:] - ws[:-1]).norm(dim=-1)                               # (S, B): ||w_h - w_{h-1}||
+    ratio = disp[1:] / disp[:-1].clamp(min=1e-12)                         # (S-1, B): < 1 means contracting
+    H = generator.num_steps
+    norm_at_H = ws[min(H, max_steps)].norm(dim=-1)
+    final_norm = ws[-1].norm(dim=-1)
+    diverged = ~torch.isfinite(final_norm) | (final_norm > 10 * norm_at_H.median())
+    stalled = disp[-1] < 1e-3 * disp[0].clamp(min=1e-12)
+    # Mean absolute pixel change between successive frames, for the first image_seeds seeds.
+    frames = trajectory(generator, z[:image_seeds], max_steps).images    # (S+1, b, C, R, R)
+    image_change = (frames[1:] - frames[:-1]).abs().mean(dim=(1, 2, 3, 4)) / 2  # in units of the [0, 1] range
+    return {
+        "steps": list(range(1, max_steps + 1)),
+        "displacement_mean": disp.mean(dim=1).tolist(), "displacement_std": disp.std(dim=1).tolist(),
+        "contraction_ratio_median": [None] + ratio.median(dim=1).values.tolist(),
+        "image_change_mean": image_change.tolist(),
+        "diverged_share": diverged.float().mean().item(), "stalled_share": stalled.float().mean().item(),
+        "num_seeds": z.shape[0],
+    }
+
+
+def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_samples: int, extractor: Extractor,
+             batch: int = 64, progress: bool = True) -> dict:
+    """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1)."""
+    z = seeds_to_z(list(range(num_samples)), generator.z_dim)
+    per_step = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(steps), desc="steps", dynamic_ncols=True)
+    for h in steps:
+        images = torch.cat([sample(generator, chunk, h) for chunk in z.split(batch)])   # exactly h steps
+        per_step.append({"steps": h, **metrics(real, extract(extractor, images, batch))})
+        if bar:
+            bar.update(1)
+            bar.set_postfix(h=h, fd=f"{per_step[-1]['fd_effnet']:.2f}", recall=f"{per_step[-1]['recall']:.3f}")
+    if bar:
+        bar.close()
+    return {"per_step": per_step, "trajectory": trajectory_statistics(generator, z, max(steps))}
+
+
+def sample_grid_uri(generator: Generator, steps: list[int], seeds: int = 8) -> str:
+    """Rows: seeds 0..7; columns: the image after each h in steps. As a PNG data URI."""
+    z = seeds_to_z(list(range(seeds)), generator.z_dim)
+    cells = np.stack([to_uint8(sample(generator, z, h)) for h in steps], axis=1)       # (seeds, len(steps), R, R, C)
+    grid = image_grid(cells)
+    image = Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid)
+    image = image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(results: list[dict], grids: list[str], path: Path) -> None:
+    """One self-contained HTML file: metric curves, displacement curves, sample grids."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = ["fd_effnet", "kid", "precision", "recall", "density", "coverage"]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=["FD-EffNet (lower is better)", "KID", "precision",
+                                                        "recall", "density", "coverage"])
+    colors = ["#1f77b4", "#d62728"]
+    for i, r in enumerate(results):
+        label = f"{Path(r['checkpoint']).name} ({r['mapper']})"
+        for k, name in enumerate(names):
+            fig.add_scatter(x=[p["steps"] for p in r["per_step"]], y=[p[name] for p in r["per_step"]],
+                            mode="lines+markers", name=label, legendgroup=label, showlegend=k == 0,
+                            line=dict(color=colors[i % 2]), row=k // 3 + 1, col=k % 3 + 1)
+        for k in range(len(names)):
+            fig.add_vline(x=r["trained_steps"], line_dash="dot", line_color=colors[i % 2], row=k // 3 + 1, col=k % 3 + 1)
+    fig.update_xaxes(type="log", title_text="refinement steps h")
+    fig.update_layout(height=650, title="Metrics vs refinement steps (dotted: trained H)")
+    disp = go.Figure()
+    for i, r in enumerate(results):
+        t = r["trajectory"]
+        disp.add_scatter(x=t["steps"], y=t["displacement_mean"], mode="lines+markers", name=Path(r["checkpoint"]).name,
+                         error_y=dict(type="data", array=t["displacement_std"], visible=True), line=dict(color=colors[i % 2]))
+    disp.update_layout(height=380, title="Mean ‖w_h − w_{h−1}‖ over seeds (error bars: std)",
+                       xaxis_title="step h", yaxis_title="displacement", yaxis_type="log")
+    rows = []
+    for r, grid in zip(results, grids):
+        t = r["trajectory"]
+        rows.append(f"<h3>{Path(r['checkpoint']).name} ({r['mapper']}, trained H = {r['trained_steps']})</h3>"
+                    f"<p>Diverged: {100 * t['diverged_share']:.1f}% of {t['num_seeds']} seeds; stopped moving: "
+                    f"{100 * t['stalled_share']:.1f}%. Columns of the grid: h = {', '.join(map(str, r['steps']))}.</p>"
+                    f"<img src='{grid}' alt='samples per step'>")
+    html = ("<html><head><meta charset='utf-8'><title>RTM evaluation</title></head><body style='font-family:sans-serif'>"
+            f"<h1>RTM evaluation</h1><p>{results[0]['num_samples']} samples per h vs {results[0]['num_real']} real "
+            f"images of {results[0]['data']}. Features: {FEATURE_NAME}.</p>"
+            + fig.to_html(full_html=False, include_plotlyjs=True)
+            + disp.to_html(full_html=False, include_plotlyjs=False) + "".join(rows) + "</body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html)
+
+
+def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, out: Optional[str],
+        extractor: Optional[Extractor] = None, num_real: int = 50_000, progress: bool = True) -> list[dict]:
+    extractor = extractor or EfficientNetLite0Features()
+    real = real_features(data, extractor, num_real)
+    results, grids = [], []
+    for folder in checkpoints:
+        start = time.perf_counter()
+        generator, meta = load_checkpoint(folder)
+        result = {"schema": SCHEMA_VERSION, "checkpoint": str(folder), "mapper": generator.config.mapper.kind,
+                  "trained_steps": generator.num_steps, "data": str(data), "num_real": len(real),
+                  "num_samples": num_samples, "seeds": f"0..{num_samples - 1}", "features": FEATURE_NAME, "k": 3,
+                  "steps": steps, "training_step": meta.get("step"),
+                  **evaluate(generator, real, steps, num_samples, extractor, progress=progress)}
+        result["wall_time_s"] = time.perf_counter() - start
+        (Path(folder) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+        results.append(result)
+        grids.append(sample_grid_uri(generator, steps))
+    report = Path(out) if out else Path(checkpoints[0])
+    write_report(results, grids, report / ("compare_report.html" if len(checkpoints) > 1 else "eval_report.html"))
+    return results
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder to evaluate")
+    parser.add_argument("--compare", default=None, help="a second checkpoint, evaluated on the same data and seeds")
+    parser.add_argument("--data", required=True, help="prepared dataset folder (python -m train.data ...)")
+    parser.add_argument("--steps", default="1,2,3,4,6,8,12,16,32", help="numbers of refinement steps to evaluate")
+    parser.add_argument("--num-samples", type=int, default=5000, help="generated samples per step count")
+    parser.add_argument("--num-real", type=int, default=50_000, help="at most this many real images")
+    parser.add_argument("--out", default=None, help="folder for the HTML report (default: the checkpoint's)")
+    args = parser.parse_args(argv)
+    try:
+        steps = parse_steps(args.steps)
+        if args.num_samples < 4:
+            raise ValueError("--num-samples must be at least 4 (k-NN metrics need more than k = 3 samples)")
+        checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
+        results = run(checkpoints, args.data, steps, args.num_samples, args.out, num_real=args.num_real)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"error: {e}\n")
+    for r in results:
+        print(f"{r['checkpoint']} ({r['mapper']}, H={r['trained_steps']}):")
+        for p in r["per_step"]:
+            print(f"  h={p['steps']:3d}  FD-EffNet {p['fd_effnet']:8.3f}  precision {p['precision']:.3f}  "
+                  f"recall {p['recall']:.3f}  density {p['density']:.3f}  coverage {p['coverage']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
