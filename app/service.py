@@ -22,6 +22,7 @@ from PIL import Image
 
 from rtm_core import Generator, load_checkpoint, seed_to_z, to_uint8, trajectory
 
+from .nearest import TrainingImages, load_training_images
 from .projection import Projection, fit_pca, load_projection, reference_cloud
 
 MAX_SEED = 2**32 - 1     # what the UI accepts: safe in JavaScript numbers and easy to type
@@ -36,6 +37,8 @@ class LoadedModel:
     meta: dict
     projection: Projection
     eval: Optional[dict]          # the checkpoint's eval.json, if any
+    training_images: Optional[TrainingImages]  # for the nearest-neighbour check, if shipped
+    reference: dict               # the map's background points, sent with every trajectory
 
     @property
     def trained_steps(self) -> int:
@@ -107,7 +110,8 @@ class TrajectoryService:
             projection = fit_pca(*reference_cloud(generator, PCA_FALLBACK_SEEDS))
         eval_path = folder / "eval.json"
         evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
-        return LoadedModel(name=name, generator=generator, meta=meta, projection=projection, eval=evaluation)
+        return LoadedModel(name=name, generator=generator, meta=meta, projection=projection, eval=evaluation,
+                           training_images=load_training_images(folder), reference=reference_points(projection))
 
     def trajectory(self, name: Any, seed: Any, steps: Any = None) -> TrajectoryResult:
         model = self.model(name)
@@ -131,13 +135,6 @@ class TrajectoryService:
                 self._cache.popitem(last=False)
         return result
 
-    def reference_points(self, name: str, limit: int = 4000) -> dict:
-        """The map's background: reference points (x, y, step), at most `limit`, evenly thinned."""
-        p = self.model(name).projection
-        keep = np.linspace(0, len(p.ref_xy) - 1, min(limit, len(p.ref_xy))).astype(int)
-        return {"x": p.ref_xy[keep, 0].round(4).tolist(), "y": p.ref_xy[keep, 1].round(4).tolist(),
-                "step": p.ref_steps[keep].tolist(), "method": p.method.upper()}
-
     def payload(self, result: TrajectoryResult) -> dict:
         """Everything the browser needs to scrub without asking the server again."""
         model = self.model(result.checkpoint)
@@ -146,8 +143,24 @@ class TrajectoryService:
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
             "frames": [png_data_uri(f) for f in result.frames],
             "xy": result.xy.round(4).tolist(), "displacement": result.displacement.round(5).tolist(),
-            "reference": self.reference_points(result.checkpoint),
+            "reference": model.reference, "nearest": self.nearest(model, result.frames[-1]),
         }
+
+    @staticmethod
+    def nearest(model: LoadedModel, frame: np.ndarray, k: int = 3) -> list[dict]:
+        """The k training images nearest to `frame` (empty when the checkpoint ships none)."""
+        if model.training_images is None:
+            return []
+        ti = model.training_images
+        return [{"image": png_data_uri(ti.images[i]), "label": str(ti.labels[i]) if i < len(ti.labels) else "",
+                 "distance": round(d, 2)} for i, d in ti.nearest(frame, k)]
+
+
+def reference_points(projection: Projection, limit: int = 3000) -> dict:
+    """The map's background: reference points (x, y, step), at most `limit`, evenly thinned."""
+    keep = np.linspace(0, len(projection.ref_xy) - 1, min(limit, len(projection.ref_xy))).astype(int)
+    return {"x": projection.ref_xy[keep, 0].round(3).tolist(), "y": projection.ref_xy[keep, 1].round(3).tolist(),
+            "step": projection.ref_steps[keep].tolist(), "method": projection.method.upper()}
 
 
 def png_data_uri(frame: np.ndarray) -> str:

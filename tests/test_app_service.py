@@ -102,3 +102,24 @@ def test_umap_projection_cli_writes_a_file_the_service_uses(ckpt_root, tmp_path)
         assert str(f["method"]) == "umap"
     service = TrajectoryService(folder)
     assert service.payload(service.trajectory("tiny-rtm", 9, 3))["reference"]["method"] == "UMAP"
+
+
+def test_nearest_training_images(ckpt_root, tmp_path):
+    import shutil
+
+    from app.nearest import TRAINING_IMAGES_FILE, load_training_images
+    from app.nearest import main as nearest_main
+    from train.data import prepare_digits
+
+    folder = tmp_path / "c"
+    shutil.copytree(ckpt_root / "tiny-rtm", folder / "tiny-rtm")
+    nearest_main(["--checkpoint", str(folder / "tiny-rtm"), "--data", str(prepare_digits(16, tmp_path / "d"))])
+    assert (folder / "tiny-rtm" / TRAINING_IMAGES_FILE).is_file()
+    ti = load_training_images(folder / "tiny-rtm")
+    assert ti.nearest(ti.images[17], k=1) == [(17, 0.0)]   # an exact copy is found at distance 0
+    service = TrajectoryService(folder)
+    nearest = service.payload(service.trajectory("tiny-rtm", 4, 2))["nearest"]
+    assert len(nearest) == 3 and nearest[0]["image"].startswith("data:image/png")
+    assert nearest[0]["distance"] <= nearest[1]["distance"] <= nearest[2]["distance"]
+    with pytest.raises(SystemExit):  # data at another resolution than the model
+        nearest_main(["--checkpoint", str(folder / "tiny-rtm"), "--data", str(prepare_digits(8, tmp_path / "d8"))])

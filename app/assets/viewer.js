@@ -119,6 +119,10 @@
         <div class="rtm-mapbox"><div class="rtm-map"></div><img class="rtm-preview" alt="hovered step"></div>
       </div>
       <div class="rtm-strip">${v.frames.map((f, k) => `<img data-step="${k}" src="${f}" title="step ${k}">`).join("")}</div>
+      ${v.nearest && v.nearest.length ? `<div class="rtm-nearest"><span>Nearest training images to the final frame
+        (pixel RMS distance; near-copies would mean memorisation):</span>
+        ${v.nearest.map((n) => `<figure><img src="${n.image}" alt="training image"><figcaption>${n.label}
+          · ${n.distance}</figcaption></figure>`).join("")}</div>` : ""}
       <div class="rtm-disp"></div>`;
     $(".rtm-slider").addEventListener("input", (e) => { stop(); show(Number(e.target.value)); });
     $(".rtm-prev").addEventListener("click", () => { stop(); show(state.step - 1); });

@@ -1,0 +1,66 @@
+"""Memorisation check: the training images nearest to a generated frame.
+
+    python -m app.nearest --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32
+
+stores the training images (uint8, compressed, at the model's resolution) next to the
+checkpoint as `training_images.npz`; the app then shows, for the final frame of every
+trajectory, the three training images closest in pixel space (L2). A generator that
+memorises its data shows near-copies here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+TRAINING_IMAGES_FILE = "training_images.npz"
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    images: np.ndarray            # (N, R, R, C) uint8
+    labels: np.ndarray            # (N,) str: the text or file of each image, for tooltips
+
+    def nearest(self, frame: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+        """Indices and RMS pixel distances (0..255 scale) of the k training images nearest to `frame`."""
+        flat = self.images.reshape(len(self.images), -1).astype(np.float32)
+        d = np.sqrt(((flat - frame.reshape(1, -1).astype(np.float32)) ** 2).mean(axis=1))
+        order = np.argsort(d)[:k]
+        return [(int(i), float(d[i])) for i in order]
+
+
+def load_training_images(folder: str | os.PathLike) -> Optional[TrainingImages]:
+    path = Path(folder) / TRAINING_IMAGES_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return TrainingImages(images=f["images"], labels=f["labels"])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    from rtm_core import read_config
+    from train.data import load_prepared
+
+    parser = argparse.ArgumentParser(prog="python -m app.nearest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", required=True, help="the prepared dataset the checkpoint was trained on")
+    args = parser.parse_args(argv)
+    config, data = read_config(args.checkpoint), load_prepared(args.data)
+    if (data.resolution, data.channels) != (config.decoder.img_resolution, config.decoder.img_channels):
+        parser.exit(2, f"error: the data is {data.resolution}px x {data.channels} channels but the model makes "
+                       f"{config.decoder.img_resolution}px x {config.decoder.img_channels}\n")
+    items = data.manifest.get("items", [])
+    labels = np.array([str(i.get("text") or i.get("file") or i.get("index", "")) for i in items] or [""] * len(data))
+    path = Path(args.checkpoint) / TRAINING_IMAGES_FILE
+    np.savez_compressed(path, images=data.images, labels=labels)
+    print(f"wrote {path}: {len(data)} images, {path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
