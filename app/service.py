@@ -59,25 +59,24 @@ class TrajectoryResult:
         return len(self.frames) - 1
 
 
-def parse_seed(seed: Any) -> int:
+def _whole_number(value: Any, name: str, low: int, high: int) -> int:
     """Accept ints and integral floats/strings from the UI or API; anything else is a clear error."""
+    message = f"{name} must be a whole number between {low} and {high}, got {value!r}"
     try:
-        value = float(seed)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}") from None
-    if not value.is_integer() or not 0 <= value <= MAX_SEED:
-        raise ValueError(f"seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}")
-    return int(value)
+        raise ValueError(message) from None
+    if not number.is_integer() or not low <= number <= high:
+        raise ValueError(message)
+    return int(number)
+
+
+def parse_seed(seed: Any) -> int:
+    return _whole_number(seed, "seed", 0, MAX_SEED)
 
 
 def parse_steps(steps: Any) -> int:
-    try:
-        value = float(steps)
-    except (TypeError, ValueError):
-        raise ValueError(f"steps must be a whole number between 1 and {MAX_STEPS}, got {steps!r}") from None
-    if not value.is_integer() or not 1 <= value <= MAX_STEPS:
-        raise ValueError(f"steps must be a whole number between 1 and {MAX_STEPS}, got {steps!r}")
-    return int(value)
+    return _whole_number(steps, "steps", 1, MAX_STEPS)
 
 
 class TrajectoryService:

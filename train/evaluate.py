@@ -106,13 +106,17 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
     """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1)."""
     z = seeds_to_z(list(range(num_samples)), generator.z_dim)
     per_step = []
+    seen: dict[str, dict] = {}  # identical images, identical metrics: the MLP is a fixed point after step 1
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(steps), desc="steps", dynamic_ncols=True)
     for h in steps:
         images = torch.cat([sample(generator, chunk, h) for chunk in z.split(batch)])   # exactly h steps
-        per_step.append({"steps": h, **metrics(real, extract(extractor, images, batch))})
+        key = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+        if key not in seen:
+            seen[key] = metrics(real, extract(extractor, images, batch))
+        per_step.append({"steps": h, **seen[key]})
         if bar:
             bar.update(1)
             bar.set_postfix(h=h, fd=f"{per_step[-1]['fd_effnet']:.2f}", recall=f"{per_step[-1]['recall']:.3f}")

@@ -1,0 +1,36 @@
+"""Export a training run's EMA checkpoint for shipping: float16 weights, no training state.
+
+    python scripts/export_checkpoint.py runs/emoji32-rtm checkpoints/noto-emoji-rtm
+
+Then add the app's files and the evaluation:
+    python -m app.projection --checkpoint checkpoints/noto-emoji-rtm --seeds 1000
+    python -m app.nearest --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32
+    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32 ...
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rtm_core import load_checkpoint, save_checkpoint  # noqa: E402
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    run, out = Path(sys.argv[1]), Path(sys.argv[2])
+    generator, meta = load_checkpoint(run / "checkpoint")
+    keep = {k: v for k, v in meta.items() if k in ("data", "data_source", "num_images", "step", "epoch",
+                                                 "images_seen", "wall_time_s", "train_config")}
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["loss"] for m in metrics if "loss" in m]
+    keep["final_loss"] = losses[-1] if losses else None
+    save_checkpoint(generator, out, meta=keep, storage_dtype="float16")
+    size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    print(f"exported {run} (step {meta.get('step')}) to {out}: {size:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
