@@ -174,3 +174,10 @@ def test_two_process_gloo_selection_equals_one_process(tmp_path):
     assert torch.equal(results[1]["latents"], results[2]["latents"])
     assert results[1]["rejected"] == results[2]["rejected"]
     assert (results[1]["index"] >= 4096).any()  # some winners came from the second rank's block
+
+
+def test_optional_perceptual_term(digits, tmp_path):
+    folder = train(tiny_config(digits, tmp_path, max_steps=6, log_every=3, perceptual=0.1, perceptual_size=32))
+    plain = train(tiny_config(digits, tmp_path / "plain", max_steps=6, log_every=3))
+    assert losses(tmp_path)[0] > losses(tmp_path / "plain")[0]  # the feature term adds to the pixel loss
+    assert load_checkpoint(folder)[1]["step"] == 6 and plain.is_dir()

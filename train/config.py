@@ -31,6 +31,8 @@ class TrainConfig:
     warmup_steps: int = 200         # linear LR warmup; constant afterwards
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
+    perceptual: float = 0.0         # weight of an EfficientNet-Lite0 feature loss added to pixel L2; 0 = off
+    perceptual_size: int = 64       # images are resized to this for that loss (224 is 12x the cost)
     max_steps: int = 10_000         # optimizer steps in total (a resumed run counts from 0)
     max_minutes: float = 0.0        # also stop after this much wall time; 0 = no limit
     # --- RS-IMLE -------------------------------------------------------------------------
@@ -61,6 +63,7 @@ class TrainConfig:
             "num_steps": self.num_steps >= 0, "num_cycles": self.num_cycles >= 0, "warmup_steps": self.warmup_steps >= 0,
             "log_every": self.log_every >= 1, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 0, "grad_clip": self.grad_clip >= 0, "pool_batch": self.pool_batch >= 1,
+            "perceptual": self.perceptual >= 0, "perceptual_size": self.perceptual_size >= 32,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -50,6 +50,7 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
+@torch.no_grad()
 def extract(extractor: Extractor, images: torch.Tensor, batch: int = 64) -> np.ndarray:
     return torch.cat([extractor(chunk) for chunk in images.split(batch)]).cpu().numpy()
 

