@@ -137,3 +137,12 @@ def image_grid(images: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
             y, x = pad + r * (h + pad), pad + k * (w + pad)
             out[y:y + h, x:x + w] = images[r, k]
     return out
+
+
+def refinement_grid(generator: Generator, seeds: Sequence[int], steps: Sequence[int], pad: int = 2) -> np.ndarray:
+    """One uint8 picture (H, W, C): a row per seed, a column per entry of `steps` (the image
+    after that many refinement steps). Used by training previews, reports and model cards."""
+    steps = [check_num_steps(h, "steps") for h in steps]
+    images = trajectory(generator, seeds_to_z(list(seeds), generator.z_dim), max(steps)).images  # (S+1, B, C, R, R)
+    cells = np.stack([to_uint8(images[h]) for h in steps], axis=1)                              # (B, len, R, R, C)
+    return image_grid(cells, pad)

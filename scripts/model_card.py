@@ -10,21 +10,18 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rtm_core import image_grid, load_checkpoint, sample, seeds_to_z, to_uint8  # noqa: E402
+from rtm_core import load_checkpoint, refinement_grid  # noqa: E402
 
 SAMPLES_FILE = "samples.png"
 
 
 def sample_grid(folder: Path, generator, steps: list[int]) -> None:
     """Rows: seeds 0..7; columns: the image after each number of steps."""
-    z = seeds_to_z(list(range(8)), generator.z_dim)
-    cells = np.stack([to_uint8(sample(generator, z, h)) for h in steps], axis=1)
-    grid = image_grid(cells)
+    grid = refinement_grid(generator, range(8), steps)
     image = Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid)
     image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST).save(folder / SAMPLES_FILE)
 

@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 import torch
 
-from rtm_core import Generator, MapperConfig, MLPMapper, RecursiveMapper, tiny
-from rtm_core.mapper import build_mapper, run_mapper
+from rtm_core import MapperConfig, MLPMapper, RecursiveMapper, tiny
+from rtm_core.mapper import build_mapper
 
 
 def rtm_mapper(**changes) -> RecursiveMapper:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtm_core import Generator, iter_steps, sample, seed_to_z, seeds_to_z, tiny, to_uint8, trajectory
+from rtm_core import iter_steps, sample, seed_to_z, seeds_to_z, to_uint8, trajectory
 
 
 def test_seed_to_z_values_are_pinned():
@@ -106,3 +106,15 @@ def test_to_uint8():
     assert out[0, 0, :, 0].tolist() == [0, 0, 128, 255, 255]
     with pytest.raises(ValueError, match="images must have shape"):
         to_uint8(images[0])
+
+
+def test_refinement_grid(rtm):
+    from rtm_core import refinement_grid
+
+    picture = refinement_grid(rtm, [1, 2, 3], [1, 3, 5], pad=2)
+    assert picture.shape == (3 * 18 + 2, 3 * 18 + 2, 3) and picture.dtype == np.uint8
+    cell = picture[2:18, 2 + 2 * 18:18 + 2 * 18]  # seed 1 after 5 steps (row 0, column 2)
+    want = to_uint8(sample(rtm, seeds_to_z([1], 16), 5))[0]
+    assert np.abs(cell.astype(int) - want).max() <= 1  # batch composition may flip a rounding
+    with pytest.raises(ValueError, match="steps"):
+        refinement_grid(rtm, [1], [0])

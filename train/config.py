@@ -67,7 +67,7 @@ class TrainConfig:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+            raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
 
     def model_config(self, resolution: int, channels: int) -> ModelConfig:
         base = tiny(self.mapper, self.decoder) if self.model == "tiny" else app_default(self.mapper, self.decoder)

@@ -29,13 +29,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
-from rtm_core import Generator, image_grid, save_checkpoint, seeds_to_z, to_uint8, trajectory
+from rtm_core import Generator, refinement_grid, save_checkpoint
 from rtm_core.checkpoint import read_config
 
 from . import distributed
@@ -92,11 +91,7 @@ def epoch_order(seed: int, epoch: int, n: int, info: distributed.DistInfo) -> to
 
 def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
     """Rows: fixed seeds 0..n-1. Columns: the image after steps 1, 2, ..., H."""
-    H = ema.num_steps
-    z = seeds_to_z(list(range(num_seeds)), ema.z_dim)
-    images = trajectory(ema, z, H).images[1:]                        # (H, B, C, R, R)
-    cells = to_uint8(images.flatten(0, 1)).reshape(H, num_seeds, *images.shape[3:], images.shape[2])
-    grid = image_grid(cells.transpose(1, 0, 2, 3, 4))                # rows = seeds
+    grid = refinement_grid(ema, range(num_seeds), range(1, ema.num_steps + 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
 
