@@ -1,0 +1,63 @@
+"""Take the README's screenshot: start the app, generate a seed in headless Chromium, save a PNG.
+
+    python scripts/screenshot_app.py docs/app.png [--seed 42] [--step 3]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from tests.app_server import free_port  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--seed", default="42")
+    parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)
+            page.get_by_label("seed", exact=True).fill(args.seed)
+            page.get_by_role("button", name="Generate").click()
+            page.wait_for_timeout(3000)
+            if args.step is not None:
+                page.locator(f"#rtm-viewer .rtm-strip img[data-step='{args.step}']").click()
+            page.locator("#rtm-viewer .rtm-map").hover()
+            page.wait_for_timeout(500)
+            page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 900})
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
