@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, seed_to_z, to_uint8, trajectory
+from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, to_uint8, trajectory
 
 from .nearest import TrainingImages, load_training_images
 from .projection import Projection, fit_pca, load_projection, reference_cloud
@@ -92,6 +92,10 @@ class TrajectoryService:
     def names(self) -> list[str]:
         """Checkpoint folders directly under root (those with a config.json)."""
         return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+
+    def trained_steps(self, name: str) -> int:
+        """The trained H of a checkpoint, read from its config without loading it."""
+        return read_config(self.root / name).mapper.trained_steps
 
     def model(self, name: Any) -> LoadedModel:
         if not isinstance(name, str) or name not in self.names():

@@ -107,7 +107,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
             with gr.Row():
                 checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B")
-                steps_b = gr.Slider(1, MAX_STEPS, value=service.model(other).trained_steps, step=1,
+                steps_b = gr.Slider(1, MAX_STEPS, value=service.trained_steps(other), step=1,
                                     label="refinement steps B")
                 compare = gr.Button("Compare")
             view_b = viewer("rtm-viewer-b")
