@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import tempfile
 from pathlib import Path
@@ -15,12 +16,24 @@ from .service import MAX_SEED, MAX_STEPS, TrajectoryService, gif_bytes
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
+GIF_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-gifs"
 
 INTRO = """# RTM Explorer
 Watch **recursive latent refinement** at work. RTM (the Recursive Token Mapper, arXiv 2605.15309) turns a
 seed's noise into latent tokens and refines them with one shared block, step after step; after every step the
 style *w* is read out and decoded. Pick a seed, press **Generate**, then scrub, play, or hover the map.
 Everything after Generate runs in your browser."""
+
+
+def shown_as_error(fn):
+    """Bad input raises ValueError in the service; show its message in the page instead of failing."""
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+    return wrapper
 
 
 def viewer(elem_id: str) -> gr.HTML:
@@ -65,26 +78,21 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
     default_steps = service.model(default).trained_steps
     other = next((n for n in names if n != default), default)
 
+    @shown_as_error
     def run(name, seed, steps):
-        try:
-            return service.payload(service.trajectory(name, seed, steps))
-        except ValueError as e:
-            raise gr.Error(str(e)) from None
+        return service.payload(service.trajectory(name, seed, steps))
 
+    @shown_as_error
     def on_checkpoint(name):
-        try:
-            model = service.model(name)
-        except ValueError as e:
-            raise gr.Error(str(e)) from None
+        model = service.model(name)
         figure = eval_figure(model.eval, model.trained_steps)
         return gr.update(value=model.trained_steps), gr.update(value=figure, visible=figure is not None), _card(model)
 
+    @shown_as_error
     def export_gif(name, seed, steps):
-        try:
-            result = service.trajectory(name, seed, steps)
-        except ValueError as e:
-            raise gr.Error(str(e)) from None
-        path = Path(tempfile.mkdtemp(prefix="rtm-gif-")) / f"{name}-seed{result.seed}-{result.num_steps}steps.gif"
+        result = service.trajectory(name, seed, steps)
+        GIF_DIR.mkdir(exist_ok=True)
+        path = GIF_DIR / f"{name}-seed{result.seed}-{result.num_steps}steps.gif"
         path.write_bytes(gif_bytes(result))
         return str(path)
 
