@@ -82,3 +82,25 @@ def test_reselect_returns_the_latents_of_the_chosen_pool_samples():
     with torch.no_grad():
         feats = project(g(pool))
     torch.testing.assert_close(sel.index, torch.cdist(data, feats).argmin(dim=1))
+
+
+def test_block_by_block_search_equals_one_global_search(monkeypatch):
+    import train.imle as imle
+    from rtm_core import Generator, tiny
+
+    monkeypatch.setattr(imle, "POOL_BLOCK", 16)  # 5 blocks for a pool of 80
+    torch.manual_seed(0)
+    g = Generator(tiny()).eval()
+    project = RandomProjection(3 * 16 * 16, 32, seed=0)
+    data = project(torch.rand(20, 3, 16, 16) * 2 - 1)
+    pool = torch.cat([pool_block_latents(1, 0, b, 16, 16) for b in range(5)])
+    with torch.no_grad():
+        feats = project(g(pool))
+    eps = torch.cdist(data, feats).min(dim=0).values.quantile(0.3).item()  # rejects about 30% of the pool
+    idx, dist, rejected = brute_force(data, feats, eps)
+    sel = reselect(g, data, project, z_dim=16, seed=1, round_=0, force_factor=4, eps=eps, latent_noise=0.0,
+                   pool_batch=7, info=ONE_PROCESS)
+    assert rejected.any() and sel.rejected == int(rejected.sum())
+    assert torch.equal(sel.index, idx)
+    found = idx >= 0
+    torch.testing.assert_close(sel.latents[found], pool[idx[found]])

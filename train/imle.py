@@ -6,7 +6,8 @@ already lie within `eps` of *any* data point are discarded before matching, so e
 is pulled towards a sample that is not yet a copy of some image.
 
 Everything here is a pure function of its inputs, chunked so that memory stays bounded
-(a distance block is at most `chunk` x `chunk`) for datasets of 100,000 images.
+(a distance block is at most `chunk` x `chunk`, and the pool is generated, searched and
+dropped one block of 4,096 samples at a time) for datasets of 100,000 images.
 """
 
 from __future__ import annotations
@@ -152,31 +153,33 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
              seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
              info: DistInfo) -> Selection:
     """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
-    nearest surviving sample per data point over all ranks wins."""
+    nearest surviving sample per data point over all ranks wins. A rank with no block (more
+    ranks than blocks) offers nothing (distance inf)."""
     N = data_features.shape[0]
     pool_size = force_factor * N
     sizes = [min(POOL_BLOCK, pool_size - b) for b in range(0, pool_size, POOL_BLOCK)]
     mine = list(range(info.rank, len(sizes), info.world_size))
 
-    start = time.perf_counter()
-    features, indices = [], []
-    for block in mine:
-        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
-        features.append(generate_pool_features(generator, z, project, pool_batch))
-        indices.append(torch.arange(block * POOL_BLOCK, block * POOL_BLOCK + sizes[block]))
-    generate_s = time.perf_counter() - start
-
-    start = time.perf_counter()
+    # Block by block: generate, embed, search, forget. Memory stays at one block of features
+    # plus (N,) running bests, whatever N and the pool size. Rejection depends only on a
+    # sample and the data, so the nearest survivor over all blocks is the best of each
+    # block's nearest survivor.
     device = data_features.device
-    if features:
-        local = select_nearest(data_features, torch.cat(features), eps)
-        pool_index = torch.cat(indices).to(device)
-        index = torch.where(local.index >= 0, pool_index[local.index.clamp(min=0)], local.index)
-        distance, rejected = local.distance, int(local.rejected.sum())
-    else:  # more ranks than pool blocks: this rank has nothing to offer
-        index = torch.full((N,), -1, dtype=torch.long, device=device)
-        distance, rejected = torch.full((N,), float("inf"), device=device), 0
-    search_s = time.perf_counter() - start
+    distance = torch.full((N,), float("inf"), device=device)
+    index = torch.full((N,), -1, dtype=torch.long, device=device)
+    rejected, generate_s, search_s = 0, 0.0, 0.0
+    for block in mine:
+        start = time.perf_counter()
+        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
+        features = generate_pool_features(generator, z, project, pool_batch)
+        generate_s += time.perf_counter() - start
+        start = time.perf_counter()
+        found = select_nearest(data_features, features, eps)
+        better = found.distance < distance
+        distance = torch.where(better, found.distance, distance)
+        index = torch.where(better, found.index + block * POOL_BLOCK, index)
+        rejected += int(found.rejected.sum())
+        search_s += time.perf_counter() - start
 
     # The global winner per data point: smallest distance over ranks (ties -> lowest rank).
     all_distance, all_index = all_gather(distance, info), all_gather(index, info)   # (W, N)
