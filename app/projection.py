@@ -103,7 +103,10 @@ def fit_pca(ref_ws: np.ndarray, ref_steps: np.ndarray) -> Projection:
 def fit_umap(ref_ws: np.ndarray, ref_steps: np.ndarray, seed: int = 0) -> Projection:
     import umap  # offline only: importing umap compiles numba code
 
-    xy = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed).fit_transform(ref_ws)
+    # RTM's step 0 is the same w for every seed (the fixed start): fit on distinct points only,
+    # or UMAP scatters a thousand copies of one point across the map.
+    unique, inverse = np.unique(ref_ws, axis=0, return_inverse=True)
+    xy = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed).fit_transform(unique)[inverse.ravel()]
     w_dim = ref_ws.shape[1]
     return Projection(method="umap", ref_ws=ref_ws, ref_xy=xy.astype(np.float32), ref_steps=ref_steps,
                       mean=np.zeros(w_dim, np.float32), axes=np.zeros((2, w_dim), np.float32))
