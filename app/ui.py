@@ -60,13 +60,13 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[go.F
     for key, name in (("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage")):
         if all(key in r for r in rows):
             fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name)
-    if all("fd_effnet" in r for r in rows):
-        fig.add_scatter(x=steps, y=[r["fd_effnet"] for r in rows], mode="lines+markers", name="FD-EffNet",
-                        yaxis="y2")
+    for key, name in (("fd_effnet", "FD-EffNet"), ("fid", "FID")):
+        if all(key in r for r in rows):
+            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, yaxis="y2")
     fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H")
     fig.update_layout(height=300, margin=dict(l=40, r=40, t=30, b=40), xaxis_title="refinement steps",
                       yaxis=dict(title="precision / recall", rangemode="tozero"),
-                      yaxis2=dict(title="FD-EffNet", overlaying="y", side="right", showgrid=False))
+                      yaxis2=dict(title="Fréchet distance", overlaying="y", side="right", showgrid=False))
     return fig
 
 

@@ -70,3 +70,17 @@ def test_cli_errors(setup, capsys):
         with pytest.raises(SystemExit):
             ev.main(["--checkpoint", str(root / "rtm"), "--data", data, *args])
         assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_with_inception_weights_reports_fid(setup, tmp_path):
+    from rtm_core.metrics.inception import FIDInceptionV3
+
+    root, data = setup
+    weights = tmp_path / "inception.pth"
+    torch.save(FIDInceptionV3().state_dict(), weights)
+    ev.main(["--checkpoint", str(root / "rtm"), "--data", data, "--steps", "2", "--num-samples", "6",
+             "--num-real", "12", "--inception", str(weights), "--out", str(tmp_path)])
+    result = json.loads((root / "rtm" / "eval.json").read_text())
+    assert result["fd_name"] == "fid" and "fid" in result["per_step"][0] and "standard FID" in result["features"]
+    assert "FID (lower is better)" in (tmp_path / "eval_report.html").read_text()

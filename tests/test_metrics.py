@@ -70,3 +70,23 @@ def test_efficientnet_features_offline():
     torch.testing.assert_close(extractor(images[:1]), f[:1], rtol=1e-4, atol=1e-4)  # no batch dependence (eval BN)
     with pytest.raises(ValueError, match="images must have shape"):
         extractor(images[:, :2])
+
+
+def test_fid_inception_from_a_weights_file(tmp_path):
+    from rtm_core.metrics.inception import FIDInceptionV3, load_fid_inception
+
+    torch.manual_seed(0)
+    path = tmp_path / "pt_inception-test.pth"
+    state = FIDInceptionV3().state_dict()
+    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)  # as pytorch-fid's
+    model = load_fid_inception(path)
+    f = model(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert f.shape == (2, 2048) and torch.isfinite(f).all()
+    with pytest.raises(FileNotFoundError, match="pt_inception"):
+        load_fid_inception(tmp_path / "missing.pth")
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not hold FID Inception-v3 weights"):
+        load_fid_inception(tmp_path / "other.pth")
+    torch.save({"model": FIDInceptionV3}, tmp_path / "pickled.pth")  # a pickled class: refused, never run
+    with pytest.raises(ValueError, match="not a plain PyTorch state dict"):
+        load_fid_inception(tmp_path / "pickled.pth")

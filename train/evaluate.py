@@ -32,11 +32,13 @@ from PIL import Image
 from rtm_core import Generator, load_checkpoint, refinement_grid, sample, seeds_to_z, trajectory
 from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
                               kernel_inception_distance, precision_recall_density_coverage)
+from rtm_core.metrics.inception import load_fid_inception
 
 from .data import load_prepared
 
 SCHEMA_VERSION = 1
 FEATURE_NAME = "EfficientNet-Lite0 pooled 1280-d, ImageNet weights (FD-EffNet: not comparable with FID)"
+INCEPTION_NAME = "Inception-v3 (pt_inception-2015-12-05) pool 2048-d: standard FID"
 Extractor = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -55,12 +57,12 @@ def extract(extractor: Extractor, images: torch.Tensor, batch: int = 64) -> np.n
     return torch.cat([extractor(chunk) for chunk in images.split(batch)]).cpu().numpy()
 
 
-def real_features(data_dir: str, extractor: Extractor, limit: int) -> np.ndarray:
+def real_features(data_dir: str, extractor: Extractor, limit: int, name: str = "effnet-lite0") -> np.ndarray:
     """Features of (up to `limit`) real images, cached in the dataset folder."""
     dataset = load_prepared(data_dir)
     images = dataset.images[:limit]
     digest = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-    cache = Path(data_dir) / f"features-effnet-lite0-{len(images)}-{digest}.npy"
+    cache = Path(data_dir) / f"features-{name}-{len(images)}-{digest}.npy"
     if cache.is_file():
         return np.load(cache, allow_pickle=False)
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -69,11 +71,11 @@ def real_features(data_dir: str, extractor: Extractor, limit: int) -> np.ndarray
     return features
 
 
-def metrics(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+def metrics(real: np.ndarray, fake: np.ndarray, fd_name: str = "fd_effnet") -> dict[str, float]:
     mu_r, sigma_r = feature_statistics(real)
     mu_f, sigma_f = feature_statistics(fake)
     kid, kid_std = kernel_inception_distance(real, fake, num_subsets=50, subset_size=min(1000, len(real), len(fake)))
-    return {"fd_effnet": frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid, "kid_std": kid_std,
+    return {fd_name: frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid, "kid_std": kid_std,
             **precision_recall_density_coverage(real, fake, k=3)}
 
 
@@ -103,7 +105,7 @@ def trajectory_statistics(generator: Generator, z: torch.Tensor, max_steps: int,
 
 
 def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_samples: int, extractor: Extractor,
-             batch: int = 64, progress: bool = True) -> dict:
+             batch: int = 64, progress: bool = True, fd_name: str = "fd_effnet") -> dict:
     """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1)."""
     z = seeds_to_z(list(range(num_samples)), generator.z_dim)
     per_step = []
@@ -116,11 +118,11 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
         images = torch.cat([sample(generator, chunk, h) for chunk in z.split(batch)])   # exactly h steps
         key = hashlib.sha256(images.numpy().tobytes()).hexdigest()
         if key not in seen:
-            seen[key] = metrics(real, extract(extractor, images, batch))
+            seen[key] = metrics(real, extract(extractor, images, batch), fd_name)
         per_step.append({"steps": h, **seen[key]})
         if bar:
             bar.update(1)
-            bar.set_postfix(h=h, fd=f"{per_step[-1]['fd_effnet']:.2f}", recall=f"{per_step[-1]['recall']:.3f}")
+            bar.set_postfix(h=h, fd=f"{per_step[-1][fd_name]:.2f}", recall=f"{per_step[-1]['recall']:.3f}")
     if bar:
         bar.close()
     return {"per_step": per_step, "trajectory": trajectory_statistics(generator, z, max(steps))}
@@ -136,14 +138,14 @@ def sample_grid_uri(generator: Generator, steps: list[int], seeds: int = 8) -> s
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def write_report(results: list[dict], grids: list[str], path: Path) -> None:
+def write_report(results: list[dict], grids: list[str], path: Path, fd_name: str = "fd_effnet") -> None:
     """One self-contained HTML file: metric curves, displacement curves, sample grids."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = ["fd_effnet", "kid", "precision", "recall", "density", "coverage"]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=["FD-EffNet (lower is better)", "KID", "precision",
-                                                        "recall", "density", "coverage"])
+    names = [fd_name, "kid", "precision", "recall", "density", "coverage"]
+    fd_title = "FID (lower is better)" if fd_name == "fid" else "FD-EffNet (lower is better)"
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[fd_title, "KID", "precision", "recall", "density", "coverage"])
     colors = ["#1f77b4", "#d62728"]
     for i, r in enumerate(results):
         label = f"{Path(r['checkpoint']).name} ({r['mapper']})"
@@ -171,7 +173,7 @@ def write_report(results: list[dict], grids: list[str], path: Path) -> None:
                     f"<img src='{grid}' alt='samples per step'>")
     html = ("<html><head><meta charset='utf-8'><title>RTM evaluation</title></head><body style='font-family:sans-serif'>"
             f"<h1>RTM evaluation</h1><p>{results[0]['num_samples']} samples per h vs {results[0]['num_real']} real "
-            f"images of {results[0]['data']}. Features: {FEATURE_NAME}.</p>"
+            f"images of {results[0]['data']}. Features: {results[0]['features']}.</p>"
             + fig.to_html(full_html=False, include_plotlyjs=True)
             + disp.to_html(full_html=False, include_plotlyjs=False) + "".join(rows) + "</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,24 +181,31 @@ def write_report(results: list[dict], grids: list[str], path: Path) -> None:
 
 
 def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, out: Optional[str],
-        extractor: Optional[Extractor] = None, num_real: int = 50_000, progress: bool = True) -> list[dict]:
-    extractor = extractor or EfficientNetLite0Features()
-    real = real_features(data, extractor, num_real)
+        extractor: Optional[Extractor] = None, num_real: int = 50_000, progress: bool = True,
+        inception: Optional[str] = None) -> list[dict]:
+    """inception: path of FID Inception-v3 weights; then the distance is standard FID ("fid")."""
+    if inception:
+        extractor, fd_name, feature_name, cache_name = load_fid_inception(inception), "fid", INCEPTION_NAME, "inception"
+    else:
+        extractor, fd_name, feature_name, cache_name = (extractor or EfficientNetLite0Features(), "fd_effnet",
+                                                        FEATURE_NAME, "effnet-lite0")
+    real = real_features(data, extractor, num_real, cache_name)
     results, grids = [], []
     for folder in checkpoints:
         start = time.perf_counter()
         generator, meta = load_checkpoint(folder)
         result = {"schema": SCHEMA_VERSION, "checkpoint": str(folder), "mapper": generator.config.mapper.kind,
                   "trained_steps": generator.num_steps, "data": str(data), "num_real": len(real),
-                  "num_samples": num_samples, "seeds": f"0..{num_samples - 1}", "features": FEATURE_NAME, "k": 3,
-                  "steps": steps, "training_step": meta.get("step"),
-                  **evaluate(generator, real, steps, num_samples, extractor, progress=progress)}
+                  "num_samples": num_samples, "seeds": f"0..{num_samples - 1}", "features": feature_name, "k": 3,
+                  "fd_name": fd_name, "steps": steps, "training_step": meta.get("step"),
+                  **evaluate(generator, real, steps, num_samples, extractor, progress=progress, fd_name=fd_name)}
         result["wall_time_s"] = time.perf_counter() - start
         (Path(folder) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)
         grids.append(sample_grid_uri(generator, steps))
     report = Path(out) if out else Path(checkpoints[0])
-    write_report(results, grids, report / ("compare_report.html" if len(checkpoints) > 1 else "eval_report.html"))
+    write_report(results, grids, report / ("compare_report.html" if len(checkpoints) > 1 else "eval_report.html"),
+                 fd_name)
     return results
 
 
@@ -210,19 +219,23 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--num-samples", type=int, default=5000, help="generated samples per step count")
     parser.add_argument("--num-real", type=int, default=50_000, help="at most this many real images")
     parser.add_argument("--out", default=None, help="folder for the HTML report (default: the checkpoint's)")
+    parser.add_argument("--inception", default=None, help="path of FID Inception-v3 weights "
+                        "(pt_inception-2015-12-05-*.pth): report standard FID instead of FD-EffNet")
     args = parser.parse_args(argv)
     try:
         steps = parse_steps(args.steps)
         if args.num_samples < 4:
             raise ValueError("--num-samples must be at least 4 (k-NN metrics need more than k = 3 samples)")
         checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
-        results = run(checkpoints, args.data, steps, args.num_samples, args.out, num_real=args.num_real)
+        results = run(checkpoints, args.data, steps, args.num_samples, args.out, num_real=args.num_real,
+                      inception=args.inception)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(2, f"error: {e}\n")
     for r in results:
         print(f"{r['checkpoint']} ({r['mapper']}, H={r['trained_steps']}):")
+        label = "FID" if r["fd_name"] == "fid" else "FD-EffNet"
         for p in r["per_step"]:
-            print(f"  h={p['steps']:3d}  FD-EffNet {p['fd_effnet']:8.3f}  precision {p['precision']:.3f}  "
+            print(f"  h={p['steps']:3d}  {label} {p[r['fd_name']]:8.3f}  precision {p['precision']:.3f}  "
                   f"recall {p['recall']:.3f}  density {p['density']:.3f}  coverage {p['coverage']:.3f}")
 
 
