@@ -15,7 +15,6 @@ is shared and noisy. Results go to bench/results/core.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import write_results  # noqa: E402
 
 from rtm_core import Generator, app_default, seeds_to_z, trajectory  # noqa: E402
 from rtm_core.layers import ModulatedConv2d  # noqa: E402
@@ -135,10 +136,7 @@ def main() -> None:
     target = results["trajectory"]["rtm+stylegan2"]["median_ms"]
     print(f"\nTarget (a) <= 150 ms median for rtm+stylegan2: {target:.1f} ms -> "
           f"{'met' if target <= 150 else 'NOT met'}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Results go to bench/results/train.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import write_results  # noqa: E402
 
 from rtm_core import Generator  # noqa: E402
 from train.config import PRESETS, TrainConfig  # noqa: E402
@@ -96,10 +97,7 @@ def main() -> None:
     print(f"  (b) re-selection, N={N}, pool {sel.pool_size} (cpu preset RTM, 32x32): generate+embed "
           f"{sel.generate_s:.1f} s, search {sel.search_s:.1f} s -> generation is "
           f"{100 * sel.generate_s / total:.0f}% of {total:.1f} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":
