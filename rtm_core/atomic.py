@@ -1,7 +1,6 @@
 """Writes that a crash cannot leave half done.
 
-`atomic_write_bytes` replaces one file. `write_files_atomically` replaces a *set* of files
-in a folder at once: it builds the new folder beside the old one (keeping the old
+`write_files_atomically` replaces a *set* of files in a folder at once: it builds the new folder beside the old one (keeping the old
 folder's other files through hard links), then swaps the two with one atomic
 renameat2(RENAME_EXCHANGE) on Linux. A process killed at any moment leaves either the
 complete old set or the complete new set, never a mix.
@@ -34,19 +33,6 @@ def _write_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.chmod(path, 0o644)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_durably(Path(tmp), data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _exchange(a: Path, b: Path) -> bool:

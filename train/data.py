@@ -24,13 +24,14 @@ import io
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from rtm_core.atomic import write_files_atomically
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +94,13 @@ def _check_resolution(resolution: int) -> None:
 # --- writing and reading prepared folders -----------------------------------------------
 
 def save_prepared(out: str | os.PathLike, images: np.ndarray, manifest: dict) -> Path:
-    """Write images.npy and manifest.json atomically into `out`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write images.npy and manifest.json into `out`, both replaced in one atomic step."""
     manifest = {**manifest, "count": int(images.shape[0]), "resolution": int(images.shape[1]),
                 "channels": int(images.shape[3])}
-    for name, write in ((IMAGES_FILE, lambda f: np.save(f, images, allow_pickle=False)),
-                        (MANIFEST_FILE, lambda f: f.write(json.dumps(manifest, indent=1).encode()))):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, out / name)
-    return out
+    buffer = io.BytesIO()
+    np.save(buffer, images, allow_pickle=False)
+    return write_files_atomically(out, {IMAGES_FILE: buffer.getvalue(),
+                                        MANIFEST_FILE: json.dumps(manifest, indent=1).encode()})
 
 
 def load_prepared(folder: str | os.PathLike) -> PreparedDataset:
