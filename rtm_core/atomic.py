@@ -1,8 +1,8 @@
 """Writes that a crash cannot leave half done.
 
-`write_files_atomically` replaces a *set* of files in a folder at once: it builds the new folder beside the old one (keeping the old
-folder's other files through hard links), then swaps the two with one atomic
-renameat2(RENAME_EXCHANGE) on Linux. A process killed at any moment leaves either the
+`write_files_atomically` replaces a *set* of files in a folder at once: it builds the new
+folder beside the old one (keeping the old folder's other files through hard links), then
+swaps the two with one atomic renameat2(RENAME_EXCHANGE) on Linux. A process killed at any moment leaves either the
 complete old set or the complete new set, never a mix.
 """
 
