@@ -11,6 +11,7 @@ memorises its data shows near-copies here.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,14 @@ class TrainingImages:
     images: np.ndarray            # (N, R, R, C) uint8
     labels: np.ndarray            # (N,) str: the text or file of each image, for tooltips
 
+    @functools.cached_property
+    def _flat(self) -> np.ndarray:
+        """(N, R*R*C) float32, made once: every request compares against it."""
+        return self.images.reshape(len(self.images), -1).astype(np.float32)
+
     def nearest(self, frame: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
         """Indices and RMS pixel distances (0..255 scale) of the k training images nearest to `frame`."""
-        flat = self.images.reshape(len(self.images), -1).astype(np.float32)
-        d = np.sqrt(((flat - frame.reshape(1, -1).astype(np.float32)) ** 2).mean(axis=1))
+        d = np.sqrt(((self._flat - frame.reshape(1, -1).astype(np.float32)) ** 2).mean(axis=1))
         order = np.argsort(d)[:k]
         return [(int(i), float(d[i])) for i in order]
 

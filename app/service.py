@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, to_uint8, trajectory
+from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, to_pil, to_uint8, trajectory
 
 from .nearest import TrainingImages, load_training_images
 from .projection import Projection, fit_pca, load_projection, reference_cloud
@@ -168,14 +168,13 @@ def reference_points(projection: Projection, limit: int = 3000) -> dict:
 
 def png_data_uri(frame: np.ndarray) -> str:
     buffer = io.BytesIO()
-    Image.fromarray(frame.squeeze(-1) if frame.shape[-1] == 1 else frame).save(buffer, format="PNG")
+    to_pil(frame).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def gif_bytes(result: TrajectoryResult, size: int = 256, frame_ms: int = 100) -> bytes:
     """The refinement as an animated GIF (each step `frame_ms`, the last held for a second)."""
-    frames = [Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f).resize((size, size), Image.Resampling.LANCZOS)
-              for f in result.frames]
+    frames = [to_pil(f).resize((size, size), Image.Resampling.LANCZOS) for f in result.frames]
     buffer = io.BytesIO()
     durations = [frame_ms] * (len(frames) - 1) + [1000]
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)

@@ -13,11 +13,11 @@ from .config import DecoderConfig, MapperConfig, ModelConfig, app_default, tiny
 from .generator import Generator
 from .mapper import MapperState, MLPMapper, RecursiveMapper
 from .sampling import (StepOutput, Trajectory, image_grid, iter_steps, refinement_grid, sample, seed_to_z,
-                       seeds_to_z, to_uint8, trajectory)
+                       seeds_to_z, to_pil, to_uint8, trajectory)
 
 __all__ = [
     "CheckpointError", "DecoderConfig", "Generator", "MapperConfig", "MapperState", "MLPMapper",
     "ModelConfig", "RecursiveMapper", "StepOutput", "Trajectory", "app_default", "iter_steps",
     "load_checkpoint", "read_config", "read_meta", "sample", "save_checkpoint", "seed_to_z",
-    "seeds_to_z", "tiny", "to_uint8", "trajectory", "image_grid", "refinement_grid",
+    "seeds_to_z", "tiny", "to_uint8", "trajectory", "image_grid", "refinement_grid", "to_pil",
 ]

@@ -12,6 +12,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .generator import Generator
 from .mapper import MapperState, check_num_steps
@@ -124,6 +125,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
         raise ValueError(f"images must have shape (batch, channels, height, width), got {tuple(images.shape)}")
     pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(pixels: np.ndarray) -> Image.Image:
+    """uint8 (R, R, C) with C = 1 or 3 -> a PIL image (greyscale or RGB)."""
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
 
 def image_grid(images: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:

@@ -14,7 +14,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rtm_core import load_checkpoint, refinement_grid  # noqa: E402
+from rtm_core import load_checkpoint, refinement_grid, to_pil  # noqa: E402
 
 SAMPLES_FILE = "samples.png"
 
@@ -22,7 +22,7 @@ SAMPLES_FILE = "samples.png"
 def sample_grid(folder: Path, generator, steps: list[int]) -> None:
     """Rows: seeds 0..7; columns: the image after each number of steps."""
     grid = refinement_grid(generator, range(8), steps)
-    image = Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid)
+    image = to_pil(grid)
     image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST).save(folder / SAMPLES_FILE)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, refinement_grid, sample, seeds_to_z, trajectory
+from rtm_core import Generator, load_checkpoint, refinement_grid, sample, seeds_to_z, to_pil, trajectory
 from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
                               kernel_inception_distance, precision_recall_density_coverage)
 from rtm_core.metrics.inception import load_fid_inception
@@ -131,7 +131,7 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
 def sample_grid_uri(generator: Generator, steps: list[int], seeds: int = 8) -> str:
     """Rows: seeds 0..7; columns: the image after each h in steps. As a PNG data URI."""
     grid = refinement_grid(generator, range(seeds), steps)
-    image = Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid)
+    image = to_pil(grid)
     image = image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -31,10 +31,9 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
-from rtm_core import Generator, refinement_grid, save_checkpoint
+from rtm_core import Generator, refinement_grid, save_checkpoint, to_pil
 from rtm_core.checkpoint import read_config
 
 from . import distributed
@@ -93,7 +92,7 @@ def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
     """Rows: fixed seeds 0..n-1. Columns: the image after steps 1, 2, ..., H."""
     grid = refinement_grid(ema, range(num_seeds), range(1, ema.num_steps + 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(path)
+    to_pil(grid).save(path)
 
 
 def save_all(folder: Path, model: Generator, ema: Generator, opt: torch.optim.Optimizer, state: dict,
@@ -201,7 +200,7 @@ def train(cfg: TrainConfig) -> Path:
 
         # --- RS-IMLE re-selection at the start of every resample_every-th epoch ----------
         if latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and state["latents_epoch"] != epoch):
-            selection = reselect(model, data_features, lambda x: project(x), z_dim=model.z_dim, seed=cfg.seed,
+            selection = reselect(model, data_features, project, z_dim=model.z_dim, seed=cfg.seed,
                                  round_=epoch, force_factor=cfg.force_factor, eps=cfg.eps,
                                  latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=info)
             latents = selection.latents.to(device)
