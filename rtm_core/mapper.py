@@ -6,7 +6,8 @@
 
 `RecursiveMapper` is RTM (arXiv 2605.15309): z becomes T latent tokens that one shared
 block refines for H outer steps of L inner cycles, with TRM's two states z_H (slow) and
-z_L (fast). `MLPMapper` is the StyleGAN2 one-pass baseline under the same interface:
+z_L (fast). `MLPMapper` is the one-pass baseline (RS-IMLE's or StyleGAN2's mapping
+network, by config) under the same interface:
 its single step is the whole network, and further steps leave the state unchanged.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import MapperConfig
@@ -115,8 +117,24 @@ class RecursiveMapper(nn.Module):
         return run_mapper(self, z, num_steps)
 
 
+class ScaledLeakyReLU(nn.Module):
+    """leaky_relu(x, 0.2) * gain; StyleGAN2 uses gain sqrt(2) so every layer keeps the scale."""
+
+    def __init__(self, gain: float):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(x, 0.2)
+        return x * self.gain if self.gain != 1 else x
+
+
 class MLPMapper(nn.Module):
-    """StyleGAN2's mapping network: PixelNorm, then N x (linear, leaky ReLU 0.2), lr x 0.01."""
+    """One-pass mapping network: PixelNorm, then N x (linear, leaky ReLU 0.2 [x gain]).
+
+    Defaults: RS-IMLE's mapper (gain 1, full learning rate). With mlp_gain = sqrt(2) and
+    lr_multiplier = 0.01 it is StyleGAN2's (rtm_core.config.stylegan2_mapping()).
+    """
 
     def __init__(self, config: MapperConfig):
         super().__init__()
@@ -127,7 +145,7 @@ class MLPMapper(nn.Module):
         layers: list[nn.Module] = [PixelNorm()]
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             layers.append(EqualLinear(fan_in, fan_out, lr_mul=config.lr_multiplier))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(ScaledLeakyReLU(config.mlp_gain))
         self.net = nn.Sequential(*layers)
 
     @property

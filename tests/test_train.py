@@ -12,6 +12,7 @@ from rtm_core import load_checkpoint, read_meta
 from train import train as train_module
 from train.config import PRESETS, TrainConfig, parse_args
 from train.data import prepare_digits
+from train.losses import ImageLoss
 from train.train import TRAIN_STATE_FILE, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_tiny_run_learns_and_leaves_a_loadable_checkpoint(digits, tmp_path):
 
 @pytest.mark.parametrize("mapper,decoder", [("mlp", "stylegan2"), ("rtm", "imle")])
 def test_other_arms_train(digits, tmp_path, mapper, decoder):
-    folder = train(tiny_config(digits, tmp_path, mapper=mapper, decoder=decoder, max_steps=10))
+    folder = train(tiny_config(digits, tmp_path, mapper={"kind": mapper}, decoder={"kind": decoder}, max_steps=10))
     assert load_checkpoint(folder)[0].config.mapper.kind == mapper
 
 
@@ -70,18 +71,18 @@ def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
         train(tiny_config(digits, tmp_path, resume=True))
     train(tiny_config(digits, tmp_path, max_steps=5))
     with pytest.raises(ValueError, match="different model configuration"):
-        train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper="mlp"))
+        train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper={"kind": "mlp"}))
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
-    real_loss, calls = train_module.reconstruction_loss, {"n": 0}
+    real_forward, calls = ImageLoss.forward, {"n": 0}
 
-    def poisoned(fake, real):
+    def poisoned(self, fake, real):
         calls["n"] += 1
-        loss = real_loss(fake, real)
-        return loss * float("nan") if calls["n"] > 15 else loss
+        out = real_forward(self, fake, real)
+        return {**out, "loss": out["loss"] * float("nan")} if calls["n"] > 15 else out
 
-    monkeypatch.setattr(train_module, "reconstruction_loss", poisoned)
+    monkeypatch.setattr(ImageLoss, "forward", poisoned)
     with pytest.raises(TrainingDiverged, match="diverged at step 15.*--resume"):
         train(tiny_config(digits, tmp_path, max_steps=30, checkpoint_every=10))
     g, meta = load_checkpoint(tmp_path / "checkpoint")
@@ -123,8 +124,8 @@ def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp
 
 
 def test_cli_flags_come_from_the_dataclass():
-    cfg = parse_args(["--preset", "tiny", "--data", "d", "--max-steps", "7", "--mapper", "mlp", "--no-amp"])
-    assert (cfg.model, cfg.max_steps, cfg.mapper, cfg.amp, cfg.batch_size) == ("tiny", 7, "mlp", False, 16)
+    cfg = parse_args(["--preset", "tiny", "--data", "d", "--max-steps", "7", "--mapper.kind", "mlp", "--no-amp"])
+    assert (cfg.model, cfg.max_steps, cfg.mapper, cfg.amp, cfg.batch_size) == ("tiny", 7, {"kind": "mlp"}, False, 16)
     with pytest.raises(SystemExit):
         parse_args(["--batch-size", "0"])
     with pytest.raises(ValueError, match="lr=-1"):
@@ -176,8 +177,11 @@ def test_two_process_gloo_selection_equals_one_process(tmp_path):
     assert (results[1]["index"] >= 4096).any()  # some winners came from the second rank's block
 
 
-def test_optional_perceptual_term(digits, tmp_path):
-    folder = train(tiny_config(digits, tmp_path, max_steps=6, log_every=3, perceptual=0.1, perceptual_size=32))
-    plain = train(tiny_config(digits, tmp_path / "plain", max_steps=6, log_every=3))
-    assert losses(tmp_path)[0] > losses(tmp_path / "plain")[0]  # the feature term adds to the pixel loss
-    assert load_checkpoint(folder)[1]["step"] == 6 and plain.is_dir()
+def test_rs_imle_loss_logs_both_terms_and_weights_them(digits, tmp_path):
+    folder = train(tiny_config(digits, tmp_path, max_steps=6, log_every=3, loss_perceptual=1.0, loss_pixel=0.1))
+    logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert len(logged) == 2
+    for line in logged:
+        assert line["perceptual"] > 0 and line["pixel"] > 0
+        assert line["loss"] == pytest.approx(line["perceptual"] + 0.1 * line["pixel"], rel=1e-5)
+    assert load_checkpoint(folder)[1]["step"] == 6

