@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Debian packages the project uses:
+# System packages and data sources the project uses:
 #   fonts-noto-color-emoji  Noto Color Emoji (3,926 colour bitmaps) for train.data noto-emoji
 #   dataset-fashion-mnist   Fashion-MNIST for train.data fashion-mnist
+#   libcairo2               the library cairosvg draws with, for train.data fluent-emoji
 #   chromium                the headless browser of the app's browser tests (Playwright drives it)
-# Installs only what is missing; needs root (or sudo).
+#   npm fluentui-emoji      Microsoft's Fluent Emoji SVGs (MIT), into $RTM_SOURCES
+#                           (default ~/.cache/rtm-explorer), for train.data fluent-emoji
+# Installs only what is missing; apt needs root (or sudo), npm needs Node.js (apt's nodejs/npm if absent).
 set -euo pipefail
-packages=(fonts-noto-color-emoji dataset-fashion-mnist chromium)
+packages=(fonts-noto-color-emoji dataset-fashion-mnist libcairo2 chromium)
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
-  echo "install_system_deps: not root and no sudo; install ${missing[*]} by hand" >&2; exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "install_system_deps: not root and no sudo; install ${missing[*]} by hand" >&2; exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+sources="${RTM_SOURCES:-$HOME/.cache/rtm-explorer}"
+if [ ! -f "$sources/node_modules/fluentui-emoji/package.json" ]; then
+  mkdir -p "$sources"
+  npm install --prefix "$sources" --no-audit --no-fund --no-save --loglevel=error fluentui-emoji@1.3.0
+fi

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.data import (FASHION_MNIST_DIR, NOTO_EMOJI_FONT, load_prepared, main, prepare_digits,
-                        prepare_fashion_mnist, prepare_folder, prepare_noto_emoji, to_square)
+from train.data import (FASHION_MNIST_DIR, FLUENT_EMOJI_DIR, NOTO_EMOJI_FONT, load_prepared, main, prepare_digits,
+                        prepare_fashion_mnist, prepare_fluent_emoji, prepare_folder, prepare_noto_emoji, to_square)
 
 
 def test_transparency_is_composited_on_white_and_padding_is_white():
@@ -20,6 +20,19 @@ def test_transparency_is_composited_on_white_and_padding_is_white():
     assert (cropped == [10, 20, 30]).all()
     grey = to_square(Image.new("L", (5, 5), 7), 4, channels=1)
     assert grey.shape == (4, 4, 1)
+
+
+@pytest.mark.parametrize("mode,key", [("L", 0), ("RGB", (0, 0, 0))])
+def test_a_transparent_colour_key_is_white_not_black(tmp_path, mode, key):
+    # A greyscale (or RGB) PNG whose black is declared transparent: the background is white.
+    image = Image.new(mode, (6, 6), 0)
+    image.paste(128 if mode == "L" else (128, 128, 128), (2, 2, 4, 4))
+    image.save(tmp_path / "keyed.png", transparency=key)
+    with Image.open(tmp_path / "keyed.png") as reopened:
+        assert "transparency" in reopened.info
+        out = to_square(reopened, 6, fit="pad")
+    assert tuple(out[0, 0]) == (255, 255, 255)                   # the keyed colour became white
+    assert tuple(out[3, 3]) == (128, 128, 128)                   # the opaque grey stayed
 
 
 def test_image_folder_recursive_with_corrupt_files_skipped(tmp_path, caplog):
@@ -73,6 +86,24 @@ def test_noto_emoji(tmp_path):
     assert not any("U+1F3FD" in i["codepoints"] for i in base.manifest["items"])
     with pytest.raises(ValueError, match="subset"):
         prepare_noto_emoji(16, tmp_path / "x", subset="cats")
+
+
+@pytest.mark.skipif(not FLUENT_EMOJI_DIR.is_dir() and not os.environ.get("CI"), reason="needs the npm package "
+                    "fluentui-emoji (scripts/install_system_deps.sh installs it; CI always has it)")
+def test_fluent_emoji(tmp_path):
+    animals = load_prepared(prepare_fluent_emoji(16, tmp_path / "animals", subset="animals"))
+    assert 80 < len(animals) <= 110 and animals.images.shape[1:] == (16, 16, 3)
+    items = animals.manifest["items"]
+    assert {"file": "gorilla.svg", "name": "gorilla", "codepoints": ["U+1F98D"], "text": "🦍"} in items
+    assert "MIT" in animals.manifest["licence"] and animals.manifest["style"] == "flat"
+    # drawn on white, and not blank: the corners are background, the centre is not
+    assert (animals.images[:, 0, 0] > 240).all() and (animals.images[:, 4:12, 4:12].std(axis=(1, 2, 3)) > 5).all()
+    faces = load_prepared(prepare_fluent_emoji(16, tmp_path / "faces", subset="faces", style="modern"))
+    assert 50 < len(faces) < 110 and all(i["codepoints"][0].startswith("U+1F") for i in faces.manifest["items"])
+    with pytest.raises(ValueError, match="style"):
+        prepare_fluent_emoji(16, tmp_path / "x", style="3d")
+    with pytest.raises(FileNotFoundError, match="fluentui-emoji"):
+        prepare_fluent_emoji(16, tmp_path / "x", src=tmp_path / "nowhere")
 
 
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir() and not os.environ.get("CI"), reason="needs Debian's dataset-fashion-mnist "

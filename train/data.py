@@ -8,12 +8,13 @@ Preparers (each also a CLI command):
 
     python -m train.data folder      --src my_photos/ --resolution 64 --out data/photos-64
     python -m train.data noto-emoji  --resolution 64 --out data/noto-emoji-64 [--subset faces]
+    python -m train.data fluent-emoji --resolution 32 --out data/fluent-animals-32 --subset animals
     python -m train.data fashion-mnist --resolution 32 --out data/fashion-32
     python -m train.data digits      --resolution 16 --out data/digits-16   (scikit-learn's, for tests)
 
-Noto Color Emoji comes from Debian's `fonts-noto-color-emoji` and Fashion-MNIST from
-`dataset-fashion-mnist` (scripts/install_system_deps.sh installs both); nothing is
-downloaded.
+Noto Color Emoji comes from Debian's `fonts-noto-color-emoji`, Fashion-MNIST from
+`dataset-fashion-mnist`, and Fluent Emoji from the npm package `fluentui-emoji`
+(scripts/install_system_deps.sh installs all three); nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 NOTO_EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+# npm package `fluentui-emoji` (MIT): Microsoft's Fluent Emoji as SVGs; scripts/install_system_deps.sh puts it here.
+FLUENT_EMOJI_DIR = Path(os.environ.get("RTM_SOURCES", Path.home() / ".cache" / "rtm-explorer")) / "node_modules" / "fluentui-emoji"
+FLUENT_STYLES = ("flat", "modern", "high-contrast")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 IMAGES_FILE, MANIFEST_FILE = "images.npy", "manifest.json"
 
@@ -66,7 +70,9 @@ def to_square(image: Image.Image, resolution: int, channels: int = 3, fit: str =
     fit="pad" keeps the whole picture and pads the short side with white (emoji);
     fit="crop" centre-crops to a square (photos).
     """
-    if image.mode in ("P", "LA", "PA") or (image.mode == "RGB" and "transparency" in image.info):
+    # A transparent colour key ("transparency" in info) on L or RGB becomes alpha, so that it is
+    # composited on white like every other transparent pixel (mode L used to pad with black).
+    if image.mode in ("P", "LA", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -212,6 +218,68 @@ def prepare_noto_emoji(resolution: int, out: str | os.PathLike, subset: str = "a
     return save_prepared(out, np.stack(images), manifest)
 
 
+def _fluent_subset_files(subset: str, available: set[str]) -> list[tuple[str, list[int]]]:
+    """(file name, code points) of the Fluent emoji in `subset`.
+
+    The package names files by CLDR short name, not code point. For "animals" and "faces"
+    we take the code points of the same Noto subset and keep those whose Unicode character
+    name, written as a file name, is one of the files (most animals match; several faces
+    have different CLDR names and are left out). "all" and "base" take every file except
+    skin-tone variants, without code points.
+    """
+    import unicodedata
+
+    if subset in ("all", "base"):
+        tones = ("-light", "-medium-light", "-medium", "-medium-dark", "-dark", "-default")
+        return [(f, []) for f in sorted(available) if not f[:-4].endswith(tones)]
+    chosen = []
+    for cp in range(0x1F300, 0x1FB00):
+        name = unicodedata.name(chr(cp), "")
+        file = name.lower().replace(" ", "-") + ".svg"
+        if name and EMOJI_SUBSETS[subset]([cp]) and file in available:
+            chosen.append((file, [cp]))
+    return chosen
+
+
+def prepare_fluent_emoji(resolution: int, out: str | os.PathLike, subset: str = "all", style: str = "flat",
+                         src: str | os.PathLike = FLUENT_EMOJI_DIR) -> Path:
+    """Microsoft's Fluent Emoji (npm `fluentui-emoji`, MIT), SVGs rasterised with cairosvg
+    at 4x the target size, composited on white and downsampled (antialiased)."""
+    _check_resolution(resolution)
+    if subset not in EMOJI_SUBSETS:
+        raise ValueError(f"subset must be one of {sorted(EMOJI_SUBSETS)}, got {subset!r}")
+    if style not in FLUENT_STYLES:
+        raise ValueError(f"style must be one of {FLUENT_STYLES}, got {style!r}")
+    folder = Path(src) / "icons" / style
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: install the npm package fluentui-emoji "
+                                f"(bash scripts/install_system_deps.sh) or pass --src")
+    try:
+        import cairosvg
+    except (ImportError, OSError) as e:  # OSError: the Python package is there but libcairo2 is not
+        raise ImportError("rasterising Fluent Emoji needs `pip install cairosvg` and Debian's libcairo2 "
+                          "(bash scripts/install_system_deps.sh)") from e
+    images, entries, skipped = [], [], []
+    for file, cps in _fluent_subset_files(subset, {p.name for p in folder.glob("*.svg")}):
+        try:
+            png = cairosvg.svg2png(bytestring=(folder / file).read_bytes(), output_width=4 * resolution,
+                                   output_height=4 * resolution)
+            with Image.open(io.BytesIO(png)) as image:
+                images.append(to_square(image, resolution, 3, "pad"))
+        except (ValueError, OSError) as e:
+            skipped.append(file)
+            log.debug("skipping %s: %s", file, e)
+            continue
+        entries.append({"file": file, "name": file[:-4].replace("-", " "),
+                        **({"codepoints": [f"U+{c:04X}" for c in cps], "text": "".join(map(chr, cps))} if cps else {})})
+    if not images:
+        raise ValueError(f"no Fluent emoji in subset {subset!r} under {folder}")
+    manifest = {"source": f"Fluent Emoji ({style}), npm fluentui-emoji, rasterised with cairosvg",
+                "licence": "MIT (Microsoft Fluent Emoji)", "subset": subset, "style": style, "fit": "pad",
+                "skipped": skipped, "items": entries}
+    return save_prepared(out, np.stack(images), manifest)
+
+
 def _read_idx_images(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -255,7 +323,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("folder", "noto-emoji", "fashion-mnist", "digits"):
+    for name in ("folder", "noto-emoji", "fluent-emoji", "fashion-mnist", "digits"):
         p = sub.add_parser(name)
         p.add_argument("--resolution", type=int, default=64, help="output height = width (power of two)")
         p.add_argument("--out", required=True, help="folder to write images.npy and manifest.json into")
@@ -263,8 +331,11 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
             p.add_argument("--src", required=True, help="folder of PNG/JPEG/WebP images (searched recursively)")
             p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="centre-crop or pad to square")
             p.add_argument("--channels", type=int, choices=(1, 3), default=3)
-        if name == "noto-emoji":
+        if name in ("noto-emoji", "fluent-emoji"):
             p.add_argument("--subset", choices=sorted(EMOJI_SUBSETS), default="all")
+        if name == "fluent-emoji":
+            p.add_argument("--style", choices=FLUENT_STYLES, default="flat")
+            p.add_argument("--src", default=str(FLUENT_EMOJI_DIR), help="the fluentui-emoji npm package folder")
         if name == "fashion-mnist":
             p.add_argument("--split", choices=("train", "test"), default="train")
             p.add_argument("--limit", type=int, default=None, help="keep only the first N images")
@@ -275,11 +346,13 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
             out = prepare_folder(args.src, args.resolution, args.out, args.channels, args.fit)
         elif args.command == "noto-emoji":
             out = prepare_noto_emoji(args.resolution, args.out, args.subset)
+        elif args.command == "fluent-emoji":
+            out = prepare_fluent_emoji(args.resolution, args.out, args.subset, args.style, args.src)
         elif args.command == "fashion-mnist":
             out = prepare_fashion_mnist(args.resolution, args.out, args.split, limit=args.limit)
         else:
             out = prepare_digits(args.resolution, args.out)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         parser.exit(2, f"error: {e}\n")
     dataset = load_prepared(out)
     print(f"wrote {len(dataset)} images of {dataset.resolution}x{dataset.resolution}x{dataset.channels} to {out}")
