@@ -51,7 +51,8 @@ def viewer(elem_id: str) -> gr.HTML:
 
 
 def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[go.Figure]:
-    """Precision, recall (and FD) against the number of steps, from the checkpoint's eval.json."""
+    """k-NN precision, recall, density, coverage (and FD) against the number of steps, from the
+    checkpoint's eval.json; error bars are the sd over draws where eval.json has them."""
     if not evaluation or "per_step" not in evaluation:
         return None
     rows = evaluation["per_step"]
@@ -59,13 +60,15 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[go.F
     fig = go.Figure()
     for key, name in (("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage")):
         if all(key in r for r in rows):
-            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name)
+            sd = [r.get(f"{key}_sd") for r in rows]
+            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name,
+                            error_y=dict(type="data", array=sd, visible=True) if all(v is not None for v in sd) else None)
     for key, name in (("fd_effnet", "FD-EffNet"), ("fid", "FID")):
         if all(key in r for r in rows):
             fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, yaxis="y2")
     fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H")
     fig.update_layout(height=300, margin=dict(l=40, r=40, t=30, b=40), xaxis_title="refinement steps",
-                      yaxis=dict(title="precision / recall", rangemode="tozero"),
+                      yaxis=dict(title="k-NN precision, recall, density, coverage", rangemode="tozero"),
                       yaxis2=dict(title="Fréchet distance", overlaying="y", side="right", showgrid=False))
     return fig
 

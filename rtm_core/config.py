@@ -15,12 +15,14 @@ from typing import Any
 
 # Bump when a change to the fields means an older rtm_core cannot read the file.
 CONFIG_VERSION = 2
-# Version 1 had no mapper.mlp_gain; its MLP used no gain (1.0), which is what a missing key means.
-_ADDED_IN_VERSION_2 = {"mapper": {"mlp_gain": 1.0}}
+# Version 1 had no mapper.mlp_gain / mlp_layer; its MLP was equalized with no gain, which is what
+# a missing key means there.
+_ADDED_IN_VERSION_2 = {"mapper": {"mlp_gain": 1.0, "mlp_layer": "equalized"}}
 
 MAPPER_KINDS = ("rtm", "mlp")
 DECODER_KINDS = ("stylegan2", "imle")
 STATE_INITS = ("fixed", "input")
+MLP_LAYERS = ("linear", "equalized")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -57,11 +59,13 @@ class MapperConfig:
     state_init: str = "fixed"    # "fixed": fixed (not learned) buffers shared by all seeds (TRM); "input": z_H starts at x
     grad_steps: int = 1          # last outer steps that carry gradient; >= num_steps means full backprop
     # --- MLP baseline ----------------------------------------------------------------
-    # Defaults are RS-IMLE's mapper (8 x linear + leaky ReLU, full learning rate), the
-    # baseline for IMLE training. StyleGAN2's mapping network (the adversarial baseline)
-    # is mlp_gain = sqrt(2), lr_multiplier = 0.01: see stylegan2_mapping().
+    # Defaults are RS-IMLE's mapper (8 x torch Linear + leaky ReLU, full learning rate), the
+    # baseline for IMLE training. StyleGAN2's mapping network (the adversarial baseline) is
+    # equalized layers, gain sqrt(2), lr_multiplier 0.01: see stylegan2_mapping().
     mlp_layers: int = 8          # fully connected layers (RS-IMLE and StyleGAN2: 8)
     mlp_width: int = 512         # hidden width of those layers
+    mlp_layer: str = "linear"    # "linear": torch Linear, PyTorch init (RS-IMLE; Adam steps act on the
+                                 # weights as RTM's own Linear layers do) | "equalized": StyleGAN's equalized lr
     mlp_gain: float = 1.0        # factor after each leaky ReLU: 1 (RS-IMLE) | sqrt(2) (StyleGAN2, keeps the scale)
     lr_multiplier: float = 1.0   # equalized-lr multiplier of the MLP: 1 (RS-IMLE) | 0.01 (StyleGAN2)
 
@@ -74,6 +78,11 @@ class MapperConfig:
                  f"MapperConfig.state_init must be one of {STATE_INITS}, got {self.state_init!r}")
         _require(isinstance(self.expansion, (int, float)) and self.expansion > 0,
                  f"MapperConfig.expansion must be > 0, got {self.expansion!r}")
+        _require(self.mlp_layer in MLP_LAYERS,
+                 f"MapperConfig.mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
+        _require(self.mlp_layer == "equalized" or self.lr_multiplier == 1,
+                 f"MapperConfig.lr_multiplier {self.lr_multiplier} needs mlp_layer='equalized' (a torch Linear "
+                 f"layer has no learning-rate multiplier)")
         for name in ("lr_multiplier", "mlp_gain"):
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
@@ -233,10 +242,10 @@ def tiny(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:
 
 
 def stylegan2_mapping() -> dict[str, Any]:
-    """MapperConfig fields of StyleGAN2's mapping network (for adversarial training):
-    sqrt(2) gain after each leaky ReLU and a 0.01 learning-rate multiplier. Under IMLE its
-    weights barely move (0.17 % in 8,000 steps, measured), so IMLE's baseline is RS-IMLE's."""
-    return {"kind": "mlp", "mlp_gain": math.sqrt(2), "lr_multiplier": 0.01}
+    """MapperConfig fields of StyleGAN2's mapping network (for adversarial training): equalized
+    layers, sqrt(2) gain after each leaky ReLU and a 0.01 learning-rate multiplier. Under IMLE
+    its weights barely move (0.17 % in 8,000 steps, measured), so IMLE's baseline is RS-IMLE's."""
+    return {"kind": "mlp", "mlp_layer": "equalized", "mlp_gain": math.sqrt(2), "lr_multiplier": 0.01}
 
 
 def app_default(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:

@@ -50,23 +50,49 @@ def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
     root, data = setup
     monkeypatch.setattr(ev, "EfficientNetLite0Features", RecordingExtractor)
     ev.main(["--checkpoint", str(root / "rtm"), "--compare", str(root / "mlp"), "--data", data,
-             "--steps", "1,3,4", "--num-samples", "16", "--num-real", "100", "--out", str(tmp_path)])
+             "--steps", "1,3,4", "--num-samples", "16", "--draws", "2", "--num-real", "100", "--out", str(tmp_path)])
+    metric_keys = {"fd_effnet", "kid_effnet", "precision", "recall", "density", "coverage"}
     for name, mapper in (("rtm", "rtm"), ("mlp", "mlp")):
         result = json.loads((root / name / "eval.json").read_text())
-        assert result["schema"] == 1 and result["mapper"] == mapper and result["num_real"] == 100
+        assert result["schema"] == 2 and result["mapper"] == mapper and result["num_real"] == 100
+        assert result["kid_name"] == "kid_effnet"
         assert [p["steps"] for p in result["per_step"]] == [1, 3, 4]
         for p in result["per_step"]:
-            assert set(p) == {"steps", "fd_effnet", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+            assert set(p) == ({"steps", "kid_effnet_std", "draws", "draw_size", "memorisation_ratio", "near_copy_share"}
+                              | metric_keys | {f"{k}_sd" for k in metric_keys})
+            assert (p["draws"], p["draw_size"]) == (2, 8)
             assert all(np.isfinite(v) for v in p.values())
         assert "not comparable with FID" in result["features"]
+    moving = json.loads((root / "mlp" / "eval.json").read_text())["trajectory"]["moving_share"]
+    assert moving[0] == 1.0 and moving[1:] == [0.0, 0.0, 0.0]  # the MLP's one pass, then a fixed point
     html = (tmp_path / "compare_report.html").read_text()
     assert "FD-EffNet" in html and "data:image/png;base64" in html and "plotly" in html.lower()
     assert list((root.parent / root.name / "digits").glob("features-effnet-lite0-100-*.npy"))  # cached
 
 
+def test_metrics_over_draws_are_means_with_spread():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(size=(90, 4))
+    out = ev.metrics_over_draws(real, fake, 3, "fd_effnet", "kid_effnet")
+    each = [ev.metrics(real, part) for part in np.array_split(fake, 3)]
+    for key in ("precision", "recall", "fd_effnet", "kid_effnet"):
+        values = [e[key] for e in each]
+        assert out[key] == pytest.approx(np.mean(values)) and out[key + "_sd"] == pytest.approx(np.std(values, ddof=1))
+    assert (out["draws"], out["draw_size"]) == (3, 30)
+
+
+def test_memorisation_tells_copies_from_new_samples():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(50, 8))
+    copies = real[:40] + 1e-6
+    assert ev.memorisation(real, copies) == {"memorisation_ratio": pytest.approx(0, abs=1e-4), "near_copy_share": 1.0}
+    fresh = ev.memorisation(real, rng.normal(size=(200, 8)))
+    assert 0.7 < fresh["memorisation_ratio"] < 1.5 and fresh["near_copy_share"] < 0.1
+
+
 def test_cli_errors(setup, capsys):
     root, data = setup
-    for args in (["--steps", "0,2"], ["--steps", "a"], ["--num-samples", "2"]):
+    for args in (["--steps", "0,2"], ["--steps", "a"], ["--num-samples", "2"], ["--num-samples", "8", "--draws", "3"]):
         with pytest.raises(SystemExit):
             ev.main(["--checkpoint", str(root / "rtm"), "--data", data, *args])
         assert "error:" in capsys.readouterr().err

@@ -7,8 +7,10 @@
 
 For every h in --steps (beyond the trained H too) the samples of seeds 0..n-1 are made
 with exactly h steps, embedded with EfficientNet-Lite0 and compared with the real
-images: FD-EffNet (the Fréchet distance of those features; not FID), KID, and k-NN
-precision, recall, density and coverage (k = 3). Trajectory statistics follow w over
+images: FD-EffNet (the Fréchet distance of those features; not FID), KID-EffNet (KID on
+the same features), k-NN precision, recall, density and coverage (k = 3), each as mean
+and sd over --draws disjoint draws of the samples, and memorisation (how close samples sit
+to their nearest training image, against the data's own spacing). Trajectory statistics follow w over
 steps 0..max(--steps) for the same seeds. Each checkpoint gets eval.json in its folder
 (schema: docs/EVALUATION.md); the HTML report (plotly, self-contained) goes to --out.
 Real-image features are cached next to the dataset.
@@ -36,7 +38,7 @@ from rtm_core.metrics.inception import load_fid_inception
 
 from .data import load_prepared
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metrics are means over draws with *_sd, kid_effnet, memorisation, moving_share
 FEATURE_NAME = "EfficientNet-Lite0 pooled 1280-d, ImageNet weights (FD-EffNet: not comparable with FID)"
 INCEPTION_NAME = "Inception-v3 (pt_inception-2015-12-05) pool 2048-d: standard FID"
 Extractor = Callable[[torch.Tensor], torch.Tensor]
@@ -71,25 +73,68 @@ def real_features(data_dir: str, extractor: Extractor, limit: int, name: str = "
     return features
 
 
-def metrics(real: np.ndarray, fake: np.ndarray, fd_name: str = "fd_effnet") -> dict[str, float]:
+def metrics(real: np.ndarray, fake: np.ndarray, fd_name: str = "fd_effnet",
+            kid_name: str = "kid_effnet") -> dict[str, float]:
     mu_r, sigma_r = feature_statistics(real)
     mu_f, sigma_f = feature_statistics(fake)
     kid, kid_std = kernel_inception_distance(real, fake, num_subsets=50, subset_size=min(1000, len(real), len(fake)))
-    return {fd_name: frechet_distance(mu_r, sigma_r, mu_f, sigma_f), "kid": kid, "kid_std": kid_std,
+    return {fd_name: frechet_distance(mu_r, sigma_r, mu_f, sigma_f), kid_name: kid, f"{kid_name}_std": kid_std,
             **precision_recall_density_coverage(real, fake, k=3)}
 
 
+def metrics_over_draws(real: np.ndarray, fake: np.ndarray, draws: int, fd_name: str, kid_name: str) -> dict:
+    """The metrics on `draws` disjoint, equal draws of the samples: mean and sample sd of each.
+
+    With ~100 training images one draw's k-NN metrics move by several points from seed set
+    to seed set; the sd says how much of a difference between arms is that noise.
+    """
+    parts = [m for m in np.array_split(fake, draws) if len(m) > 3]
+    per_draw = [metrics(real, part, fd_name, kid_name) for part in parts]
+    out = {}
+    for key in per_draw[0]:
+        values = np.array([d[key] for d in per_draw], dtype=float)
+        out[key] = float(values.mean())
+        if not key.endswith("_std"):
+            out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    out["draws"], out["draw_size"] = len(parts), int(min(len(p) for p in parts))
+    return out
+
+
+def _nearest_distance(a: np.ndarray, b: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    d = torch.cdist(torch.from_numpy(a).double(), torch.from_numpy(b).double())
+    if exclude_self:
+        d.fill_diagonal_(float("inf"))
+    return d.min(dim=1).values.numpy()
+
+
+def memorisation(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+    """How close samples sit to their nearest training image, against the data's own spacing.
+
+    ratio = median(sample -> nearest training image) / median(training image -> nearest other
+    one), in feature space. Near 1: samples are as far from the data as the images are from each
+    other; well below 1: samples hug training images. near_copy_share: samples closer to a
+    training image than 95 % of training images are to their nearest neighbour.
+    """
+    real_nn = _nearest_distance(real, real, exclude_self=True)
+    fake_nn = _nearest_distance(fake, real)
+    return {"memorisation_ratio": float(np.median(fake_nn) / np.median(real_nn)),
+            "near_copy_share": float((fake_nn < np.quantile(real_nn, 0.05)).mean())}
+
+
 @torch.no_grad()
-def trajectory_statistics(generator: Generator, z: torch.Tensor, max_steps: int, image_seeds: int = 64,
-                          batch: int = 256) -> dict:
-    """How w moves over steps 1..max_steps: displacement, contraction, divergence, stalling."""
-    ws = torch.cat([trajectory(generator, chunk, max_steps, decode=False).ws for chunk in z.split(batch)], dim=1)
+def trajectory_statistics(generator: Generator, ws: torch.Tensor, z: torch.Tensor, image_seeds: int = 64,
+                          moving_threshold: float = 0.01) -> dict:
+    """How w moves over steps 1..S (ws: (S+1, B, w_dim)): displacement, contraction, divergence,
+    stalling, and the share of seeds still moving at each step."""
+    max_steps = ws.shape[0] - 1
     disp = (ws[1:] - ws[:-1]).norm(dim=-1)                               # (S, B): ||w_h - w_{h-1}||
     ratio = disp[1:] / disp[:-1].clamp(min=1e-12)                         # (S-1, B): < 1 means contracting
     H = generator.num_steps
     norm_at_H = ws[min(H, max_steps)].norm(dim=-1)
     final_norm = ws[-1].norm(dim=-1)
     diverged = ~torch.isfinite(final_norm) | (final_norm > 10 * norm_at_H.median())
+    # "Moving": this step still displaces w by more than 1 % of the first step's displacement.
+    moving = disp > moving_threshold * disp[0].clamp(min=1e-12)
     stalled = disp[-1] < 1e-3 * disp[0].clamp(min=1e-12)
     # Mean absolute pixel change between successive frames, for the first image_seeds seeds.
     frames = trajectory(generator, z[:image_seeds], max_steps).images    # (S+1, b, C, R, R)
@@ -98,6 +143,7 @@ def trajectory_statistics(generator: Generator, z: torch.Tensor, max_steps: int,
         "steps": list(range(1, max_steps + 1)),
         "displacement_mean": disp.mean(dim=1).tolist(), "displacement_std": disp.std(dim=1).tolist(),
         "contraction_ratio_median": [None] + ratio.median(dim=1).values.tolist(),
+        "moving_share": moving.float().mean(dim=1).tolist(), "moving_threshold": moving_threshold,
         "image_change_mean": image_change.tolist(),
         "diverged_share": diverged.float().mean().item(), "stalled_share": stalled.float().mean().item(),
         "num_seeds": z.shape[0],
@@ -105,9 +151,16 @@ def trajectory_statistics(generator: Generator, z: torch.Tensor, max_steps: int,
 
 
 def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_samples: int, extractor: Extractor,
-             batch: int = 64, progress: bool = True, fd_name: str = "fd_effnet") -> dict:
-    """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1)."""
+             batch: int = 64, progress: bool = True, fd_name: str = "fd_effnet", draws: int = 1) -> dict:
+    """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1).
+
+    The styles of every step come from one pass of the recursion (the same numbers as running
+    exactly h steps, since each step is a pure function of the previous state); only the
+    requested steps are decoded and embedded.
+    """
+    kid_name = "kid" if fd_name == "fid" else "kid_effnet"
     z = seeds_to_z(list(range(num_samples)), generator.z_dim)
+    ws = torch.cat([trajectory(generator, chunk, max(steps), decode=False).ws for chunk in z.split(256)], dim=1)
     per_step = []
     seen: dict[str, dict] = {}  # identical images, identical metrics: the MLP is a fixed point after step 1
     bar = None
@@ -115,17 +168,19 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
         from tqdm import tqdm
         bar = tqdm(total=len(steps), desc="steps", dynamic_ncols=True)
     for h in steps:
-        images = torch.cat([sample(generator, chunk, h) for chunk in z.split(batch)])   # exactly h steps
+        with torch.no_grad():
+            images = torch.cat([generator.synthesize(chunk) for chunk in ws[h].split(batch)])   # exactly h steps
         key = hashlib.sha256(images.numpy().tobytes()).hexdigest()
         if key not in seen:
-            seen[key] = metrics(real, extract(extractor, images, batch), fd_name)
+            fake = extract(extractor, images, batch)
+            seen[key] = {**metrics_over_draws(real, fake, draws, fd_name, kid_name), **memorisation(real, fake)}
         per_step.append({"steps": h, **seen[key]})
         if bar:
             bar.update(1)
             bar.set_postfix(h=h, fd=f"{per_step[-1][fd_name]:.2f}", recall=f"{per_step[-1]['recall']:.3f}")
     if bar:
         bar.close()
-    return {"per_step": per_step, "trajectory": trajectory_statistics(generator, z, max(steps))}
+    return {"per_step": per_step, "kid_name": kid_name, "trajectory": trajectory_statistics(generator, ws, z)}
 
 
 def sample_grid_uri(generator: Generator, steps: list[int], seeds: int = 8) -> str:
@@ -143,9 +198,11 @@ def write_report(results: list[dict], grids: list[str], path: Path, fd_name: str
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = [fd_name, "kid", "precision", "recall", "density", "coverage"]
+    kid_name = "kid" if fd_name == "fid" else "kid_effnet"
+    names = [fd_name, kid_name, "precision", "recall", "density", "coverage"]
     fd_title = "FID (lower is better)" if fd_name == "fid" else "FD-EffNet (lower is better)"
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[fd_title, "KID", "precision", "recall", "density", "coverage"])
+    kid_title = "KID" if fd_name == "fid" else "KID-EffNet (lower is better)"
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[fd_title, kid_title, "precision", "recall", "density", "coverage"])
     colors = ["#1f77b4", "#d62728"]
     for i, r in enumerate(results):
         label = f"{Path(r['checkpoint']).name} ({r['mapper']})"
@@ -182,7 +239,7 @@ def write_report(results: list[dict], grids: list[str], path: Path, fd_name: str
 
 def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, out: Optional[str],
         extractor: Optional[Extractor] = None, num_real: int = 50_000, progress: bool = True,
-        inception: Optional[str] = None) -> list[dict]:
+        inception: Optional[str] = None, draws: int = 1) -> list[dict]:
     """inception: path of FID Inception-v3 weights; then the distance is standard FID ("fid")."""
     if inception:
         extractor, fd_name, feature_name, cache_name = load_fid_inception(inception), "fid", INCEPTION_NAME, "inception"
@@ -198,7 +255,8 @@ def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, o
                   "trained_steps": generator.num_steps, "data": str(data), "num_real": len(real),
                   "num_samples": num_samples, "seeds": f"0..{num_samples - 1}", "features": feature_name, "k": 3,
                   "fd_name": fd_name, "steps": steps, "training_step": meta.get("step"),
-                  **evaluate(generator, real, steps, num_samples, extractor, progress=progress, fd_name=fd_name)}
+                  **evaluate(generator, real, steps, num_samples, extractor, progress=progress, fd_name=fd_name,
+                              draws=draws)}
         result["wall_time_s"] = time.perf_counter() - start
         (Path(folder) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)
@@ -215,8 +273,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to evaluate")
     parser.add_argument("--compare", default=None, help="a second checkpoint, evaluated on the same data and seeds")
     parser.add_argument("--data", required=True, help="prepared dataset folder (python -m train.data ...)")
-    parser.add_argument("--steps", default="1,2,3,4,6,8,12,16,32", help="numbers of refinement steps to evaluate")
+    parser.add_argument("--steps", default="1,2,3,4,6,8,12,16,24,32,48,64",
+                        help="numbers of refinement steps to evaluate (the app offers up to 64)")
     parser.add_argument("--num-samples", type=int, default=5000, help="generated samples per step count")
+    parser.add_argument("--draws", type=int, default=1, help="split the samples into this many disjoint draws "
+                        "and report each metric's mean and sd over them")
     parser.add_argument("--num-real", type=int, default=50_000, help="at most this many real images")
     parser.add_argument("--out", default=None, help="folder for the HTML report (default: the checkpoint's)")
     parser.add_argument("--inception", default=None, help="path of FID Inception-v3 weights "
@@ -224,19 +285,21 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     try:
         steps = parse_steps(args.steps)
-        if args.num_samples < 4:
-            raise ValueError("--num-samples must be at least 4 (k-NN metrics need more than k = 3 samples)")
+        if args.draws < 1 or args.num_samples < 4 * args.draws:
+            raise ValueError("--draws must be >= 1 and --num-samples at least 4 per draw "
+                             "(k-NN metrics need more than k = 3 samples)")
         checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
         results = run(checkpoints, args.data, steps, args.num_samples, args.out, num_real=args.num_real,
-                      inception=args.inception)
+                      inception=args.inception, draws=args.draws)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(2, f"error: {e}\n")
     for r in results:
         print(f"{r['checkpoint']} ({r['mapper']}, H={r['trained_steps']}):")
         label = "FID" if r["fd_name"] == "fid" else "FD-EffNet"
         for p in r["per_step"]:
-            print(f"  h={p['steps']:3d}  {label} {p[r['fd_name']]:8.3f}  precision {p['precision']:.3f}  "
-                  f"recall {p['recall']:.3f}  density {p['density']:.3f}  coverage {p['coverage']:.3f}")
+            print(f"  h={p['steps']:3d}  {label} {p[r['fd_name']]:8.3f}  "
+                  + "  ".join(f"{k} {p[k]:.3f}±{p[k + '_sd']:.3f}" for k in ("precision", "recall", "density", "coverage"))
+                  + f"  memorisation {p['memorisation_ratio']:.2f}")
 
 
 if __name__ == "__main__":
