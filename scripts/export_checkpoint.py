@@ -1,11 +1,12 @@
 """Export a training run's EMA checkpoint for shipping: float16 weights, no training state.
 
-    python scripts/export_checkpoint.py runs/emoji32-rtm checkpoints/noto-emoji-rtm
+    python scripts/export_checkpoint.py runs/fewshot/animals-rtm checkpoints/noto-animals-rtm
 
-Then add the app's files and the evaluation:
-    python -m app.projection --checkpoint checkpoints/noto-emoji-rtm --seeds 1000
-    python -m app.nearest --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32
-    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32 ...
+Then add the app's files, the evaluation and the model card:
+    python -m app.projection --checkpoint checkpoints/noto-animals-rtm --seeds 1000
+    python -m app.nearest --checkpoint checkpoints/noto-animals-rtm --data data/noto-animals-32
+    python -m train.evaluate --checkpoint checkpoints/noto-animals-rtm --data data/noto-animals-32 ...
+    python scripts/model_card.py checkpoints/noto-animals-rtm
 """
 
 import json
@@ -23,10 +24,15 @@ def main() -> None:
     run, out = Path(sys.argv[1]), Path(sys.argv[2])
     generator, meta = load_checkpoint(run / "checkpoint")
     keep = {k: v for k, v in meta.items() if k in ("data", "data_source", "num_images", "step", "epoch",
-                                                 "images_seen", "wall_time_s", "train_config")}
+                                                 "images_seen", "wall_time_s", "weight_change", "train_config")}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     keep["final_loss"] = losses[-1] if losses else None
+    rounds = [m for m in metrics if m.get("event") == "reselect"]
+    if rounds:  # the RS-IMLE record: did rejection act?
+        keep["rs_imle"] = {"eps": rounds[-1]["eps"], "rounds": len(rounds), "pool": rounds[-1]["pool"],
+                           "rejected_last_rounds": [m["rejected"] for m in rounds[-3:]],
+                           "rejected_total": sum(m["rejected"] for m in rounds)}
     save_checkpoint(generator, out, meta=keep, storage_dtype="float16")
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     print(f"exported {run} (step {meta.get('step')}) to {out}: {size:.1f} MB")

@@ -22,5 +22,5 @@ for subset in animals faces; do
   launch "$subset-rtm-h1" "$subset" --mapper.num-steps 1
   launch "$subset-mlp" "$subset" --mapper.kind mlp
 done
-launch animals-rtm-pixel animals --loss-perceptual 0 --loss-pixel 1
+launch animals-rtm-pixel animals --loss-perceptual 0
 echo "started 7 runs; logs in $OUT/*.log, commands in $OUT/commands.txt"

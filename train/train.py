@@ -137,7 +137,9 @@ def train(cfg: TrainConfig) -> Path:
     # The initialisation depends only on the seed, so a resumed run has the same reference.
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": 1.0},
+                             {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
+                            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     state = {"step": 0, "latents": None, "latents_epoch": -1, "wall_time_s": 0.0}
 
     if cfg.resume:
@@ -225,7 +227,7 @@ def train(cfg: TrainConfig) -> Path:
         # --- one optimizer step ---------------------------------------------------------------
         idx = order[pos * per_rank_batch:(pos + 1) * per_rank_batch]
         for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
         with autocast:
             fake = train_model(latents[idx])
         real = as_float(data[idx])
