@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--host", default=env("RTM_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("RTM_PORT", "7860")))
     parser.add_argument("--checkpoints", default=env("RTM_CHECKPOINTS", "checkpoints"))
-    parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-emoji-rtm"))
+    parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm"))
     args = parser.parse_args()
     service = TrajectoryService(args.checkpoints)
     demo = build_demo(service, default_checkpoint=args.checkpoint)

@@ -1,6 +1,6 @@
 """Memorisation check: the training images nearest to a generated frame.
 
-    python -m app.nearest --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32
+    python -m app.nearest --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
 
 stores the training images (uint8, compressed, at the model's resolution) next to the
 checkpoint as `training_images.npz`; the app then shows, for the final frame of every

@@ -3,7 +3,7 @@
 The reference cloud is w at every step 0..H for a few thousand fixed seeds. UMAP is fitted
 on it once, offline (it needs numba and takes a minute):
 
-    python -m app.projection --checkpoint checkpoints/noto-emoji-rtm --seeds 1000
+    python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
 
 which writes `projection.npz` (plain arrays, read with allow_pickle=False) next to the
 checkpoint. At run time a new trajectory is placed *from its neighbours*: each w lands at

@@ -69,7 +69,7 @@ def checkpoint_root(name: str) -> tuple[Path, str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="noto-emoji-rtm")
+    parser.add_argument("--checkpoint", default="noto-faces-rtm")
     parser.add_argument("--out", default="bench/results/app.json")
     args = parser.parse_args()
     root, name, kind = checkpoint_root(args.checkpoint)

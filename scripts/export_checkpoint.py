@@ -1,12 +1,12 @@
 """Export a training run's EMA checkpoint for shipping: float16 weights, no training state.
 
-    python scripts/export_checkpoint.py runs/fewshot/animals-rtm checkpoints/noto-animals-rtm
+    python scripts/export_checkpoint.py runs/fewshot/animals-rtm checkpoints/noto-faces-rtm
 
 Then add the app's files, the evaluation and the model card:
-    python -m app.projection --checkpoint checkpoints/noto-animals-rtm --seeds 1000
-    python -m app.nearest --checkpoint checkpoints/noto-animals-rtm --data data/noto-animals-32
-    python -m train.evaluate --checkpoint checkpoints/noto-animals-rtm --data data/noto-animals-32 ...
-    python scripts/model_card.py checkpoints/noto-animals-rtm
+    python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
+    python -m app.nearest --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
+    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 ...
+    python scripts/model_card.py checkpoints/noto-faces-rtm
 """
 
 import json

@@ -1,6 +1,6 @@
 """Write a checkpoint's model card (README.md) and sample grid from its meta.json and eval.json.
 
-    python scripts/model_card.py checkpoints/noto-animals-rtm
+    python scripts/model_card.py checkpoints/noto-faces-rtm
 
 The card states only what the files say: the training settings, budget, weight change and
 RS-IMLE record from meta.json, the metrics from eval.json. Edit the generated text

@@ -15,7 +15,7 @@ SHIPPED = sorted(p for p in ROOT.iterdir() if (p / "config.json").is_file()) if 
 
 
 def test_the_app_default_is_shipped():
-    assert (ROOT / "noto-emoji-rtm" / "config.json").is_file()
+    assert (ROOT / "noto-faces-rtm" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)

@@ -1,9 +1,9 @@
 """Evaluate a checkpoint per number of refinement steps, and how stable its trajectories are.
 
-    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --data data/noto-emoji-32 \\
+    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 \\
         --steps 1,2,3,4,6,8,12,16,32 --num-samples 5000
-    python -m train.evaluate --checkpoint checkpoints/noto-emoji-rtm --compare checkpoints/noto-emoji-mlp \\
-        --data data/noto-emoji-32 --steps 1,2,4,8,16 --num-samples 5000 --out reports/rtm-vs-mlp
+    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --compare checkpoints/noto-faces-mlp \\
+        --data data/noto-faces-32 --steps 1,2,4,8,16 --num-samples 5000 --out reports/rtm-vs-mlp
 
 For every h in --steps (beyond the trained H too) the samples of seeds 0..n-1 are made
 with exactly h steps, embedded with EfficientNet-Lite0 and compared with the real

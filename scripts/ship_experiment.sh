@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Ship one subset's three arms of the few-shot experiment as app checkpoints:
+# export (float16), the app's UMAP map and nearest-image set, the evaluation, the model card.
+#   bash scripts/ship_experiment.sh animals [runs/fewshot]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+subset=$1 runs=${2:-runs/fewshot}
+for arm in rtm rtm-h1 mlp; do
+  run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-$arm"
+  python scripts/export_checkpoint.py "$run" "$ckpt"
+  python -m app.projection --checkpoint "$ckpt" --seeds 1000
+  python -m app.nearest --checkpoint "$ckpt" --data "data/noto-$subset-32"
+  python - "$run/checkpoint/eval.json" "$ckpt/eval.json" <<'PY'
+import json, sys
+evaluation = json.load(open(sys.argv[1]))
+evaluation["checkpoint"] = sys.argv[2].rsplit("/", 1)[0]   # the shipped folder, same weights (fp16-rounded)
+json.dump(evaluation, open(sys.argv[2], "w"), indent=1)
+PY
+  python scripts/model_card.py "$ckpt"
+done
