@@ -154,11 +154,24 @@ def test_mlp_is_one_pass_then_a_fixed_point():
     assert mapper.num_steps == 1
 
 
-def test_mlp_follows_stylegan2():
+def test_mlp_default_is_rs_imle_and_stylegan2_is_a_recipe():
+    from rtm_core.config import stylegan2_mapping
+    from rtm_core.mapper import ScaledLeakyReLU
+
     mapper = MLPMapper(MapperConfig(kind="mlp"))
-    linears = [m for m in mapper.net if m.__class__.__name__ == "EqualLinear"]
-    assert len(linears) == 8 and all(m.bias_gain == 0.01 for m in linears)
-    assert sum(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 0.2 for m in mapper.net) == 8
+    linears = [m for m in mapper.net if type(m) is torch.nn.Linear]
+    assert len(linears) == 8 and all((m.bias == 0).all() for m in linears)
+    # He init for leaky ReLU 0.2: weight std sqrt(2 / (1.04 fan_in))
+    assert linears[1].weight.std().item() == pytest.approx((2 / (1.04 * 512)) ** 0.5, rel=0.05)
+    acts = [m for m in mapper.net if isinstance(m, ScaledLeakyReLU)]
+    assert len(acts) == 8 and all(a.gain == 1 for a in acts)
+    sg2 = MLPMapper(MapperConfig(**stylegan2_mapping()))
+    equalized = [m for m in sg2.net if m.__class__.__name__ == "EqualLinear"]
+    assert len(equalized) == 8 and all(m.bias_gain == 0.01 for m in equalized)
+    assert all(a.gain == pytest.approx(2 ** 0.5) for a in sg2.net if isinstance(a, ScaledLeakyReLU))
+    # the point of the gain: the scale of w survives 8 layers (without it, it shrinks ~0.7x a layer)
+    z = torch.randn(256, 512)
+    assert 0.5 < sg2(z).square().mean().sqrt().item() < 2.0
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3"])
