@@ -26,7 +26,7 @@ from .nearest import TrainingImages, load_training_images
 from .projection import Projection, fit_pca, load_projection, reference_cloud
 
 MAX_SEED = 2**32 - 1     # what the UI accepts: safe in JavaScript numbers and easy to type
-MAX_STEPS = 64           # inference-time refinement steps the UI offers
+MAX_STEPS = 64           # inference-time refinement steps the UI offers: the shipped eval.json covers h up to 64
 PCA_FALLBACK_SEEDS = 256
 
 

@@ -137,8 +137,12 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
 
 def _card(model) -> str:
     meta, cfg = model.meta, model.generator.config
-    mapper = (f"RTM, H = {cfg.mapper.num_steps}, L = {cfg.mapper.num_cycles}" if cfg.mapper.kind == "rtm"
-              else "one-pass MLP (StyleGAN2 baseline)")
+    m = cfg.mapper
+    if m.kind == "rtm":
+        mapper = f"RTM, H = {m.num_steps}, L = {m.num_cycles}" + (" (recursion off)" if m.num_steps == 1 else "")
+    else:
+        recipe = "StyleGAN2 recipe" if m.mlp_layer == "equalized" and m.lr_multiplier != 1 else "RS-IMLE baseline"
+        mapper = f"one-pass MLP ({recipe})"
     trained = f"trained {meta['step']} steps on {meta.get('data_source') or meta.get('data')}" if "step" in meta \
         else "untrained weights"
     return (f"**{model.name}** — {mapper}; {cfg.decoder.kind} decoder, "
