@@ -10,8 +10,9 @@ Prepare data once, then train:
     python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-rtm --resume      # continue
 
 The loop, top to bottom: every `resample_every` epochs, re-select each image's latent
-(RS-IMLE, train/imle.py); then train on (image, latent) pairs with RS-IMLE's loss (a
-perceptual distance + 0.1 x pixel L2, train/losses.py; pixel L2 alone in the tiny preset), AdamW,
+(RS-IMLE, train/imle.py); then train on (image, latent) pairs with a perceptual distance
++ pixel L2 (train/losses.py; weights 1.0 / 1.0 in the cpu and gpu presets, pixel L2 alone
+in the tiny preset), AdamW,
 warmup, gradient clipping and an EMA of the weights. The run folder gets metrics.jsonl,
 samples/ (for fixed seeds, the image after steps 1..H) and checkpoint/ (the EMA weights in
 the rtm_core format, plus train_state.pt with everything --resume needs).
