@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from rtm_core import Generator, refinement_grid, save_checkpoint, to_pil
