@@ -1,14 +1,16 @@
 """Training benchmarks (not tests: they print figures, assert nothing).
 
-    python bench/bench_train.py                     # ~6 minutes on a 2-core CPU
     OMP_NUM_THREADS=1 python bench/bench_train.py   # as the experiment's arms run: one thread each
+                                                    # (~12 minutes on this 2-core CPU; +~8 with --compile-step)
 
 (a) Cost of one optimizer step, RTM (H = 8) vs RTM H = 1 vs the RS-IMLE MLP baseline, same
     decoder, at the settings the experiment used (cpu preset: 32x32, batch 16, perceptual +
-    0.1 x pixel loss) and with pixel L2 only; and at the app's 64x64 model.
-(b) RS-IMLE pool generation, samples/s: as it was (no_grad, batches of 64) and as it is now
-    (inference_mode, batches of pool_batch), in one run so the ratio is fair; plus one full
-    re-selection for N = 3,926 images (Noto Color Emoji's count) at force_factor x N.
+    pixel loss) and with pixel L2 only; and at the app's 64x64 model. --compile-step adds
+    the cpu-preset step under torch.compile.
+(b) RS-IMLE pool generation, samples/s: the old way (no_grad, batches of 64) and the training
+    loop's (generate_pool_features) at several batch sizes and torch.compile'd (--compile),
+    in one run so the ratios are fair; plus one full re-selection for N = 3,926 images
+    (Noto Color Emoji's count) at force_factor x N.
 
 Results go to bench/results/train.json.
 """
@@ -16,6 +18,7 @@ Results go to bench/results/train.json.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,40 +43,52 @@ def model_for(preset: str, mapper: dict, resolution: int):
     return TrainConfig(**{**PRESETS[preset], "mapper": mapper}).model_config(resolution, 3)
 
 
-def train_throughput(config, device, batch: int, steps: int, loss_fn: ImageLoss) -> float:
+def step_timer(config, device, batch: int, loss_fn: ImageLoss, compile: bool = False):
+    """run(n): n optimizer steps of one generator, returns seconds per step (after 3 warm-up steps)."""
     torch.manual_seed(0)
     g = Generator(config).to(device).train()
     opt = torch.optim.AdamW(g.parameters(), lr=1e-4)
+    model = torch.compile(g, dynamic=False) if compile else g
     R = config.decoder.img_resolution
     z, target = torch.randn(batch, g.z_dim, device=device), torch.rand(batch, 3, R, R, device=device) * 2 - 1
 
-    def step():
-        loss = loss_fn(g(z), target)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            loss = loss_fn(model(z), target)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / n
 
-    for _ in range(3):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - start)
+    run(3)
+    return run
 
 
-def pool_rate(g: Generator, project, count: int, batch: int, inference: bool) -> float:
-    """Samples/s of generating and embedding `count` pool samples, the old way or the new."""
+def throughputs(configs: dict, device, batch: int, loss_fn: ImageLoss, steps: int, rounds: int,
+                compile: bool = False) -> dict:
+    """img/s per arm: the arms take turns for `rounds` rounds of `steps` steps, and the median round
+    counts, so that a burst of load on a shared machine hits every arm alike."""
+    timers = {arm: step_timer(config, device, batch, loss_fn, compile) for arm, config in configs.items()}
+    seconds: dict = {arm: [] for arm in configs}
+    for _ in range(rounds):
+        for arm, run in timers.items():
+            seconds[arm].append(run(steps))
+    return {arm: batch / statistics.median(s) for arm, s in seconds.items()}
+
+
+def pool_rate(g: torch.nn.Module, project, count: int, batch: int, inference: bool) -> float:
+    """Samples/s of generating and embedding `count` pool samples: the old way (no_grad) or the
+    training loop's (generate_pool_features, under reselect's no_grad)."""
     z = torch.randn(count, g.z_dim)
-    if inference:
+    with torch.no_grad():
+        generate_pool_features(g, z[:batch], project, batch)          # warm-up (and compile, if compiled)
         start = time.perf_counter()
-        generate_pool_features(g, z, project, batch)
-    else:
-        start = time.perf_counter()
-        with torch.no_grad():
+        if inference:
+            generate_pool_features(g, z, project, batch)
+        else:
             torch.cat([project(g(chunk)) for chunk in z.split(batch)])
     return count / (time.perf_counter() - start)
 
@@ -81,7 +96,10 @@ def pool_rate(g: Generator, project, count: int, batch: int, inference: bool) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
-    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm in (a)")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a); the median counts")
+    parser.add_argument("--compile-step", action="store_true",
+                        help="also time a torch.compile'd optimizer step (RTM and MLP, cpu preset; minutes of compiling)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="bench/results/train.json")
     args = parser.parse_args()
@@ -93,12 +111,20 @@ def main() -> None:
     losses = {"rs_imle": ImageLoss(cpu["loss_perceptual"], cpu["loss_pixel"], cpu["perceptual_size"]).to(device),
               "pixel": ImageLoss(0.0, 1.0).to(device)}
     for preset, resolution, batch, loss in (("cpu", 32, 16, "rs_imle"), ("cpu", 32, 16, "pixel"), ("gpu", 64, 32, "pixel")):
-        row = {arm: train_throughput(model_for(preset, mapper, resolution), device, batch, args.steps, losses[loss])
-               for arm, mapper in ARMS.items()}
+        row = throughputs({arm: model_for(preset, mapper, resolution) for arm, mapper in ARMS.items()}, device, batch,
+                          losses[loss], args.steps, args.rounds)
         row["rtm_step_cost_over_mlp"] = row["mlp"] / row["rtm"]
         key = f"{preset}_model_{resolution}px_batch{batch}_{loss}_loss"
         results["step"][key] = row
         print(f"  (a) {key}: img/s RTM {row['rtm']:6.1f}, RTM H=1 {row['rtm_h1']:6.1f}, MLP {row['mlp']:6.1f} "
+              f"-> an RTM step costs {row['rtm_step_cost_over_mlp']:.2f}x an MLP step")
+
+    if args.compile_step:
+        row = throughputs({arm: model_for("cpu", ARMS[arm], 32) for arm in ("rtm", "mlp")}, device, 16,
+                          losses["rs_imle"], args.steps, args.rounds, compile=True)
+        row["rtm_step_cost_over_mlp"] = row["mlp"] / row["rtm"]
+        results["step"]["cpu_model_32px_batch16_rs_imle_loss_compiled"] = row
+        print(f"  (a) the same, torch.compile'd: img/s RTM {row['rtm']:6.1f}, MLP {row['mlp']:6.1f} "
               f"-> an RTM step costs {row['rtm_step_cost_over_mlp']:.2f}x an MLP step")
 
     N = 3926
@@ -106,11 +132,21 @@ def main() -> None:
     project = RandomProjection(3 * 32 * 32, 800, seed=0, device=device)
     results["pool"] = {}
     for arm in ("rtm", "mlp"):
-        g = Generator(model_for("cpu", ARMS[arm], 32)).to(device).eval()
-        old = pool_rate(g, project, 1024, 64, inference=False)
-        new = pool_rate(g, project, 1024, cpu.get("pool_batch", TrainConfig.pool_batch), inference=True)
-        results["pool"][arm] = {"old_samples_per_s": old, "new_samples_per_s": new, "speedup": new / old}
-        print(f"  (b) pool generation, {arm}: {old:6.1f} -> {new:6.1f} samples/s ({new / old:.2f}x)")
+        g = Generator(model_for("cpu", ARMS[arm], 32)).to(device).train()   # as reselect sees it mid-training
+        row = {"old_no_grad_batch64": pool_rate(g, project, 1024, 64, inference=False)}
+        for batch in (16, 32, 64, 256):
+            row[f"batch{batch}"] = pool_rate(g, project, 1024, batch, inference=True)
+        start = time.perf_counter()
+        compiled = torch.compile(g, dynamic=False)
+        pool_rate(compiled, project, 64, 64, inference=True)
+        row["compile_s"] = time.perf_counter() - start
+        row["compiled_batch64"] = pool_rate(compiled, project, 1024, 64, inference=True)
+        row["speedup_compiled_over_old"] = row["compiled_batch64"] / row["old_no_grad_batch64"]
+        results["pool"][arm] = row
+        print(f"  (b) pool generation, {arm}, samples/s: old {row['old_no_grad_batch64']:.1f}; eager batch 16/32/64/256 "
+              f"{row['batch16']:.1f} / {row['batch32']:.1f} / {row['batch64']:.1f} / {row['batch256']:.1f}; "
+              f"compiled (--compile) batch 64 {row['compiled_batch64']:.1f} ({row['speedup_compiled_over_old']:.2f}x old; "
+              f"compiling took {row['compile_s']:.0f} s)")
     g = Generator(model_for("cpu", ARMS["rtm"], 32)).to(device).eval()
     data = project(torch.rand(N, 3, 32, 32, device=device) * 2 - 1)
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=device)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 
 from . import __version__
@@ -35,6 +36,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+SAFETENSORS_DTYPES = {"F32": 4, "F16": 2}     # what save_checkpoint writes, and its bytes per value
+MAX_JSON_BYTES = 1 << 20                      # config.json and meta.json are a few KB
+MAX_HEADER_BYTES = 1 << 24                    # a safetensors header lists names, shapes, offsets
 
 
 class CheckpointError(ValueError):
@@ -81,6 +85,9 @@ def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing: a checkpoint folder needs {CONFIG_FILE}, "
                               f"{WEIGHTS_FILE} and {META_FILE} (save it with rtm_core.save_checkpoint)")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{path} is {size:,} bytes; a {what} is a few KB (at most {MAX_JSON_BYTES:,})")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -112,34 +119,69 @@ def _existing_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def check_weights_file(path: Path, config: ModelConfig) -> None:
+    """Check model.safetensors against `config` from its header alone, before reading the weights:
+    every tensor the config needs is there with its shape and a stored dtype, the offsets tile the
+    file exactly, and nothing else is in it. A file of the wrong size or model costs 8 bytes + its
+    header to refuse, not its whole size in memory."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        prefix = f.read(8)
+        header_len = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
+        if not 0 < header_len <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{path} is not a safetensors file (no valid header; {size:,} bytes)")
+        try:
+            header = json.loads(f.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path} has a damaged safetensors header ({e})") from e
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a damaged safetensors header (not an object)")
+    header.pop("__metadata__", None)
+    with torch.device("meta"):  # shapes only: nothing is allocated, whatever the config says
+        expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
+    problems, end = [], 0
+    for name, shape in expected.items():
+        entry = header.get(name)
+        if not isinstance(entry, dict):
+            problems.append(f"{name} missing")
+            continue
+        offsets = entry.get("data_offsets")
+        if entry.get("dtype") not in SAFETENSORS_DTYPES or tuple(entry.get("shape", ())) != shape:
+            problems.append(f"{name}: {entry.get('dtype')} {entry.get('shape')}, expected F32/F16 {list(shape)}")
+        elif (not isinstance(offsets, list) or len(offsets) != 2 or
+              offsets[1] - offsets[0] != SAFETENSORS_DTYPES[entry["dtype"]] * int(torch.Size(shape).numel())):
+            problems.append(f"{name}: data offsets {offsets} do not fit its shape")
+        else:
+            end = max(end, offsets[1])
+    problems += [f"unexpected tensor {name}" for name in sorted(set(header) - set(expected))]
+    if problems:
+        raise CheckpointError(f"{path} does not fit {CONFIG_FILE}: {'; '.join(problems[:5])}"
+                              f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}. "
+                              f"The weights were saved from a different configuration, or the file is damaged.")
+    if 8 + header_len + end != size:
+        raise CheckpointError(f"{path} is {size:,} bytes but its header describes {8 + header_len + end:,}: "
+                              f"the file is truncated or has extra data; save it again")
+
+
 def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
     """Rebuild the Generator saved in `folder`, in float32 and eval mode, and its meta."""
     config, meta = read_config(folder), read_meta(folder)
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the checkpoint has no weights")
+    check_weights_file(path, config)
     data = path.read_bytes()
     expected = meta.get("weights_sha256")
     if expected is not None and hashlib.sha256(data).hexdigest() != expected:
         raise CheckpointError(f"{path} does not match the SHA-256 recorded in {META_FILE}: the file is "
                               f"corrupted, truncated, or was replaced without re-saving; save it again")
     try:
-        state = load_file(str(path))
+        state = safetensors_load(data)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is truncated or corrupted and cannot be read ({e})") from e
-
-    generator = Generator(config)
-    expected_shapes = {k: v.shape for k, v in generator.state_dict().items()}
-    missing = sorted(set(expected_shapes) - set(state))
-    unexpected = sorted(set(state) - set(expected_shapes))
-    wrong = sorted(k for k in set(state) & set(expected_shapes) if state[k].shape != expected_shapes[k])
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{path} does not fit {CONFIG_FILE}: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shape {[(k, tuple(state[k].shape), tuple(expected_shapes[k])) for k in wrong[:5]]}. "
-            f"The weights were saved from a different configuration.")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path} holds non-finite weights in {bad[:5]}")
+    generator = Generator(config)
     generator.load_state_dict(state)  # copies into float32 parameters, so fp16 storage is restored
     return generator.to(device).eval(), meta

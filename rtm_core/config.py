@@ -30,10 +30,18 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+# Upper bounds far above any sensible model, so that a damaged or hostile config.json is refused
+# before it asks for terabytes ("tried to allocate 2048000000000000 bytes").
+LIMITS = {"z_dim": 8192, "w_dim": 8192, "num_tokens": 1024, "token_dim": 8192, "block_layers": 64,
+          "num_steps": 4096, "num_cycles": 256, "grad_steps": 4096, "mlp_layers": 64, "mlp_width": 16384,
+          "img_channels": 4, "channel_base": 1 << 20, "channel_max": 4096, "expansion": 64}
+
+
 def _positive_int(obj: Any, name: str) -> None:
-    value = getattr(obj, name)
+    value, high = getattr(obj, name), LIMITS.get(name)
     _require(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (high is None or value <= high),
+        f"{type(obj).__name__}.{name} must be an integer in [1, {high}], got {value!r}" if high else
         f"{type(obj).__name__}.{name} must be an integer >= 1, got {value!r}",
     )
 
@@ -76,8 +84,8 @@ class MapperConfig:
             _positive_int(self, name)
         _require(self.state_init in STATE_INITS,
                  f"MapperConfig.state_init must be one of {STATE_INITS}, got {self.state_init!r}")
-        _require(isinstance(self.expansion, (int, float)) and self.expansion > 0,
-                 f"MapperConfig.expansion must be > 0, got {self.expansion!r}")
+        _require(isinstance(self.expansion, (int, float)) and 0 < self.expansion <= LIMITS["expansion"],
+                 f"MapperConfig.expansion must be in (0, {LIMITS['expansion']}], got {self.expansion!r}")
         _require(self.mlp_layer in MLP_LAYERS,
                  f"MapperConfig.mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
         _require(self.mlp_layer == "equalized" or self.lr_multiplier == 1,
@@ -85,8 +93,8 @@ class MapperConfig:
                  f"layer has no learning-rate multiplier)")
         for name in ("lr_multiplier", "mlp_gain"):
             value = getattr(self, name)
-            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
-                     f"MapperConfig.{name} must be a number > 0, got {value!r}")
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 100,
+                     f"MapperConfig.{name} must be a number in (0, 100], got {value!r}")
 
     @property
     def trained_steps(self) -> int:

