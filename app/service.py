@@ -1,18 +1,25 @@
 """The app's adapter to rtm_core: checkpoint folder -> frames and map coordinates.
 
 No Gradio here: the UI calls `TrajectoryService`, tests call it directly. Models are
-loaded once and kept; a seed's whole trajectory (w and image at every step) is computed in
-one batched call and the most recent results are cached.
+loaded once and kept; a seed's whole trajectory (w, z_H and image at every step) is
+computed in one batched call and the most recent results are cached.
+
+Input from a browser or an API client is untrusted: every value is length-capped before it
+is validated, and what an error message echoes is cut short (`preview`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
+import math
+import tempfile
 import threading
+import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,14 +27,28 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, to_pil, to_uint8, trajectory
+from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, seeds_to_z, to_pil, to_uint8, trajectory
 
 from .nearest import TrainingImages, load_training_images
-from .projection import Projection, fit_pca, load_projection, reference_cloud
+from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, reference_cloud
 
 MAX_SEED = 2**32 - 1     # what the UI accepts: safe in JavaScript numbers and easy to type
 MAX_STEPS = 64           # inference-time refinement steps the UI offers: the shipped eval.json covers h up to 64
+MAX_NAME_CHARS = 128     # a checkpoint name longer than this is refused unread
+MAX_NUMBER_CHARS = 32    # a seed or step count sent as text
+MAX_EVAL_BYTES = 4 << 20           # eval.json is ~15 KB
+MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few MB
+WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 PCA_FALLBACK_SEEDS = 256
+ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
+
+
+def preview(value: Any, limit: int = 40) -> str:
+    """repr(value), cut to `limit` characters: safe to put in an error message or a log line."""
+    if isinstance(value, str) and len(value) > 4 * limit:
+        value = value[:4 * limit]  # never repr a 100 MB string to cut it afterwards
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 @dataclass
@@ -36,9 +57,10 @@ class LoadedModel:
     generator: Generator
     meta: dict
     projection: Projection
-    eval: Optional[dict]          # the checkpoint's eval.json, if any
+    eval: Optional[dict]          # the checkpoint's eval.json, if any (and readable)
     training_images: Optional[TrainingImages]  # for the nearest-neighbour check, if shipped
-    reference: dict               # the map's background points, sent with every trajectory
+    assets_file: Path             # the map's reference cloud and the training images, fetched once per page
+    warnings: list[str] = field(default_factory=list)  # side files that could not be read
 
     @property
     def trained_steps(self) -> int:
@@ -53,6 +75,8 @@ class TrajectoryResult:
     ws: np.ndarray                # (S+1, w_dim)
     xy: np.ndarray                # (S+1, 2): the path on the map
     displacement: np.ndarray      # (S,): ||w_h - w_{h-1}|| for h = 1..S
+    token_change: Optional[np.ndarray]  # (S, T): ||z_H,t after h - before h|| per token; None for an MLP
+    pixel_change: np.ndarray      # (S, R, R): mean |frame_h - frame_{h-1}| over channels, 0..255
 
     @property
     def num_steps(self) -> int:
@@ -60,14 +84,21 @@ class TrajectoryResult:
 
 
 def _whole_number(value: Any, name: str, low: int, high: int) -> int:
-    """Accept ints and integral floats/strings from the UI or API; anything else is a clear error."""
-    message = f"{name} must be a whole number between {low} and {high}, got {value!r}"
+    """Accept ints and integral floats/strings from the UI or API; anything else is a clear error,
+    never a silent rounding (3.5) or clamping (0, 10000)."""
+    message = f"{name} must be a whole number between {low} and {high}"
+    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
+        raise ValueError(f"{message}; got {len(value):,} characters of text")
+    if isinstance(value, bool):
+        raise ValueError(f"{message}, got {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if not number.is_integer() or not low <= number <= high:
-        raise ValueError(message)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{message}, got {preview(value)}") from None
+    if not math.isfinite(number) or not number.is_integer():
+        raise ValueError(f"{message}, got {preview(value)} (not a whole number)")
+    if not low <= number <= high:
+        raise ValueError(f"{message}, got {preview(value)} (out of range)")
     return int(number)
 
 
@@ -79,42 +110,88 @@ def parse_steps(steps: Any) -> int:
     return _whole_number(steps, "steps", 1, MAX_STEPS)
 
 
+def _read_eval(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_EVAL_BYTES:
+        raise ValueError(f"{path.stat().st_size:,} bytes, more than {MAX_EVAL_BYTES:,}")
+    data = json.loads(path.read_text())
+    rows = data.get("per_step") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("steps"), int) for r in rows):
+        raise ValueError("no 'per_step' list of rows with integer 'steps'")
+    return data
+
+
+def _side_file(folder: Path, name: str, load, warnings: list[str], what: str):
+    """Load an optional file next to the checkpoint; if it is broken, say so and go on without it."""
+    path = folder / name
+    try:
+        if path.is_file() and path.stat().st_size > MAX_SIDE_FILE_BYTES:
+            raise ValueError(f"{path.stat().st_size:,} bytes, more than {MAX_SIDE_FILE_BYTES:,}")
+        return load(path)
+    except Exception as e:  # any damage to an optional file: the model itself still loads
+        warnings.append(f"{name} could not be read ({type(e).__name__}: {preview(str(e), 120)}); {what}")
+        return None
+
+
 class TrajectoryService:
     def __init__(self, root: str | Path = "checkpoints", cache_size: int = 64):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"checkpoint folder {self.root} does not exist")
         self._models: dict[str, LoadedModel] = {}
+        self._loading: dict[str, threading.Lock] = {}
         self._cache: OrderedDict[tuple, TrajectoryResult] = OrderedDict()
         self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()   # guards the dicts above; never held while reading a file
 
     def names(self) -> list[str]:
         """Checkpoint folders directly under root (those with a config.json)."""
         return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
 
+    def check_name(self, name: Any) -> str:
+        if not isinstance(name, str):
+            raise ValueError(f"checkpoint must be a name (text), got {type(name).__name__}")
+        if len(name) > MAX_NAME_CHARS:
+            raise ValueError(f"checkpoint name is {len(name):,} characters long; names are at most "
+                             f"{MAX_NAME_CHARS}. Choose one of {self.names()}")
+        if name not in self.names():
+            raise ValueError(f"unknown checkpoint {preview(name)}; choose one of {self.names()}")
+        return name
+
     def trained_steps(self, name: str) -> int:
         """The trained H of a checkpoint, read from its config without loading it."""
-        return read_config(self.root / name).mapper.trained_steps
+        return read_config(self.root / self.check_name(name)).mapper.trained_steps
 
     def model(self, name: Any) -> LoadedModel:
-        if not isinstance(name, str) or name not in self.names():
-            raise ValueError(f"unknown checkpoint {name!r}; choose one of {self.names()}")
+        name = self.check_name(name)
         with self._lock:
-            if name not in self._models:
-                self._models[name] = self._load(name)
-            return self._models[name]
+            if name in self._models:
+                return self._models[name]
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:  # one loader per checkpoint; requests for other (loaded) models go on meanwhile
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
+            loaded = self._load(name)
+            with self._lock:
+                self._models[name] = loaded
+            return loaded
 
     def _load(self, name: str) -> LoadedModel:
         folder = self.root / name
         generator, meta = load_checkpoint(folder)
-        projection = load_projection(folder)
+        warnings: list[str] = []
+        projection = _side_file(folder, PROJECTION_FILE, lambda p: load_projection(p.parent), warnings,
+                                "the map falls back to PCA")
         if projection is None:  # no offline UMAP: PCA of a small cloud, computed now (about a second)
             projection = fit_pca(*reference_cloud(generator, PCA_FALLBACK_SEEDS))
-        eval_path = folder / "eval.json"
-        evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
+        evaluation = _side_file(folder, "eval.json", _read_eval, warnings, "the metric curves are hidden")
+        training_images = _side_file(folder, "training_images.npz", lambda p: load_training_images(p.parent),
+                                     warnings, "the nearest-image check is off")
         return LoadedModel(name=name, generator=generator, meta=meta, projection=projection, eval=evaluation,
-                           training_images=load_training_images(folder), reference=reference_points(projection))
+                           training_images=training_images, assets_file=write_assets(projection, training_images),
+                           warnings=warnings)
 
     def trajectory(self, name: Any, seed: Any, steps: Any = None) -> TrajectoryResult:
         model = self.model(name)
@@ -127,11 +204,14 @@ class TrajectoryService:
                 return self._cache[key]
         z = seed_to_z(seed, model.generator.z_dim)[None]
         with torch.inference_mode():
-            tr = trajectory(model.generator, z, steps)
-        ws = tr.ws[:, 0].numpy()                                         # (S+1, w_dim)
+            tr = trajectory(model.generator, z, steps, tokens=True)
+        ws, frames = tr.ws[:, 0].numpy(), to_uint8(tr.images[:, 0])      # (S+1, w_dim), (S+1, R, R, C)
+        tokens = tr.tokens[:, 0] if tr.tokens is not None else None      # (S+1, T, d)
         result = TrajectoryResult(
-            checkpoint=model.name, seed=seed, frames=to_uint8(tr.images[:, 0]), ws=ws,
-            xy=model.projection.place(ws), displacement=np.linalg.norm(np.diff(ws, axis=0), axis=1))
+            checkpoint=model.name, seed=seed, frames=frames, ws=ws, xy=model.projection.place(ws),
+            displacement=np.linalg.norm(np.diff(ws, axis=0), axis=1),
+            token_change=(tokens[1:] - tokens[:-1]).norm(dim=-1).numpy() if tokens is not None else None,
+            pixel_change=np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=-1))
         with self._lock:
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
@@ -139,42 +219,118 @@ class TrajectoryService:
         return result
 
     def payload(self, result: TrajectoryResult) -> dict:
-        """Everything the browser needs to scrub without asking the server again."""
+        """Everything the browser needs to scrub without asking the server again. What is the
+        same for every seed (the map's reference cloud, the training images) is not in it: the
+        page fetches the checkpoint's `assets_file` once and keeps it."""
         model = self.model(result.checkpoint)
+        peak = float(result.pixel_change.max()) if result.num_steps else 0.0
         return {
             "checkpoint": result.checkpoint, "seed": result.seed, "num_steps": result.num_steps,
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
             "frames": [png_data_uri(f) for f in result.frames],
-            "xy": result.xy.round(4).tolist(), "displacement": result.displacement.round(5).tolist(),
-            "reference": model.reference, "nearest": self.nearest(model, result.frames[-1]),
+            "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
+            "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
+            "pixel_change": change_strip(result.pixel_change, peak),
+            "pixel_change_peak": round(peak / 255, 4),       # the strip's white, as a fraction of full range
+            "reference_method": model.projection.method.upper(),
+            "nearest": self.nearest(model, result.frames[-1]),
         }
 
     @staticmethod
     def nearest(model: LoadedModel, frame: np.ndarray, k: int = 3) -> list[dict]:
-        """The k training images nearest to `frame` (empty when the checkpoint ships none)."""
+        """The k training images nearest to `frame`, as indices into the assets' image strip
+        (empty when the checkpoint ships none)."""
         if model.training_images is None:
             return []
         ti = model.training_images
-        return [{"image": png_data_uri(ti.images[i]), "label": str(ti.labels[i]) if i < len(ti.labels) else "",
+        return [{"index": i, "label": describe_label(ti.labels[i] if i < len(ti.labels) else ""),
                  "distance": round(d, 2)} for i, d in ti.nearest(frame, k)]
 
+    def seed_walk(self, name: Any, seed_a: Any, seed_b: Any, count: Any = 8) -> np.ndarray:
+        """Final frames (count, R, R, C) of `count` latents spaced along the great circle from
+        seed_a's z to seed_b's z, all refined for the trained H in one batched call."""
+        model = self.model(name)
+        seeds = [parse_seed(seed_a), parse_seed(seed_b)]
+        count = _whole_number(count, "frames", *WALK_FRAMES)
+        a, b = seeds_to_z(seeds, model.generator.z_dim)
+        z = torch.stack([slerp(a, b, t) for t in np.linspace(0.0, 1.0, count)])
+        with torch.inference_mode():
+            return to_uint8(trajectory(model.generator, z, model.trained_steps).images[-1])
 
-def reference_points(projection: Projection, limit: int = 3000) -> dict:
-    """The map's background: reference points (x, y, step), at most `limit`, evenly thinned."""
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation: Gaussian z lie near a sphere, and a straight line between two
+    of them passes through its inside, where no training latent ever was."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm())
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def describe_label(label: Any) -> str:
+    """A training image's label as plain text: an emoji gets its Unicode name ('😀 grinning face')."""
+    text = str(label)[:64]
+    names = [unicodedata.name(c, "").lower() for c in text if unicodedata.category(c) == "So"]
+    names = [n for n in names if n]
+    return f"{text} {' + '.join(names)}" if names and len(text) <= 8 else text
+
+
+def write_assets(projection: Projection, training_images: Optional[TrainingImages], limit: int = 3000) -> Path:
+    """What every seed of a checkpoint shares, as one JSON file named by its content: the map's
+    reference points (x, y, step; at most `limit`, evenly thinned) and the training images as
+    one PNG strip (N*R x R). The page fetches it once per checkpoint and keeps it."""
     keep = np.linspace(0, len(projection.ref_xy) - 1, min(limit, len(projection.ref_xy))).astype(int)
-    return {"x": projection.ref_xy[keep, 0].round(3).tolist(), "y": projection.ref_xy[keep, 1].round(3).tolist(),
-            "step": projection.ref_steps[keep].tolist(), "method": projection.method.upper()}
+    assets: dict[str, Any] = {"reference": {"x": projection.ref_xy[keep, 0].round(3).tolist(),
+                                            "y": projection.ref_xy[keep, 1].round(3).tolist(),
+                                            "step": projection.ref_steps[keep].tolist()},
+                              "training_images": None, "training_count": 0}
+    if training_images is not None and len(training_images.images):
+        images = training_images.images
+        assets["training_images"] = png_data_uri(images.reshape(-1, *images.shape[2:]))
+        assets["training_count"] = len(images)
+    body = json.dumps(assets).encode()
+    ASSETS_DIR.mkdir(parents=True, exist_ok=True)
+    path = ASSETS_DIR / f"{hashlib.sha256(body).hexdigest()[:24]}.json"
+    if not path.is_file():
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(body)
+        tmp.replace(path)  # atomic: a page never fetches half a file
+    return path
+
+
+# A dark-to-bright colour map (black, purple, orange, yellow) for change maps, as a PNG palette.
+_STOPS = np.array([[0, 0, 0], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32)
+CHANGE_PALETTE = np.stack([np.interp(np.linspace(0, len(_STOPS) - 1, 256), np.arange(len(_STOPS)), _STOPS[:, c])
+                           for c in range(3)], axis=1).round().astype(np.uint8)
+
+
+def change_strip(change: np.ndarray, peak: float) -> Optional[str]:
+    """(S, R, R) change maps -> one PNG data URI, the maps stacked top to bottom (S*R x R) and
+    scaled so that `peak` is the brightest colour: one small palette image for all steps."""
+    if len(change) == 0:
+        return None
+    # 16 levels: enough to see where the image changes, and the PNG stays small (payload <= 40 KB).
+    levels = (np.clip(np.round(change / max(peak, 1e-6) * 15), 0, 15) * 17).astype(np.uint8)
+    rows = levels.reshape(-1, levels.shape[-1])
+    image = Image.frombytes("P", (rows.shape[1], rows.shape[0]), rows.tobytes())
+    image.putpalette(CHANGE_PALETTE.tobytes())
+    return _data_uri(image)
+
+
+def _data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def png_data_uri(frame: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    to_pil(frame).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return _data_uri(to_pil(frame))
 
 
 def gif_bytes(result: TrajectoryResult, size: int = 256, frame_ms: int = 100) -> bytes:
     """The refinement as an animated GIF (each step `frame_ms`, the last held for a second)."""
-    frames = [to_pil(f).resize((size, size), Image.Resampling.LANCZOS) for f in result.frames]
+    frames = [to_pil(f).resize((size, size), Image.Resampling.NEAREST) for f in result.frames]
     buffer = io.BytesIO()
     durations = [frame_ms] * (len(frames) - 1) + [1000]
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import random
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -12,11 +15,14 @@ import gradio as gr
 import plotly
 import plotly.graph_objects as go
 
-from .service import MAX_SEED, MAX_STEPS, TrajectoryService, gif_bytes
+from .http import MIDDLEWARE, mark_refused
+from .service import ASSETS_DIR, MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
 GIF_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-gifs"
+GIF_KEEP, GIF_MAX_AGE_S = 32, 3600   # exports are downloads: keep the newest few, for an hour
+log = logging.getLogger("rtm_explorer")
 
 INTRO = """# RTM Explorer
 Watch **recursive latent refinement** at work. RTM (the Recursive Token Mapper, arXiv 2605.15309) turns a
@@ -24,104 +30,155 @@ seed's noise into latent tokens and refines them with one shared block, step aft
 style *w* is read out and decoded. Pick a seed, press **Generate**, then scrub, play, or hover the map.
 Everything after Generate runs in your browser."""
 
+# One plotly.js for the whole page (the viewers and the metric curves share it), loaded by the
+# viewer after its first frame is on screen. No gr.Plot: its own bundled copy would load beside
+# it and race for window.Plotly.
+PLOTLY_URL = f"/gradio_api/file={PLOTLY_JS}"
+LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE})
+
+
+def asset_url(path: Path) -> str:
+    return f"/gradio_api/file={path}"
+
 
 def shown_as_error(fn):
-    """Bad input raises ValueError in the service; show its message in the page instead of failing."""
+    """Bad input raises ValueError in the service: show its message in the page (one log line,
+    no traceback) and answer the REST API with 422 instead of failing."""
     @functools.wraps(fn)
     def wrapper(*args):
         try:
             return fn(*args)
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            mark_refused()
+            log.warning("refused %s: %s", fn.__name__, preview(str(e), 300))
+            raise gr.Error(str(e), print_exception=False) from None
     return wrapper
 
 
-def viewer(elem_id: str) -> gr.HTML:
-    """The refinement viewer: image, slider, play, ±1, filmstrip, trajectory map, displacement chart."""
-    gr.set_static_paths([PLOTLY_JS.parent])
-    return gr.HTML(
-        value=None,
-        html_template='<div class="rtm-root" data-step=""></div>',
-        css_template=(ASSETS / "viewer.css").read_text(),
-        js_on_load=(ASSETS / "viewer.js").read_text(),
-        head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>',
-        elem_id=elem_id,
-        apply_default_css=False,
-    )
+def _html(elem_id: str, js: str, template: str, value=None) -> gr.HTML:
+    return gr.HTML(value=value, html_template=template, css_template=(ASSETS / "viewer.css").read_text(),
+                   js_on_load=(ASSETS / js).read_text(), elem_id=elem_id, apply_default_css=False)
 
 
-def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[go.Figure]:
+def viewer(elem_id: str, value: Optional[dict] = None) -> gr.HTML:
+    """The refinement viewer: image, slider, play, ±1, change maps, filmstrip, trajectory map."""
+    return _html(elem_id, "viewer.js", '<div class="rtm-root" data-step=""></div>', value)
+
+
+def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict]:
     """k-NN precision, recall, density, coverage (and FD) against the number of steps, from the
-    checkpoint's eval.json; error bars are the sd over draws where eval.json has them."""
+    checkpoint's eval.json, as plotly JSON; error bars are the sd over draws where eval.json has them."""
     if not evaluation or "per_step" not in evaluation:
         return None
     rows = evaluation["per_step"]
     steps = [r["steps"] for r in rows]
     fig = go.Figure()
-    for key, name in (("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage")):
+    for key in ("precision", "recall", "density", "coverage"):
         if all(key in r for r in rows):
             sd = [r.get(f"{key}_sd") for r in rows]
-            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name,
+            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=key,
                             error_y=dict(type="data", array=sd, visible=True) if all(v is not None for v in sd) else None)
-    for key, name in (("fd_effnet", "FD-EffNet"), ("fid", "FID")):
+    for key, name in (("fd_effnet", "FD-EffNet (right axis)"), ("fid", "FID (right axis)")):
         if all(key in r for r in rows):
-            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, yaxis="y2")
+            fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, yaxis="y2",
+                            line=dict(dash="dash"))
     fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H")
-    fig.update_layout(height=300, margin=dict(l=40, r=40, t=30, b=40), xaxis_title="refinement steps",
-                      yaxis=dict(title="k-NN precision, recall, density, coverage", rangemode="tozero"),
-                      yaxis2=dict(title="Fréchet distance", overlaying="y", side="right", showgrid=False))
-    return fig
+    fig.update_layout(height=330, margin=dict(l=50, r=60, t=30, b=40), xaxis_title="refinement steps",
+                      title=dict(text="Metrics per refinement step (eval.json)", font=dict(size=13)),
+                      legend=dict(orientation="h", y=-0.25, x=0),  # below the plot: never over an axis
+                      yaxis=dict(title="k-NN metric (see legend)", rangemode="tozero"),
+                      yaxis2=dict(title="Fréchet distance (lower is better)", overlaying="y", side="right",
+                                  showgrid=False, rangemode="tozero"))
+    return json.loads(fig.to_json())
+
+
+def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AGE_S) -> None:
+    gifs = sorted(folder.glob("*.gif"), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    for k, path in enumerate(gifs):
+        if k >= keep or now - path.stat().st_mtime > max_age_s:
+            path.unlink(missing_ok=True)
 
 
 def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = None) -> gr.Blocks:
     names = service.names()
     if not names:
         raise FileNotFoundError(f"no checkpoints under {service.root}; train one (docs/TRAINING.md)")
-    default = default_checkpoint if default_checkpoint in names else names[0]
-    default_steps = service.model(default).trained_steps
+    default = default_checkpoint or names[0]
+    if default not in names:
+        raise ValueError(f"unknown checkpoint {preview(default)}; choose one of {names}")
+    default_model = service.model(default)
     other = next((n for n in names if n != default), default)
+    gr.set_static_paths([PLOTLY_JS.parent, ASSETS_DIR])
+
+    def payload(name, seed, steps) -> dict:
+        result = service.trajectory(name, seed, steps)
+        return {**service.payload(result), "assets_url": asset_url(service.model(result.checkpoint).assets_file),
+                "plotly_url": PLOTLY_URL}
 
     @shown_as_error
     def run(name, seed, steps):
-        return service.payload(service.trajectory(name, seed, steps))
+        return payload(name, seed, steps)
 
     @shown_as_error
     def on_checkpoint(name):
         model = service.model(name)
-        figure = eval_figure(model.eval, model.trained_steps)
-        return gr.update(value=model.trained_steps), gr.update(value=figure, visible=figure is not None), _card(model)
+        return gr.update(value=model.trained_steps), eval_figure(model.eval, model.trained_steps), _card(model)
 
     @shown_as_error
     def export_gif(name, seed, steps):
         result = service.trajectory(name, seed, steps)
         GIF_DIR.mkdir(exist_ok=True)
-        path = GIF_DIR / f"{name}-seed{result.seed}-{result.num_steps}steps.gif"
+        prune_gifs(GIF_DIR)
+        path = GIF_DIR / f"{result.checkpoint}-seed{result.seed}-{result.num_steps}steps.gif"
         path.write_bytes(gif_bytes(result))
         return str(path)
+
+    @shown_as_error
+    def walk(name, seed_a, seed_b, count):
+        frames = service.seed_walk(name, seed_a, seed_b, count)
+        last = len(frames) - 1
+        return [(f, f"seed {int(float(seed_a))}" if k == 0 else f"seed {int(float(seed_b))}" if k == last
+                 else f"{k}/{last} of the way") for k, f in enumerate(frames)]
 
     with gr.Blocks(title="RTM Explorer") as demo:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
-            checkpoint = gr.Dropdown(names, value=default, label="checkpoint", scale=2)
-            seed = gr.Number(value=42, precision=0, minimum=0, maximum=MAX_SEED, label="seed", scale=1)
+            # allow_custom_value: a name that is not a checkpoint reaches the service, which caps and
+            # refuses it with its own message (Gradio's would echo the whole value).
+            checkpoint = gr.Dropdown(names, value=default, label="checkpoint", scale=2, allow_custom_value=True)
+            # No minimum/maximum/precision here: the service checks, and says so, instead of the
+            # box rounding 3.5 to 4 or clamping 10000 to 64 behind the user's back.
+            seed = gr.Number(value=42, label=f"seed (0 to {MAX_SEED})", elem_id="rtm-seed", scale=1)
             dice = gr.Button("🎲 random seed", scale=0)
-            steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="refinement steps", scale=2)
+            steps = gr.Number(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
+                              elem_id="rtm-steps", scale=1)
             generate = gr.Button("Generate", variant="primary", scale=0)
-        card = gr.Markdown(_card(service.model(default)))
-        view = viewer("rtm-viewer")
+        card = gr.Markdown(_card(default_model))
+        with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
+            with gr.Row(equal_height=True):
+                checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B", allow_custom_value=True)
+                steps_b = gr.Number(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
+                compare_button = gr.Button("Compare")
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=340):
+                # The first frame arrives with the page: no round trip before the user sees an image.
+                view = viewer("rtm-viewer", value=payload(default, 42, None))
+            with gr.Column(min_width=340, visible=False) as column_b:
+                view_b = viewer("rtm-viewer-b")
         with gr.Row():
-            figure = eval_figure(service.model(default).eval, default_steps)
-            curves = gr.Plot(figure, label="metrics vs refinement steps (eval.json)", visible=figure is not None)
+            curves = _html("rtm-eval", "curves.js", '<div class="rtm-curves"></div>',
+                           eval_figure(default_model.eval, default_model.trained_steps))
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")
                 gif_file = gr.File(label="GIF", interactive=False)
-        with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
-            with gr.Row():
-                checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B")
-                steps_b = gr.Slider(1, MAX_STEPS, value=service.trained_steps(other), step=1,
-                                    label="refinement steps B")
-                compare = gr.Button("Compare")
-            view_b = viewer("rtm-viewer-b")
+        with gr.Accordion("Seed walk: from one seed to another along the sphere of z", open=False):
+            with gr.Row(equal_height=True):
+                walk_to = gr.Number(value=7, label="to seed")
+                walk_count = gr.Number(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
+                walk_button = gr.Button("Walk")
+            walk_strip = gr.Gallery(label="final frames along the walk (refined for the trained H)", columns=8,
+                                    height="auto", object_fit="contain")
 
         generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory")
         seed.submit(run, [checkpoint, seed, steps], view, api_name=False)
@@ -129,9 +186,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             run, [checkpoint, seed, steps], view, api_name=False)
         checkpoint.change(on_checkpoint, checkpoint, [steps, curves, card], api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)
-        compare.click(run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
+        compare_button.click(lambda: gr.update(visible=True), None, column_b, api_name=False).then(
+            run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
         gif_button.click(export_gif, [checkpoint, seed, steps], gif_file, api_name="gif")
-        demo.load(run, [checkpoint, seed, steps], view, api_name=False)
+        walk_button.click(walk, [checkpoint, seed, walk_to, walk_count], walk_strip, api_name="walk")
     return demo
 
 
@@ -143,7 +201,14 @@ def _card(model) -> str:
     else:
         recipe = "StyleGAN2 recipe" if m.mlp_layer == "equalized" and m.lr_multiplier != 1 else "RS-IMLE baseline"
         mapper = f"one-pass MLP ({recipe})"
-    trained = f"trained {meta['step']} steps on {meta.get('data_source') or meta.get('data')}" if "step" in meta \
-        else "untrained weights"
-    return (f"**{model.name}** — {mapper}; {cfg.decoder.kind} decoder, "
+    step = meta.get("step")
+    trained = (f"trained {step if isinstance(step, int) else _code(step)} steps on "
+               f"{_code(meta.get('data_source') or meta.get('data'))}" if "step" in meta else "untrained weights")
+    card = (f"{_code(model.name)} — {mapper}; {cfg.decoder.kind} decoder, "
             f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {trained}.")
+    return card + "".join(f"\n\n⚠️ {_code(w)}" for w in model.warnings)
+
+
+def _code(text: str) -> str:
+    """gr.Markdown renders markup: text from files (names, data sources, warnings) goes in as a code span."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ")[:300] + "`"

@@ -92,24 +92,28 @@ def iter_steps(generator: Generator, z: torch.Tensor, num_steps: Optional[int] =
 class Trajectory:
     ws: torch.Tensor                      # (num_steps + 1, B, w_dim)
     images: Optional[torch.Tensor]        # (num_steps + 1, B, C, R, R) or None
+    tokens: Optional[torch.Tensor] = None  # (num_steps + 1, B, T, d): RTM's slow state z_H, if asked for
 
 
 def trajectory(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None,
-               decode: bool = True, decode_batch: int = 64) -> Trajectory:
+               decode: bool = True, decode_batch: int = 64, tokens: bool = False) -> Trajectory:
     """Every step's w, and its image decoded in batches of `decode_batch` frames.
 
     Faster than decoding inside iter_steps: the mapper is cheap, and one decoder call on
     all frames at once uses the CPU far better than num_steps + 1 calls of batch B.
+    tokens=True also keeps z_H after every step (RTM only; a one-pass MLP has no tokens: None).
     """
     if not isinstance(decode_batch, int) or decode_batch < 1:
         raise ValueError(f"decode_batch must be an integer >= 1, got {decode_batch!r}")
-    ws = torch.stack([out.w for out in iter_steps(generator, z, num_steps, decode=False)])
+    steps = list(iter_steps(generator, z, num_steps, decode=False))
+    ws = torch.stack([out.w for out in steps])
+    z_H = torch.stack([out.state.z_H for out in steps]) if tokens and steps[0].state.z_H.ndim == 3 else None
     if not decode:
-        return Trajectory(ws=ws, images=None)
+        return Trajectory(ws=ws, images=None, tokens=z_H)
     flat = ws.flatten(0, 1)                                              # (S*B, w_dim)
     with torch.no_grad():
         images = torch.cat([generator.synthesize(chunk) for chunk in flat.split(decode_batch)])
-    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]))  # (S, B, C, R, R)
+    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]), tokens=z_H)  # images (S, B, C, R, R)
 
 
 def sample(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None) -> torch.Tensor:

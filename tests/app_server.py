@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from app.service import TrajectoryService
-from app.ui import build_demo
+from app.ui import LAUNCH_KWARGS, build_demo
 from rtm_core import Generator, save_checkpoint, tiny
 
 
@@ -28,5 +28,6 @@ def launch(root: Path, default: str = "tiny-rtm"):
     demo = build_demo(TrajectoryService(root), default_checkpoint=default)
     port = free_port()
     demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                    prevent_thread_lock=True, quiet=True, show_error=True)
+                                                    prevent_thread_lock=True, quiet=True, show_error=True,
+                                                    **LAUNCH_KWARGS)
     return demo, f"http://127.0.0.1:{port}/"

@@ -125,11 +125,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_steps=1500,
                 max_minutes=62, warmup_steps=200, loss_perceptual=1.0, loss_pixel=1.0, perceptual_size=32,
                 force_factor=10, resample_every=20, eps_nn_fraction=0.5, log_every=50, sample_every=500,
-                checkpoint_every=250, ema_decay=0.995),
+                checkpoint_every=250, ema_decay=0.995, pool_batch=16),  # small batches: cache-friendly on a CPU (bench_train)
     # One GPU, 64x64: RS-IMLE's pool size, re-selection interval and loss.
     "gpu": dict(batch_size=64, lr=2e-4, synthesis_lr_scale=4.0, max_steps=50_000, force_factor=20, resample_every=30,
                 loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5,
-                sample_every=2000, checkpoint_every=2000, compile=True),
+                sample_every=2000, checkpoint_every=2000, compile=True, pool_batch=512),
 }
 
 

@@ -1,140 +1,375 @@
 // The refinement viewer. Runs in the browser as gr.HTML's js_on_load: `element` is the
 // component, `props.value` the payload from app/service.py (every frame as a data URI, the
-// path on the map, the per-step displacement). Scrubbing, play, hover and click never talk
-// to the server: everything they need arrived with the payload.
+// path on the map, how much each token and pixel changed per step). Scrubbing, play, hover
+// and click never talk to the server.
+//
+// Speed: a slider move only writes a few DOM properties (image source, caption, three
+// overlay positions), coalesced to one animation frame; plotly draws once per trajectory and
+// is never called while scrubbing. The map's reference cloud is painted on a canvas and laid
+// under the plot as one image. Safety: data goes into the page as text (textContent,
+// attributes), never as markup.
 (() => {
-  const state = { step: 0, timer: null };
+  const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
+              mapPos: null, barPos: null, heatReady: false };
   const $ = (sel) => element.querySelector(sel);
-  const hasPlotly = () => typeof window.Plotly !== "undefined";
+  const assetCache = window.__rtmAssets || (window.__rtmAssets = new Map());  // url -> Promise(assets), one fetch per checkpoint
 
+  function make(tag, cls, attrs) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    for (const [k, val] of Object.entries(attrs || {})) e.setAttribute(k, String(val));
+    return e;
+  }
+
+  function assets(url) {
+    if (!assetCache.has(url)) {
+      assetCache.set(url, fetch(url).then((r) => {
+        if (!r.ok) throw new Error(`assets: HTTP ${r.status}`);
+        return r.json();
+      }));
+    }
+    return assetCache.get(url);
+  }
+
+  function whenPlotly(url, fn, waited = 0) {
+    if (window.Plotly) return fn(window.Plotly);
+    if (url && !document.getElementById("rtm-plotly")) {  // one copy for the page, loaded once
+      document.head.append(make("script", "", { id: "rtm-plotly", src: url, async: "" }));
+    }
+    if (waited > 30000) return;  // the map and chart stay empty; the frames still work
+    setTimeout(() => whenPlotly(url, fn, waited + 50), 50);
+  }
+
+  // Viridis, for "which step" colours (cloud and path share it).
+  const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  function viridis(t) {
+    t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+    const k = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - k;
+    return VIRIDIS[k].map((c, j) => Math.round(c + f * (VIRIDIS[k + 1][j] - c)));
+  }
+
+  // --- one step on screen: only property writes --------------------------------------------
+  function show(i) {
+    const v = S.v;
+    const n = v.frames.length - 1;
+    i = Math.max(0, Math.min(n, i));
+    const prev = S.step;
+    S.step = i;
+    $(".rtm-root").dataset.step = String(i);
+    $(".rtm-frame").src = v.frames[i];
+    $(".rtm-frame").alt = `the image after refinement step ${i} of ${n}`;
+    const slider = $(".rtm-slider");
+    if (slider.value !== String(i)) slider.value = String(i);
+    const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
+    const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
+    $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}`;
+    const thumbs = element.querySelectorAll(".rtm-thumb");
+    if (thumbs[prev]) thumbs[prev].classList.remove("rtm-current");
+    if (thumbs[i]) thumbs[i].classList.add("rtm-current");
+    placeMarker(i);
+    placeBar(i);
+    placeHeat(i);
+    showDiff(i);
+  }
+
+  function placeMarker(i) {
+    const m = $(".rtm-marker");
+    if (!S.mapPos) { m.style.display = "none"; return; }
+    const [x, y] = S.mapPos[i];
+    m.style.display = "block";
+    m.style.transform = `translate(${x}px, ${y}px)`;
+  }
+
+  function placeBar(i) {
+    const m = $(".rtm-barmark");
+    if (!S.barPos || i < 1) { m.style.display = "none"; return; }
+    const b = S.barPos;
+    m.style.display = "block";
+    m.style.transform = `translate(${b.x[i - 1] - b.w / 2}px, ${b.top}px)`;
+  }
+
+  function placeHeat(i) {
+    const m = $(".rtm-heatmark");
+    const n = S.v.frames.length - 1;
+    if (!S.heatReady || i < 1) { m.style.display = "none"; return; }
+    m.style.display = "block";
+    m.style.left = `${((i - 1) / n) * 100}%`;
+    m.style.width = `${100 / n}%`;
+  }
+
+  function showDiff(i) {
+    const v = S.v, d = $(".rtm-diff"), cap = $(".rtm-diffcap");
+    const n = v.frames.length - 1;
+    if (i < 1 || !v.pixel_change) {
+      d.style.visibility = "hidden";
+      cap.textContent = "Pixel change: step 0 has no previous frame.";
+      return;
+    }
+    d.style.visibility = "visible";
+    d.style.backgroundPosition = `0 ${n > 1 ? ((i - 1) / (n - 1)) * 100 : 0}%`;
+    cap.textContent = `Pixel change from step ${i - 1} to ${i} (brightest = ${(100 * v.pixel_change_peak).toFixed(0)}% of full range, the largest change of any step).`;
+  }
+
+  // Coalesce: however many input events arrive, one show() per animation frame.
+  function request(i) {
+    S.pending = i;
+    if (!S.raf) S.raf = requestAnimationFrame(() => { S.raf = 0; show(S.pending); });
+  }
+
+  function userStep(i) {  // a step the user chose here: stop playing, follow, tell a linked viewer
+    stop();
+    request(i);
+    if (window.__rtmLinked) window.dispatchEvent(new CustomEvent("rtm-step", { detail: { from: element, step: i } }));
+  }
+
+  // --- play: time-based, so it runs at 10 steps/s whatever a frame costs ----------------------
   function stop() {
-    if (state.timer) clearInterval(state.timer);
-    state.timer = null;
+    S.playing = false;
     const play = $(".rtm-play");
     if (play) play.textContent = "▶ play";
   }
 
-  function show(i) {
-    const v = props.value;
-    const n = v.frames.length - 1;
-    i = Math.max(0, Math.min(n, i));
-    state.step = i;
-    $(".rtm-root").dataset.step = String(i);
-    $(".rtm-frame").src = v.frames[i];
-    $(".rtm-slider").value = String(i);
-    const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
-    const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
-    $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}`;
-    element.querySelectorAll(".rtm-strip img").forEach((img, k) => img.classList.toggle("rtm-current", k === i));
-    if (hasPlotly() && $(".rtm-map").data) {
-      Plotly.restyle($(".rtm-map"), { x: [[v.xy[i][0]]], y: [[v.xy[i][1]]] }, [2]);
-      const colors = v.displacement.map((_, k) => (k + 1 === i ? "#d62728" : "#7f7f7f"));
-      Plotly.restyle($(".rtm-disp"), { "marker.color": [colors] }, [0]);
-    }
-  }
-
   function play() {
-    if (state.timer) return stop();
-    const n = props.value.frames.length - 1;
-    if (state.step >= n) show(0);
+    if (S.playing) return stop();
+    const n = S.v.frames.length - 1;
+    S.playing = true;
+    S.playFrom = S.step >= n ? 0 : S.step;
+    S.playStart = performance.now();
     $(".rtm-play").textContent = "❚❚ pause";
-    state.timer = setInterval(() => {
-      if (state.step >= n) return stop();
-      show(state.step + 1);
-    }, 100); // about 10 steps per second
+    show(S.playFrom);
+    const tick = (t) => {
+      if (!S.playing) return;
+      const i = Math.min(n, S.playFrom + Math.floor((t - S.playStart) / 100));
+      if (i !== S.step) show(i);
+      if (i >= n) return stop();
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
   }
 
-  function drawMap(v) {
-    const map = $(".rtm-map");
-    if (!hasPlotly()) {
-      map.textContent = "The trajectory map needs plotly.js, which did not load.";
+  // --- drawn once per trajectory ------------------------------------------------------------
+  function drawHeat(v) {
+    const canvas = $(".rtm-heat"), cap = $(".rtm-heatcap");
+    if (!v.token_change || !v.token_change.length) {
+      canvas.style.display = "none";
+      cap.textContent = v.mapper === "mlp" ? "Token change: a one-pass MLP has no tokens; its one step is the whole network."
+                                           : "Token change: no steps to show.";
       return;
     }
-    const ref = v.reference;
+    const S_ = v.token_change.length, T = v.token_change[0].length;
+    canvas.width = S_;
+    canvas.height = T;
+    canvas.style.height = `${Math.min(160, T * 8)}px`;
+    const ctx = canvas.getContext("2d"), img = ctx.createImageData(S_, T);
+    const peak = Math.max(1e-9, ...v.token_change.flat());
+    v.token_change.forEach((row, h) => row.forEach((val, t) => {
+      const [r, g, b] = viridis(val / peak), o = 4 * (t * S_ + h);
+      img.data[o] = r; img.data[o + 1] = g; img.data[o + 2] = b; img.data[o + 3] = 255;
+    }));
+    ctx.putImageData(img, 0, 0);
+    S.heatReady = true;
+    cap.textContent = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
+  }
+
+  function cloudImage(ref, range) {
+    // 3,000 reference points painted once on a canvas: far cheaper than 3,000 plotly markers.
+    const size = 600, c = document.createElement("canvas");
+    c.width = c.height = size;
+    const ctx = c.getContext("2d");
+    const maxStep = Math.max(1, ...ref.step);
+    const sx = (x) => ((x - range.x[0]) / (range.x[1] - range.x[0])) * size;
+    const sy = (y) => size - ((y - range.y[0]) / (range.y[1] - range.y[0])) * size;
+    ctx.globalAlpha = 0.35;
+    for (let k = 0; k < ref.x.length; k++) {
+      const [r, g, b] = viridis(ref.step[k] / maxStep);
+      ctx.fillStyle = `rgb(${r},${g},${b})`;
+      ctx.fillRect(sx(ref.x[k]) - 1.5, sy(ref.y[k]) - 1.5, 3, 3);
+    }
+    return c.toDataURL("image/png");
+  }
+
+  function extent(values, pad) {
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (!(hi > lo)) { lo -= 1; hi += 1; }
+    const p = (hi - lo) * pad;
+    return [lo - p, hi + p];
+  }
+
+  function drawMap(Plotly, v, a) {
+    const map = $(".rtm-map");
+    const xs = v.xy.map((p) => p[0]), ys = v.xy.map((p) => p[1]);
+    const range = { x: extent(a.reference.x.concat(xs), 0.05), y: extent(a.reference.y.concat(ys), 0.05) };
     const steps = v.xy.map((_, k) => k);
-    const traces = [
-      { x: ref.x, y: ref.y, mode: "markers", type: "scattergl", name: "reference seeds",
-        marker: { size: 3, color: ref.step, colorscale: "Viridis", opacity: 0.25 }, hoverinfo: "skip" },
-      { x: v.xy.map((p) => p[0]), y: v.xy.map((p) => p[1]), customdata: steps, mode: "lines+markers",
-        type: "scatter", name: `seed ${v.seed}`, line: { color: "#444", width: 1.5 },
-        marker: { size: 9, color: steps, colorscale: "Viridis", cmin: 0, cmax: Math.max(1, v.trained_steps),
-                  line: { color: "#222", width: 1 }, showscale: true, colorbar: { title: { text: "step" }, thickness: 10 } },
-        hovertemplate: "step %{customdata}<extra></extra>" },
-      { x: [v.xy[0][0]], y: [v.xy[0][1]], mode: "markers", type: "scatter", name: "current step",
-        marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#d62728", width: 3 } }, hoverinfo: "skip" },
-    ];
-    const layout = { margin: { l: 30, r: 10, t: 30, b: 30 }, height: 340, showlegend: false,
-                     title: { text: `${ref.method} of w at every step`, font: { size: 13 } },
-                     xaxis: { zeroline: false }, yaxis: { zeroline: false }, hovermode: "closest" };
-    Plotly.newPlot(map, traces, layout, { displayModeBar: false, responsive: true });
-    const preview = $(".rtm-preview");
-    map.on("plotly_hover", (ev) => {
-      const p = ev.points.find((q) => q.curveNumber === 1);
-      if (!p) return;
-      preview.src = v.frames[p.customdata];
-      preview.style.display = "block";
-    });
-    map.on("plotly_unhover", () => { preview.style.display = "none"; });
-    map.on("plotly_click", (ev) => {
-      const p = ev.points.find((q) => q.curveNumber === 1);
-      if (p) { stop(); show(p.customdata); }
+    const trace = { x: xs, y: ys, customdata: steps, mode: "lines+markers", type: "scatter", name: `seed ${v.seed}`,
+                    line: { color: "#444", width: 1.5 },
+                    marker: { size: 9, color: steps, colorscale: "Viridis", cmin: 0, cmax: Math.max(1, v.trained_steps),
+                              line: { color: "#222", width: 1 }, showscale: true,
+                              colorbar: { title: { text: "step" }, thickness: 10 } },
+                    hovertemplate: "step %{customdata}<extra></extra>" };
+    const layout = { margin: { l: 30, r: 10, t: 30, b: 30 }, height: 340, showlegend: false, hovermode: "closest",
+                     title: { text: `${v.reference_method} of w at every step (cloud: reference seeds)`, font: { size: 13 } },
+                     xaxis: { range: range.x, zeroline: false }, yaxis: { range: range.y, zeroline: false },
+                     images: [{ source: cloudImage(a.reference, range), xref: "x", yref: "y", x: range.x[0], y: range.y[1],
+                                sizex: range.x[1] - range.x[0], sizey: range.y[1] - range.y[0], sizing: "stretch",
+                                layer: "below" }] };
+    Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
+      const place = () => {
+        const fl = map._fullLayout;
+        if (!fl || !fl.xaxis || !fl.xaxis.l2p) return;
+        S.mapPos = v.xy.map(([x, y]) => [fl._size.l + fl.xaxis.l2p(x), fl._size.t + fl.yaxis.l2p(y)]);
+        placeMarker(S.step);
+      };
+      place();
+      map.on("plotly_afterplot", place);  // resize or zoom: the overlay follows
+      const preview = $(".rtm-preview");
+      map.on("plotly_hover", (ev) => {
+        const p = ev.points[0];
+        if (!p) return;
+        preview.src = v.frames[p.customdata];
+        preview.alt = `the image at step ${p.customdata}`;
+        preview.style.display = "block";
+      });
+      map.on("plotly_unhover", () => { preview.style.display = "none"; });
+      map.on("plotly_click", (ev) => { if (ev.points[0]) userStep(ev.points[0].customdata); });
     });
   }
 
-  function drawDisplacement(v) {
-    if (!hasPlotly()) return;
+  function drawDisplacement(Plotly, v) {
+    const el = $(".rtm-disp");
     const h = v.displacement.map((_, k) => k + 1);
-    Plotly.newPlot($(".rtm-disp"), [
+    Plotly.newPlot(el, [
       { x: h, y: v.displacement, type: "bar", marker: { color: "#7f7f7f" }, hovertemplate: "step %{x}: %{y:.3f}<extra></extra>" },
     ], {
-      margin: { l: 40, r: 10, t: 30, b: 35 }, height: 180, title: { text: "‖w_h − w_{h−1}‖ per step", font: { size: 13 } },
+      margin: { l: 45, r: 10, t: 30, b: 35 }, height: 180,
+      title: { text: "How far w moved at each step, ‖w_h − w_(h−1)‖", font: { size: 13 } },
       xaxis: { title: { text: "step h" }, dtick: h.length > 16 ? 4 : 1 },
       shapes: [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5, yref: "paper", y0: 0, y1: 1,
                  line: { dash: "dot", color: "#1f77b4" } }],
-    }, { displayModeBar: false, responsive: true });
+    }, { displayModeBar: false, responsive: true }).then(() => {
+      const place = () => {
+        const fl = el._fullLayout;
+        if (!fl || !fl.xaxis || !fl.xaxis.l2p) return;
+        const x = h.map((k) => fl._size.l + fl.xaxis.l2p(k));
+        const w = h.length > 1 ? Math.abs(x[1] - x[0]) : fl._size.w / 2;
+        S.barPos = { x, w, top: fl._size.t };
+        const mark = $(".rtm-barmark");
+        mark.style.width = `${w}px`;
+        mark.style.height = `${fl._size.h}px`;
+        placeBar(S.step);
+      };
+      place();
+      el.on("plotly_afterplot", place);
+    });
   }
+
+  function fillNearest(v, a) {
+    const box = $(".rtm-nearest");
+    box.textContent = "";
+    if (!v.nearest || !v.nearest.length || !a.training_images) return;
+    box.append(Object.assign(make("span"), {
+      textContent: "Nearest training images to the final frame (pixel RMS distance, 0-255; near-copies would mean memorisation):" }));
+    for (const n of v.nearest) {
+      const fig = make("figure");
+      const pic = make("div", "rtm-train", { role: "img", "aria-label": `training image: ${n.label}` });
+      pic.style.backgroundImage = `url("${a.training_images}")`;
+      pic.style.backgroundSize = `100% ${a.training_count * 100}%`;
+      pic.style.backgroundPosition = `0 ${a.training_count > 1 ? (n.index / (a.training_count - 1)) * 100 : 0}%`;
+      const cap = make("figcaption");
+      cap.textContent = `${n.label} · ${n.distance}`;
+      fig.append(pic, cap);
+      box.append(fig);
+    }
+  }
+
+  const SKELETON = `
+    <div class="rtm-top">
+      <div class="rtm-left">
+        <img class="rtm-frame" alt="">
+        <div class="rtm-caption" aria-live="polite"></div>
+        <div class="rtm-controls">
+          <button class="rtm-prev" type="button" aria-label="previous step">−1</button>
+          <button class="rtm-play" type="button">▶ play</button>
+          <button class="rtm-next" type="button" aria-label="next step">+1</button>
+          <input class="rtm-slider" type="range" min="0" step="1" aria-label="refinement step">
+        </div>
+        <label class="rtm-link"><input type="checkbox" class="rtm-link-box"> link the sliders of A and B</label>
+      </div>
+      <div class="rtm-inside">
+        <div class="rtm-heatbox"><canvas class="rtm-heat" aria-label="token change per step"></canvas><div class="rtm-heatmark"></div></div>
+        <div class="rtm-heatcap"></div>
+        <div class="rtm-diff" role="img" aria-label="pixel change from the previous step"></div>
+        <div class="rtm-diffcap"></div>
+      </div>
+      <div class="rtm-mapbox"><div class="rtm-map"></div><div class="rtm-marker"></div><img class="rtm-preview" alt=""></div>
+    </div>
+    <div class="rtm-strip"></div>
+    <div class="rtm-nearest"></div>
+    <div class="rtm-dispbox"><div class="rtm-disp"></div><div class="rtm-barmark"></div></div>`;
 
   function render() {
     stop();
     const root = $(".rtm-root");
     if (!root) return;
     const v = props.value;
+    if (window.Plotly) root.querySelectorAll(".js-plotly-plot").forEach((p) => window.Plotly.purge(p));
+    S.v = v; S.mapPos = null; S.barPos = null; S.heatReady = false;
     if (!v || !v.frames) {
-      root.innerHTML = '<div class="rtm-empty">Pick a seed and press <b>Generate</b>.</div>';
+      root.textContent = "";
+      const empty = make("div", "rtm-empty");
+      empty.textContent = "Pick a seed and press Generate.";
+      root.append(empty);
       return;
     }
     const n = v.frames.length - 1;
-    root.innerHTML = `
-      <div class="rtm-top">
-        <div class="rtm-left">
-          <img class="rtm-frame" alt="the image after the current refinement step">
-          <div class="rtm-caption"></div>
-          <div class="rtm-controls">
-            <button class="rtm-prev" title="previous step">−1</button>
-            <button class="rtm-play" title="play the refinement">▶ play</button>
-            <button class="rtm-next" title="next step">+1</button>
-            <input class="rtm-slider" type="range" min="0" max="${n}" step="1" aria-label="refinement step">
-          </div>
-        </div>
-        <div class="rtm-mapbox"><div class="rtm-map"></div><img class="rtm-preview" alt="hovered step"></div>
-      </div>
-      <div class="rtm-strip">${v.frames.map((f, k) => `<img data-step="${k}" src="${f}" title="step ${k}">`).join("")}</div>
-      ${v.nearest && v.nearest.length ? `<div class="rtm-nearest"><span>Nearest training images to the final frame
-        (pixel RMS distance; near-copies would mean memorisation):</span>
-        ${v.nearest.map((n) => `<figure><img src="${n.image}" alt="training image"><figcaption>${n.label}
-          · ${n.distance}</figcaption></figure>`).join("")}</div>` : ""}
-      <div class="rtm-disp"></div>`;
-    $(".rtm-slider").addEventListener("input", (e) => { stop(); show(Number(e.target.value)); });
-    $(".rtm-prev").addEventListener("click", () => { stop(); show(state.step - 1); });
-    $(".rtm-next").addEventListener("click", () => { stop(); show(state.step + 1); });
+    root.innerHTML = SKELETON;  // a constant: no data in it
+    $(".rtm-slider").max = String(n);
+    $(".rtm-link-box").checked = !!window.__rtmLinked;
+    const strip = $(".rtm-strip");
+    v.frames.forEach((f, k) => {
+      const b = make("button", "rtm-thumb", { type: "button", "data-step": k, title: `step ${k}`, "aria-label": `show step ${k}` });
+      b.append(make("img", "", { src: f, alt: `step ${k}` }));
+      b.addEventListener("click", () => userStep(k));
+      strip.append(b);
+    });
+    const diff = $(".rtm-diff");
+    if (v.pixel_change) {
+      diff.style.backgroundImage = `url("${v.pixel_change}")`;
+      diff.style.backgroundSize = `100% ${n * 100}%`;
+    }
+    $(".rtm-slider").addEventListener("input", (e) => userStep(Number(e.target.value)));
+    $(".rtm-prev").addEventListener("click", () => userStep(S.step - 1));
+    $(".rtm-next").addEventListener("click", () => userStep(S.step + 1));
     $(".rtm-play").addEventListener("click", play);
-    element.querySelectorAll(".rtm-strip img").forEach((img) =>
-      img.addEventListener("click", () => { stop(); show(Number(img.dataset.step)); }));
-    drawMap(v);
-    drawDisplacement(v);
+    $(".rtm-link-box").addEventListener("change", (e) => {
+      window.__rtmLinked = e.target.checked;
+      document.querySelectorAll(".rtm-link-box").forEach((box) => { box.checked = e.target.checked; });
+    });
+    S.step = n;
+    drawHeat(v);
     show(n);
+    const frame = $(".rtm-frame");
+    if (root.closest("#rtm-viewer") && !performance.getEntriesByName("rtm-first-frame").length) {
+      // When the first image is decoded and painted: what bench_app reports as "first frame".
+      frame.decode().catch(() => {}).then(() => requestAnimationFrame(() => setTimeout(() => {
+        if (!performance.getEntriesByName("rtm-first-frame").length) performance.mark("rtm-first-frame");
+      }, 0)));
+    }
+    // The plots after the first paint: the image never waits for plotly.
+    requestAnimationFrame(() => setTimeout(() => whenPlotly(v.plotly_url, (Plotly) => {
+      if (S.v !== v) return;  // a newer trajectory arrived meanwhile
+      drawDisplacement(Plotly, v);
+      if (!v.assets_url) return;
+      assets(v.assets_url).then((a) => {
+        if (S.v !== v) return;
+        drawMap(Plotly, v, a);
+        fillNearest(v, a);
+      }).catch((err) => { $(".rtm-map").textContent = `The map could not be drawn (${err.message}).`; });
+    }), 0));
   }
 
+  window.addEventListener("rtm-step", (e) => {
+    if (e.detail.from !== element && window.__rtmLinked && S.v) { stop(); request(e.detail.step); }
+  });
   watch("value", render);
   render();
 })();
