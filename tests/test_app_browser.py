@@ -1,16 +1,14 @@
-"""The app in a real headless Chromium (Debian's), driven by Playwright."""
+"""The app in a real headless Chromium (Debian's), driven by Playwright. Every test fails on a
+page error or a console error: a broken script must not pass because the DOM looks right."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.app_server import launch, make_checkpoints
+from bench.browser import CHROMIUM, cold_load, drag_latency, launch_browser
+from tests.app_server import HOSTILE_LABEL, launch, make_checkpoints
 
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
@@ -18,21 +16,30 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.e
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def app_url(tmp_path_factory):
+    demo, url = launch(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
-    demo, url = launch(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        requests = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.requests = requests
-        page.goto(url)
-        page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)  # demo.load renders seed 42
-        yield page
-        browser.close()
-    demo.close()
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def loaded(browser, app_url):
+    load = cold_load(browser, app_url)
+    load["page"].requests = []
+    load["page"].on("request", lambda r: load["page"].requests.append(r.url))
+    yield load
+    assert load["errors"] == [], load["errors"]
+    load["context"].close()
 
 
 def current(page) -> tuple[str, str]:
@@ -40,46 +47,76 @@ def current(page) -> tuple[str, str]:
             page.get_attribute("#rtm-viewer .rtm-frame", "src"))
 
 
-def test_nothing_is_fetched_from_outside(page):
-    outside = [u for u in page.requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
-    assert outside == []
+def test_three_cold_loads_without_errors_and_one_plotly(browser, app_url):
+    for _ in range(3):
+        load = cold_load(browser, app_url)
+        page = load["page"]
+        assert load["errors"] == [], load["errors"]
+        assert len(load["plotly_loads"]) == 1, load["plotly_loads"]       # one copy, ours, served locally
+        assert page.evaluate("typeof window.Plotly.newPlot") == "function"
+        outside = [u for u in page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+                   if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
+        assert outside == []
+        assert load["first_frame_ms"] > 0 and current(page)[0] == "3"     # the trained H, on arrival
+        load["context"].close()
 
 
-def test_generate_scrub_play_without_server_requests(page):
-    seed_box = page.get_by_label("seed", exact=True)
+def marker_offset(page, step: int) -> float:
+    """Pixels between the red ring's centre and plotly's own marker for `step` on the map."""
+    return page.evaluate("""(k) => {
+        const ring = document.querySelector('#rtm-viewer .rtm-marker').getBoundingClientRect();
+        const point = document.querySelectorAll('#rtm-viewer .rtm-map .scatterlayer .point')[k].getBoundingClientRect();
+        return Math.hypot(ring.x + ring.width / 2 - point.x - point.width / 2, ring.y + ring.height / 2 - point.y - point.height / 2);
+    }""", step)
+
+
+def test_scrub_play_and_the_marker_follows_without_server_requests(loaded):
+    page = loaded["page"]
+    seed_box = page.locator("#rtm-seed input")
     seed_box.fill("7")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("document.querySelector('#rtm-viewer .rtm-caption').textContent.includes('step 3 of 3')")
-    page.wait_for_timeout(500)
+    page.wait_for_function("getComputedStyle(document.querySelector('#rtm-viewer .rtm-marker')).display === 'block'")
     step, src_last = current(page)
-    assert step == "3"
+    assert step == "3" and marker_offset(page, 3) < 2.5
 
     before = len(page.requests)
     slider = page.locator("#rtm-viewer .rtm-slider")
     slider.focus()
-    for _ in range(3):
-        page.keyboard.press("ArrowLeft")  # drag back to step 0 with the keyboard
+    for k in (2, 1, 0):
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function(f"document.querySelector('#rtm-viewer .rtm-root').dataset.step === '{k}'")
+        assert marker_offset(page, k) < 2.5        # the ring sits on the step's point of the path
     step, src_first = current(page)
     assert step == "0" and src_first != src_last
     page.locator("#rtm-viewer .rtm-next").click()
-    assert current(page)[0] == "1"
-    page.locator("#rtm-viewer .rtm-strip img[data-step='2']").click()
-    assert current(page)[0] == "2"
+    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.step === '1'")
+    page.locator("#rtm-viewer .rtm-thumb[data-step='2']").click()
+    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.step === '2'")
     page.locator("#rtm-viewer .rtm-play").click()
     page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.step === '3'", timeout=5000)
+    assert drag_latency(page)                       # dragging fires input events the viewer follows
     assert len(page.requests) == before, page.requests[before:]  # scrubbing never asked the server
-
-    # The trajectory map was drawn with plotly, and the current step is highlighted on it.
-    assert page.locator("#rtm-viewer .rtm-map .main-svg").count() > 0
     SCREENSHOT_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / "app.png"), full_page=True)
 
 
-def test_bad_seed_shows_a_visible_error_and_the_app_keeps_working(page):
-    seed_box = page.get_by_label("seed", exact=True)
-    seed_box.fill("99999999999")
-    page.get_by_role("button", name="Generate").click()
-    page.get_by_text("greater than maximum").first.wait_for(timeout=10_000)
+def test_hostile_labels_render_as_text(loaded):
+    page = loaded["page"]
+    page.wait_for_selector("#rtm-viewer .rtm-nearest figcaption")
+    captions = page.locator("#rtm-viewer .rtm-nearest figcaption").all_text_contents()
+    assert len(captions) == 3 and all(c.startswith(HOSTILE_LABEL) for c in captions)
+    assert page.locator("#rtm-viewer .rtm-nearest img").count() == 0   # no element was made from the label
+    assert page.evaluate("window.__xss") is None
+
+
+def test_bad_seed_shows_a_visible_error_and_the_app_keeps_working(loaded):
+    page = loaded["page"]
+    seed_box = page.locator("#rtm-seed input")
+    for bad, message in (("3.5", "not a whole number"), ("99999999999", "out of range")):
+        seed_box.fill(bad)
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text(message).first.wait_for(timeout=10_000)
     seed_box.fill("11")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("document.querySelector('#rtm-viewer .rtm-caption').textContent.includes('step 3 of 3')")

@@ -1,8 +1,18 @@
 import concurrent.futures
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
+from app.ui import prune_gifs
 from tests.app_server import launch, make_checkpoints
 
 
@@ -28,18 +38,76 @@ def test_gif_endpoint(server):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("tiny-rtm", 2**40, 3), "greater than maximum value 4294967295"),
-    (("tiny-rtm", -1, 3), "less than minimum value 0"),
-    (("tiny-rtm", "abc", 3), "Expected a `float"),
-    (("tiny-rtm", 1, 0), "less than minimum value 1"),
-    (("tiny-rtm", 1, 10_000), "greater than maximum value 64"),
-    (("no-such-model", 1, 3), "not in the list of choices"),
+    (("tiny-rtm", 2**40, 3), "seed must be a whole number between 0 and 4294967295"),
+    (("tiny-rtm", -1, 3), "seed must be a whole number between 0 and 4294967295"),
+    (("tiny-rtm", 3.5, 3), r"got 3\.5 \(not a whole number\)"),          # never rounded to 4
+    (("tiny-rtm", "abc", 3), "seed must be a whole number between 0 and 4294967295, got 'abc'"),
+    (("tiny-rtm", 1, 0), r"steps must be a whole number between 1 and 64, got 0 \(out of range\)"),   # never clamped
+    (("tiny-rtm", 1, 10_000), "steps must be a whole number between 1 and 64"),
+    (("no-such-model", 1, 3), "unknown checkpoint 'no-such-model'; choose one of"),
 ])
 def test_bad_input_is_an_error_and_the_server_keeps_serving(server, args, message):
     client = Client(server, verbose=False)
     with pytest.raises(Exception, match=message):
         client.predict(*args, api_name="/trajectory")
     assert client.predict("tiny-rtm", 5, 3, api_name="/trajectory")["seed"] == 5
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_rest_api_answers_422_for_refused_input_and_logs_one_line(server, caplog):
+    url = server + "gradio_api/run/trajectory"
+    with caplog.at_level(logging.WARNING, logger="rtm_explorer"):
+        status, body = _post(url, json.dumps({"data": ["tiny-rtm", 3.5, 3]}).encode())
+    assert status == 422 and "not a whole number" in body["error"]
+    refused = [r for r in caplog.records if r.name == "rtm_explorer"]
+    assert len(refused) == 1 and "\n" not in refused[0].getMessage() and refused[0].exc_info is None
+    status, body = _post(url, json.dumps({"data": ["tiny-rtm", 4, 3]}).encode())
+    assert status == 200 and body["data"][0]["seed"] == 4
+
+
+def test_huge_bodies_and_names_are_capped_before_anything_reads_them(server, caplog):
+    url = server + "gradio_api/run/trajectory"
+    status, body = _post(url, b'{"data": ["' + b"x" * 2_000_000 + b'", 1, 3]}')
+    assert status == 413 and "at most" in body["error"]
+    with caplog.at_level(logging.WARNING, logger="rtm_explorer"):
+        status, body = _post(url, json.dumps({"data": ["n" * 50_000, 1, 3]}).encode())
+    assert status == 422 and "50,000 characters long" in body["error"] and len(body["error"]) < 400
+    assert all(len(r.getMessage()) < 500 for r in caplog.records)
+
+
+def test_gif_exports_are_pruned(tmp_path):
+    for k in range(40):
+        (tmp_path / f"{k}.gif").write_bytes(b"GIF89a")
+        os.utime(tmp_path / f"{k}.gif", (1e9 + k, 1e9 + k) if k < 5 else None)   # 5 are decades old
+    prune_gifs(tmp_path, keep=32, max_age_s=3600)
+    left = {p.name for p in tmp_path.glob("*.gif")}
+    assert len(left) == 32 and not left & {f"{k}.gif" for k in range(8)}
+
+
+def test_seed_walk_endpoint(server):
+    gallery = Client(server, verbose=False).predict("tiny-rtm", 1, 9, 4, api_name="/walk")
+    assert len(gallery) == 4 and gallery[0]["caption"] == "seed 1" and gallery[-1]["caption"] == "seed 9"
+
+
+def test_app_cli_answers_fast_and_names_the_valid_checkpoints(tmp_path):
+    """From another folder: checkpoints resolve next to app.py, and a wrong name lists the right ones."""
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(app), "--checkpoint", "nope"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "'nope' is not under" in done.stderr and "noto-faces-rtm" in done.stderr
+    helped = subprocess.run([sys.executable, str(app), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert helped.returncode == 0 and "--checkpoints" in helped.stdout and "folder of checkpoint folders" in helped.stdout
+    assert time.perf_counter() - start < 20   # no torch or gradio import before the flags are read
 
 
 def test_concurrent_clients(server):

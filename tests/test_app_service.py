@@ -1,4 +1,6 @@
+import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ from PIL import Image
 
 from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
-from app.service import MAX_SEED, TrajectoryService, gif_bytes, parse_seed, parse_steps
+from app.service import (MAX_SEED, TrajectoryService, describe_label, gif_bytes, parse_seed, parse_steps,
+                         preview)
 from rtm_core import Generator, save_checkpoint, seed_to_z, tiny, trajectory
 
 
@@ -44,17 +47,108 @@ def test_payload_has_every_frame_for_the_browser(ckpt_root):
     service = TrajectoryService(ckpt_root)
     payload = service.payload(service.trajectory("tiny-mlp", 3, 4))
     assert len(payload["frames"]) == 5 and payload["frames"][0].startswith("data:image/png;base64,")
-    assert payload["trained_steps"] == 1 and payload["mapper"] == "mlp"
-    assert payload["reference"]["method"] == "PCA" and len(payload["reference"]["x"]) > 0
+    assert payload["trained_steps"] == 1 and payload["mapper"] == "mlp" and payload["reference_method"] == "PCA"
+    assets = json.loads(service.model("tiny-mlp").assets_file.read_text())  # fetched once per checkpoint
+    assert len(assets["reference"]["x"]) == len(assets["reference"]["step"]) > 0
+    assert payload["token_change"] is None  # a one-pass MLP has no tokens
+    assert payload["pixel_change"].startswith("data:image/png;base64,")
 
 
-@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 1.5, "abc", None, float("nan")])
+def test_token_and_pixel_change_are_the_steps_differences(ckpt_root):
+    service = TrajectoryService(ckpt_root)
+    result = service.trajectory("tiny-rtm", 8, 5)
+    g = service.model("tiny-rtm").generator
+    z_H = trajectory(g, seed_to_z(8, g.z_dim)[None], 5, decode=False, tokens=True).tokens[:, 0]   # (6, T, d)
+    np.testing.assert_allclose(result.token_change, (z_H[1:] - z_H[:-1]).norm(dim=-1).numpy(), rtol=1e-5, atol=1e-6)
+    assert result.token_change.shape == (5, 4) and (result.token_change > 0).all()   # every token moves
+    frames = result.frames.astype(float)
+    np.testing.assert_allclose(result.pixel_change, np.abs(frames[1:] - frames[:-1]).mean(axis=-1))
+    # The strip image holds the 5 change maps stacked, one per step.
+    strip = Image.open(io.BytesIO(base64.b64decode(service.payload(result)["pixel_change"].split(",")[1])))
+    assert strip.size == (16, 5 * 16)
+
+
+def test_seed_walk_ends_at_both_seeds(ckpt_root):
+    service = TrajectoryService(ckpt_root)
+    walk = service.seed_walk("tiny-rtm", 3, 11, 5)
+    assert walk.shape == (5, 16, 16, 3)
+    for frame, seed in ((walk[0], 3), (walk[-1], 11)):
+        final = service.trajectory("tiny-rtm", seed).frames[-1]
+        assert np.abs(frame.astype(int) - final).max() <= 1   # slerp's ends are the seeds' own z
+    assert len({f.tobytes() for f in walk}) == 5                 # and the frames between differ
+    with pytest.raises(ValueError, match="frames must be a whole number between 2 and 16"):
+        service.seed_walk("tiny-rtm", 3, 11, 100)
+
+
+def test_long_inputs_are_refused_unread_and_never_echoed_whole(ckpt_root):
+    service = TrajectoryService(ckpt_root)
+    with pytest.raises(ValueError, match="1,000,000 characters long") as e:
+        service.trajectory("x" * 1_000_000, 1)
+    assert len(str(e.value)) < 300
+    with pytest.raises(ValueError, match="1,000 characters of text") as e:
+        service.trajectory("tiny-rtm", "1" * 1000)
+    assert len(str(e.value)) < 200
+    with pytest.raises(ValueError, match="unknown checkpoint") as e:
+        service.trajectory("y" * 100, 1)
+    assert "y" * 50 not in str(e.value)
+    assert len(preview("z" * 10**7)) < 80
+
+
+def test_broken_side_files_are_warnings_and_the_model_still_loads(ckpt_root, tmp_path):
+    import shutil
+
+    shutil.copytree(ckpt_root / "tiny-rtm", tmp_path / "broken")
+    (tmp_path / "broken" / "eval.json").write_text("{not json")
+    (tmp_path / "broken" / PROJECTION_FILE).write_bytes(b"not a zip file")
+    service = TrajectoryService(tmp_path)
+    model = service.model("broken")
+    assert model.eval is None and model.projection.method == "pca"     # PCA fallback for the map
+    assert len(model.warnings) == 2 and "eval.json could not be read" in " ".join(model.warnings)
+    assert len(service.payload(service.trajectory("broken", 1))["frames"]) == 4
+
+
+def test_loading_a_model_never_blocks_requests_for_another(ckpt_root, monkeypatch):
+    import threading
+
+    import app.service as service_module
+
+    service = TrajectoryService(ckpt_root)
+    service.model("tiny-rtm")
+    entered, release = threading.Event(), threading.Event()
+    real = service_module.load_checkpoint
+
+    def slow_load(folder):
+        entered.set()
+        release.wait(10)
+        return real(folder)
+
+    monkeypatch.setattr(service_module, "load_checkpoint", slow_load)
+    loader = threading.Thread(target=service.model, args=("tiny-mlp",))
+    loader.start()
+    try:
+        assert entered.wait(10)
+        done = threading.Event()
+        threading.Thread(target=lambda: (service.trajectory("tiny-rtm", 77), done.set())).start()
+        assert done.wait(10), "a request for a loaded model waited for another model's file read"
+    finally:
+        release.set()
+        loader.join()
+
+
+def test_labels_are_text(ckpt_root):
+    assert describe_label("😀") == "😀 grinning face"
+    hostile = '<img src=x onerror="alert(1)">'
+    assert describe_label(hostile) == hostile   # unchanged text: the page puts it in as textContent
+    assert len(describe_label("a" * 10_000)) == 64
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 1.5, 3.5, "abc", None, float("nan"), float("inf"), True, "1e400"])
 def test_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed must be a whole number"):
         parse_seed(seed)
 
 
-@pytest.mark.parametrize("steps", [0, 65, 10_000, "x", 2.5])
+@pytest.mark.parametrize("steps", [0, 65, 10_000, "x", 2.5, -3])
 def test_bad_steps(steps):
     with pytest.raises(ValueError, match="steps must be a whole number between 1 and 64"):
         parse_steps(steps)
@@ -101,7 +195,7 @@ def test_umap_projection_cli_writes_a_file_the_service_uses(ckpt_root, tmp_path)
     with np.load(folder / "tiny-rtm" / PROJECTION_FILE, allow_pickle=False) as f:
         assert str(f["method"]) == "umap"
     service = TrajectoryService(folder)
-    assert service.payload(service.trajectory("tiny-rtm", 9, 3))["reference"]["method"] == "UMAP"
+    assert service.payload(service.trajectory("tiny-rtm", 9, 3))["reference_method"] == "UMAP"
 
 
 def test_nearest_training_images(ckpt_root, tmp_path):
@@ -119,7 +213,9 @@ def test_nearest_training_images(ckpt_root, tmp_path):
     assert ti.nearest(ti.images[17], k=1) == [(17, 0.0)]   # an exact copy is found at distance 0
     service = TrajectoryService(folder)
     nearest = service.payload(service.trajectory("tiny-rtm", 4, 2))["nearest"]
-    assert len(nearest) == 3 and nearest[0]["image"].startswith("data:image/png")
+    assert len(nearest) == 3 and [n["index"] for n in nearest][0] == ti.nearest(service.trajectory("tiny-rtm", 4, 2).frames[-1], 1)[0][0]
+    assets = json.loads(service.model("tiny-rtm").assets_file.read_text())
+    assert assets["training_count"] == len(ti.images) and assets["training_images"].startswith("data:image/png")
     assert nearest[0]["distance"] <= nearest[1]["distance"] <= nearest[2]["distance"]
     with pytest.raises(SystemExit):  # data at another resolution than the model
         nearest_main(["--checkpoint", str(folder / "tiny-rtm"), "--data", str(prepare_digits(8, tmp_path / "d8"))])
