@@ -15,6 +15,7 @@ import json
 from starlette.middleware import Middleware
 
 MAX_BODY_BYTES = 64 * 1024   # a request of this app is a name and two numbers: well under 1 KB
+DISCARD_BYTES = 16 << 20     # a bigger body is cut off mid-upload (the client sees the connection close)
 _refused: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rtm_refused", default=None)
 
 
@@ -34,6 +35,7 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._discard(receive)
             return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
         received = 0
 
@@ -60,6 +62,17 @@ class RequestGuard:
             await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
         finally:
             _refused.reset(token)
+
+    @staticmethod
+    async def _discard(receive, limit: int = DISCARD_BYTES) -> None:
+        """Read and drop what the client is still sending (up to `limit`), so that it gets to
+        read the 413 instead of a broken pipe; nothing is kept or parsed."""
+        seen = 0
+        while seen <= limit:
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
 
     @staticmethod
     async def _reject(send, status: int, message: str) -> None:

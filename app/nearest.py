@@ -1,6 +1,6 @@
 """Memorisation check: the training images nearest to a generated frame.
 
-    python -m app.nearest --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
+    python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
 
 stores the training images (uint8, compressed, at the model's resolution) next to the
 checkpoint as `training_images.npz`; the app then shows, for the final frame of every
@@ -10,7 +10,6 @@ memorises its data shows near-copies here.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-TRAINING_IMAGES_FILE = "training_images.npz"
+from rtm_core.checkpoint import TRAINING_IMAGES_FILE
 
 
 @dataclass(frozen=True)
@@ -45,27 +44,3 @@ def load_training_images(folder: str | os.PathLike) -> Optional[TrainingImages]:
         return None
     with np.load(path, allow_pickle=False) as f:
         return TrainingImages(images=f["images"], labels=f["labels"])
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    from rtm_core import read_config
-    from train.data import load_prepared
-
-    parser = argparse.ArgumentParser(prog="python -m app.nearest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--data", required=True, help="the prepared dataset the checkpoint was trained on")
-    args = parser.parse_args(argv)
-    config, data = read_config(args.checkpoint), load_prepared(args.data)
-    if (data.resolution, data.channels) != (config.decoder.img_resolution, config.decoder.img_channels):
-        parser.exit(2, f"error: the data is {data.resolution}px x {data.channels} channels but the model makes "
-                       f"{config.decoder.img_resolution}px x {config.decoder.img_channels}\n")
-    items = data.manifest.get("items", [])
-    labels = np.array([str(i.get("text") or i.get("file") or i.get("index", "")) for i in items] or [""] * len(data))
-    path = Path(args.checkpoint) / TRAINING_IMAGES_FILE
-    np.savez_compressed(path, images=data.images, labels=labels)
-    print(f"wrote {path}: {len(data)} images, {path.stat().st_size / 1e6:.1f} MB")
-
-
-if __name__ == "__main__":
-    main()

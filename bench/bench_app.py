@@ -1,7 +1,7 @@
 """App benchmarks (not tests: they print figures, assert nothing).
 
-    python bench/bench_app.py                          # the default checkpoint, about 3 minutes
-    python bench/bench_app.py --checkpoint NAME
+    python -m bench.bench_app.py                          # the default checkpoint, about 3 minutes
+    python -m bench.bench_app.py --checkpoint NAME
 
 (a) Cold start: `python app.py` as a new process until the first page is served.
 (b) A new seed's trajectory: server time (the service alone) and end to end through
@@ -31,14 +31,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from app.launcher import free_port
+from bench.browser import CHROMIUM, percentile
+from bench.common import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import write_results  # noqa: E402
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from bench.browser import CHROMIUM, percentile  # noqa: E402
-from tests.app_server import free_port  # noqa: E402
 
 
 def wait_for(url: str, timeout: float) -> float:

@@ -1,7 +1,7 @@
 """Benchmarks of rtm_core on this machine (not tests: they print figures, assert nothing).
 
-    python bench/bench_core.py            # ~1 minute on a 2-core CPU
-    python bench/bench_core.py --quick    # fewer repeats
+    python -m bench.bench_core.py            # ~1 minute on a 2-core CPU
+    python -m bench.bench_core.py --quick    # fewer repeats
 
 (a) One seed's whole trajectory in the app's default configuration (64x64, H=8, L=2):
     the mapper's 8 steps plus decoding all 9 frames (steps 0..8) in one batch.
@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import write_results
 
-from rtm_core import Generator, app_default, seeds_to_z, trajectory  # noqa: E402
-from rtm_core.layers import ModulatedConv2d  # noqa: E402
-from rtm_core.mapper import build_mapper  # noqa: E402
+from rtm_core import Generator, app_default, seeds_to_z, trajectory
+from rtm_core.layers import ModulatedConv2d
+from rtm_core.mapper import build_mapper
 
 
 def timed(fn, repeats: int, warmup: int = 2) -> dict[str, float]:

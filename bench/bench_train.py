@@ -1,6 +1,6 @@
 """Training benchmarks (not tests: they print figures, assert nothing).
 
-    OMP_NUM_THREADS=1 python bench/bench_train.py   # as the experiment's arms run: one thread each
+    OMP_NUM_THREADS=1 python -m bench.bench_train.py   # as the experiment's arms run: one thread each
                                                     # (~12 minutes on this 2-core CPU; +~8 with --compile-step)
 
 (a) Cost of one optimizer step, RTM (H = 8) vs RTM H = 1 vs the RS-IMLE MLP baseline, same
@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import write_results
 
-from rtm_core import Generator  # noqa: E402
-from train.config import PRESETS, TrainConfig  # noqa: E402
-from train.distributed import pick_device, DistInfo  # noqa: E402
-from train.imle import RandomProjection, generate_pool_features, reselect  # noqa: E402
-from train.losses import ImageLoss  # noqa: E402
+from rtm_core import Generator
+from train.config import PRESETS, TrainConfig
+from train.distributed import pick_device, DistInfo
+from train.imle import RandomProjection, generate_pool_features, reselect
+from train.losses import ImageLoss
 
 
 ARMS = {"rtm": {}, "rtm_h1": {"num_steps": 1}, "mlp": {"kind": "mlp"}}

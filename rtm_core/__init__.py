@@ -4,20 +4,34 @@
     g = Generator(tiny())
     for out in iter_steps(g, seed_to_z(42, g.z_dim)[None]):
         print(out.step, out.w.norm().item())
+
+Names are imported on first use (PEP 562), so `import rtm_core.config` (dataclasses only)
+does not pay for importing torch: command-line --help stays fast.
 """
 
-__version__ = "0.1.0"  # defined before the imports below: checkpoint.py records it
+import importlib
 
-from .checkpoint import CheckpointError, load_checkpoint, read_config, read_meta, save_checkpoint
-from .config import DecoderConfig, MapperConfig, ModelConfig, app_default, tiny
-from .generator import Generator
-from .mapper import MapperState, MLPMapper, RecursiveMapper
-from .sampling import (StepOutput, Trajectory, image_grid, iter_steps, refinement_grid, sample, seed_to_z,
-                       seeds_to_z, to_pil, to_uint8, trajectory)
+from .version import __version__
 
-__all__ = [
-    "CheckpointError", "DecoderConfig", "Generator", "MapperConfig", "MapperState", "MLPMapper",
-    "ModelConfig", "RecursiveMapper", "StepOutput", "Trajectory", "app_default", "iter_steps",
-    "load_checkpoint", "read_config", "read_meta", "sample", "save_checkpoint", "seed_to_z",
-    "seeds_to_z", "tiny", "to_uint8", "trajectory", "image_grid", "refinement_grid", "to_pil",
-]
+_HOME = {
+    "checkpoint": ("CheckpointError", "load_checkpoint", "read_config", "read_meta", "save_checkpoint"),
+    "config": ("DecoderConfig", "MapperConfig", "ModelConfig", "app_default", "tiny"),
+    "generator": ("Generator",),
+    "mapper": ("MapperState", "MLPMapper", "RecursiveMapper"),
+    "sampling": ("StepOutput", "Trajectory", "image_grid", "iter_steps", "refinement_grid", "sample", "seed_to_z",
+                 "seeds_to_z", "to_pil", "to_uint8", "trajectory"),
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+__all__ = sorted(_MODULE_OF) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'rtm_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

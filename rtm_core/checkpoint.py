@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_bytes
 
-from . import __version__
+from .version import __version__
 from .atomic import write_files_atomically
 from .config import ModelConfig
 from .generator import Generator
@@ -35,6 +35,9 @@ from .generator import Generator
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "meta.json"
+# Optional files beside them, written by train/ and read by the app (never by load_checkpoint):
+EVAL_FILE = "eval.json"                        # train.evaluate's per-step metrics
+TRAINING_IMAGES_FILE = "training_images.npz"   # images (N, R, R, C) uint8 and labels (N,) str, for the nearest-image check
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 SAFETENSORS_DTYPES = {"F32": 4, "F16": 2}     # what save_checkpoint writes, and its bytes per value
 MAX_JSON_BYTES = 1 << 20                      # config.json and meta.json are a few KB

@@ -132,6 +132,22 @@ class DecoderConfig:
     def channels_at(self, resolution: int) -> int:
         return max(1, min(self.channel_base // resolution, self.channel_max))
 
+    def at_resolution(self, resolution: int, channels: int) -> "DecoderConfig":
+        """This decoder for images of another size: the IMLE block spec is rebuilt up to
+        `resolution` with as many blocks per resolution as this one's first entry has."""
+        blocks = parse_block_spec(self.block_spec)[0][2]
+        return dataclasses.replace(self, img_resolution=resolution, img_channels=channels,
+                                   block_spec=imle_block_spec(resolution, blocks))
+
+
+def imle_block_spec(resolution: int, blocks: int) -> str:
+    """'1xB,4m1,4xB,8m4,8xB,...' up to `resolution`: B residual blocks at every resolution."""
+    entries, res = [f"1x{blocks}", "4m1", f"4x{blocks}"], 4
+    while res < resolution:
+        entries += [f"{res * 2}m{res}", f"{res * 2}x{blocks}"]
+        res *= 2
+    return ",".join(entries)
+
 
 def parse_block_spec(spec: str) -> list[tuple[int, str, int]]:
     """'1x2,4m1,4x2' -> [(1, 'x', 2), (4, 'm', 1), (4, 'x', 2)].

@@ -4,7 +4,7 @@
 
 Then add the app's files, the evaluation and the model card:
     python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
-    python -m app.nearest --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
+    python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
     python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 ...
     python scripts/model_card.py checkpoints/noto-faces-rtm
 """
@@ -13,9 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rtm_core import load_checkpoint, save_checkpoint  # noqa: E402
+from rtm_core import load_checkpoint, save_checkpoint
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rtm_core import load_checkpoint, refinement_grid, to_pil  # noqa: E402
+from rtm_core import load_checkpoint, refinement_grid, to_pil
 
 SAMPLES_FILE = "samples.png"
 

@@ -9,7 +9,7 @@ for arm in rtm rtm-h1 mlp; do
   run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-$arm"
   python scripts/export_checkpoint.py "$run" "$ckpt"
   python -m app.projection --checkpoint "$ckpt" --seeds 1000
-  python -m app.nearest --checkpoint "$ckpt" --data "data/noto-$subset-32"
+  python -m train.ship --checkpoint "$ckpt" --data "data/noto-$subset-32"
   python - "$run/checkpoint/eval.json" "$ckpt/eval.json" <<'PY'
 import json, sys
 evaluation = json.load(open(sys.argv[1]))

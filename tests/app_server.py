@@ -1,16 +1,14 @@
-"""Helpers for the app tests: tiny checkpoints and a live server on a free port."""
+"""Test fixtures for the app: tiny checkpoints, one with hostile labels (the server itself is
+app.launcher.start_in_background)."""
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from app.nearest import TRAINING_IMAGES_FILE
-from app.service import TrajectoryService
-from app.ui import LAUNCH_KWARGS, build_demo
+from app.launcher import start_in_background
 from rtm_core import Generator, save_checkpoint, tiny
-
+from rtm_core.checkpoint import TRAINING_IMAGES_FILE
 
 HOSTILE_LABEL = '<img src=x onerror="window.__xss = 1">'
 
@@ -25,17 +23,6 @@ def make_checkpoints(root: Path) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(root: Path, default: str = "tiny-rtm"):
-    """Start the app in this process (a background thread); returns (demo, url)."""
-    demo = build_demo(TrajectoryService(root), default_checkpoint=default)
-    port = free_port()
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                    prevent_thread_lock=True, quiet=True, show_error=True,
-                                                    **LAUNCH_KWARGS)
-    return demo, f"http://127.0.0.1:{port}/"
+    """Start the app on `root` in this process (a background thread); returns (demo, url)."""
+    return start_in_background(root, default)

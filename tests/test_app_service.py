@@ -202,7 +202,7 @@ def test_nearest_training_images(ckpt_root, tmp_path):
     import shutil
 
     from app.nearest import TRAINING_IMAGES_FILE, load_training_images
-    from app.nearest import main as nearest_main
+    from train.ship import main as nearest_main
     from train.data import prepare_digits
 
     folder = tmp_path / "c"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, parse_block_spec, tiny
+from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, tiny
 
 MODEL_PRESETS = {"app": app_default, "tiny": tiny}
 # The dataset decides these; setting them by flag would only contradict it.
@@ -97,20 +99,10 @@ class TrainConfig:
         self.model_config(16, 3)  # every override is checked by rtm_core's own validation now, not mid-run
 
     def model_config(self, resolution: int, channels: int) -> ModelConfig:
+        """The --model preset with the flags' field changes, at the data's resolution and channels."""
         base = MODEL_PRESETS[self.model]()
-        decoder: dict[str, Any] = {**self.decoder, "img_resolution": resolution, "img_channels": channels}
-        if "block_spec" not in self.decoder:
-            decoder["block_spec"] = imle_block_spec(resolution, parse_block_spec(base.decoder.block_spec)[0][2])
-        return base.replace(mapper=dict(self.mapper), decoder=decoder)
-
-
-def imle_block_spec(resolution: int, blocks: int) -> str:
-    """'1xB,4m1,4xB,8m4,8xB,...' up to `resolution`: B residual blocks at every resolution."""
-    entries, res = [f"1x{blocks}", "4m1", f"4x{blocks}"], 4
-    while res < resolution:
-        entries += [f"{res * 2}m{res}", f"{res * 2}x{blocks}"]
-        res *= 2
-    return ",".join(entries)
+        decoder = base.decoder.at_resolution(resolution, channels)   # an IMLE block spec follows the resolution
+        return base.replace(mapper=dict(self.mapper), decoder={**dataclasses.asdict(decoder), **self.decoder})
 
 
 # Presets set only what differs from the defaults; flags given on the command line win
@@ -144,29 +136,40 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """{field: the comment beside it} from the class's source (`name: type = value  # comment`):
+    the comments that document a config field are also its flag's help."""
+    found = (re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line) for line in inspect.getsource(cls).splitlines())
+    return {m.group(1): m.group(2).strip() for m in found if m}
+
+
 def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     """CLI flags generated from TrainConfig's fields and from rtm_core's MapperConfig and
     DecoderConfig (--mapper.num-steps 1); `--preset` fills in defaults first."""
     parser = argparse.ArgumentParser(prog="python -m train.train", description="RS-IMLE training of RTM.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="start from these settings")
+    notes = field_comments(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("mapper", "decoder"):
             continue
+        help_text = f"{notes.get(f.name, '')} (default {f.default!r})".strip()
         if _flag_type(f.type) is None:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(_flag(f.name), type=_flag_type(f.type), default=None, help=f"(default {f.default!r})")
+            parser.add_argument(_flag(f.name), type=_flag_type(f.type), default=None, help=help_text)
     for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
         group = parser.add_argument_group(f"{section} (rtm_core.{cls.__name__}; default: the --model preset's)")
-        hints = {f.name: type(f.default) for f in dataclasses.fields(cls)}
-        for name, kind in hints.items():
-            if name in FROM_DATA:
+        notes = field_comments(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in FROM_DATA:
                 continue
-            dest = f"{section}.{name}"
+            dest, kind = f"{section}.{f.name}", type(f.default)
             if kind is bool:
-                group.add_argument(_flag(dest), dest=dest, action=argparse.BooleanOptionalAction, default=None)
+                group.add_argument(_flag(dest), dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                                   help=notes.get(f.name))
             else:
-                group.add_argument(_flag(dest), dest=dest, type=_number_or_text(kind), default=None, metavar=kind.__name__.upper())
+                group.add_argument(_flag(dest), dest=dest, type=_number_or_text(kind), default=None,
+                                   metavar=kind.__name__.upper(), help=notes.get(f.name))
     args = vars(parser.parse_args(list(argv) if argv is not None else None))
     settings = dict(PRESETS.get(args.pop("preset") or "", {}))
     for section in ("mapper", "decoder"):

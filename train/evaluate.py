@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, refinement_grid, sample, seeds_to_z, to_pil, trajectory
+from rtm_core import Generator, load_checkpoint, refinement_grid, seeds_to_z, to_pil, trajectory
 from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
                               kernel_inception_distance, precision_recall_density_coverage)
 from rtm_core.metrics.inception import load_fid_inception

@@ -13,6 +13,7 @@ dropped one block of 4,096 samples at a time) for datasets of 100,000 images.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -148,17 +149,25 @@ def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
 # --- one re-selection round, sharded across ranks -------------------------------------------
 
 POOL_BLOCK = 4096  # the pool is made of fixed blocks, so any rank can regenerate any latent
-NOISE_STREAM = 2**32 - 1  # a "block number" no pool reaches: the stream for the latent noise
 
 
-def derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0])
+def stream_seed(seed: int, stream: str, *indices: int) -> int:
+    """The seed of one named random stream of a run: (run seed, stream name, indices).
+
+    Every random draw of training comes from a stream named here ("pool", "latent-noise",
+    "data-order"), so two streams never hand out the same numbers, on any rank; the data
+    order once shared the numbers of pool block 7 by using the same (seed, epoch, 7)."""
+    tag = zlib.crc32(stream.encode())
+    return int(np.random.SeedSequence([int(seed), tag, *(int(i) for i in indices)]).generate_state(1, np.uint64)[0])
+
+
+def stream(seed: int, name: str, *indices: int) -> torch.Generator:
+    return torch.Generator().manual_seed(stream_seed(seed, name, *indices))
 
 
 def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int) -> torch.Tensor:
     """Latents of pool block `block` in re-selection round `round_`: (size, z_dim), on the CPU."""
-    g = torch.Generator().manual_seed(derived_seed(seed, round_, block))
-    return torch.randn(size, z_dim, generator=g)
+    return torch.randn(size, z_dim, generator=stream(seed, "pool", round_, block))
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,7 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     rejected = int(all_gather(torch.tensor([rejected], device=device), info).sum())
 
     # Every rank rebuilds the winning latents from their blocks: identical on all ranks.
-    noise_gen = torch.Generator().manual_seed(derived_seed(seed, round_, NOISE_STREAM))
+    noise_gen = stream(seed, "latent-noise", round_)
     latents = torch.randn(N, z_dim, generator=noise_gen)  # fallback for points with no survivor
     for block in index[index >= 0].div(POOL_BLOCK, rounding_mode="floor").unique().tolist():
         rows = ((index >= 0) & (index // POOL_BLOCK == block)).nonzero().squeeze(1)

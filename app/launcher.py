@@ -1,0 +1,78 @@
+"""Start the app: flags (or environment variables) -> service -> build_demo -> launch.
+
+    python app.py [--host H] [--port P] [--checkpoints FOLDER] [--checkpoint NAME]
+    rtm-explorer ...            # the same, once `pip install -e .` has run
+
+`start_in_background` runs the same app in this process (tests, benchmarks, screenshots).
+Gradio and torch are imported only after the flags are read, so --help and a wrong flag
+answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[1]        # the repository (or the Space)
+DEFAULT_CHECKPOINTS = ROOT / "checkpoints"         # next to app.py, whatever the working directory
+
+
+def checkpoint_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python app.py",
+                                     description="RTM Explorer: watch recursive latent refinement in your browser.")
+    parser.add_argument("--host", default=env("RTM_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
+                        help="address to listen on (RTM_HOST; default 127.0.0.1, 0.0.0.0 on a Space)")
+    parser.add_argument("--port", type=int, default=int(env("RTM_PORT", "7860")), help="port (RTM_PORT; default 7860)")
+    parser.add_argument("--checkpoints", default=env("RTM_CHECKPOINTS", str(DEFAULT_CHECKPOINTS)),
+                        help="folder of checkpoint folders (RTM_CHECKPOINTS; default: checkpoints/ next to app.py)")
+    parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm"),
+                        help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm)")
+    args = parser.parse_args(argv)
+    folder = Path(args.checkpoints)
+    if not folder.is_dir():
+        parser.error(f"--checkpoints {str(folder)[:200]} is not a folder")
+    names = checkpoint_names(folder)
+    if args.checkpoint not in names:
+        parser.error(f"--checkpoint {args.checkpoint[:128]!r} is not under {folder}; "
+                     f"choose one of {names or 'nothing yet: train one first (docs/TRAINING.md)'}")
+    return args
+
+
+def _demo(checkpoints: Path, default: str):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no analytics calls
+    from .service import TrajectoryService
+    from .ui import build_demo
+
+    return build_demo(TrajectoryService(checkpoints), default_checkpoint=default).queue(default_concurrency_limit=2)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = parse_args(argv)
+    from .ui import LAUNCH_KWARGS
+
+    _demo(Path(args.checkpoints), args.checkpoint).launch(server_name=args.host, server_port=args.port,
+                                                          show_error=True, **LAUNCH_KWARGS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_in_background(checkpoints: Path, default: str):
+    """The app in a background thread of this process on a free port: returns (demo, url)."""
+    from .ui import LAUNCH_KWARGS
+
+    demo, port = _demo(Path(checkpoints), default), free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=True,
+                **LAUNCH_KWARGS)
+    return demo, f"http://127.0.0.1:{port}/"

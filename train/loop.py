@@ -1,0 +1,343 @@
+"""The RS-IMLE training loop (the command line is train/train.py).
+
+Read top to bottom: `setup` builds the run (data, model, EMA, optimizer, search space,
+loss; the last checkpoint's state with --resume), `select_latents` is one RS-IMLE round,
+`train_step` one optimizer step, `save_state` one atomic checkpoint, and `train` the loop
+that calls them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import io
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Optional
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from rtm_core import Generator, refinement_grid, save_checkpoint, to_pil
+from rtm_core.checkpoint import read_config
+
+from . import distributed
+from .config import TrainConfig
+from .data import load_prepared
+from .imle import (RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles,
+                   reselect, stream)
+from .losses import ImageLoss
+
+TRAIN_STATE_FILE = "train_state.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients stopped being finite; nothing was saved after that."""
+
+
+@torch.no_grad()
+def weight_change(model: Generator, initial: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Relative distance of each part's weights from their initialisation: ||θ - θ0|| / ||θ0||.
+
+    A comparison is only as good as its weakest arm: an arm whose mapper stays at ~0 % has
+    not trained (StyleGAN2's lr x 0.01 mapper under IMLE moved 0.17 % in 8,000 steps).
+    """
+    change = {}
+    for part in ("mapping", "synthesis"):
+        params = [(p, initial[n]) for n, p in model.named_parameters() if n.startswith(part + ".")]
+        delta = sum((p.float() - p0.float()).square().sum() for p, p0 in params)
+        norm = sum(p0.float().square().sum() for _, p0 in params)
+        change[part] = float((delta / norm.clamp(min=1e-30)).sqrt())
+    return change
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    # Linear warmup, then constant: independent of max_steps, so a run extended with
+    # --resume --max-steps follows the same schedule as one planned that long.
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def epoch_order(seed: int, epoch: int, n: int, info: distributed.DistInfo) -> torch.Tensor:
+    """This rank's share of a permutation that depends only on (seed, epoch)."""
+    perm = torch.randperm(n, generator=stream(seed, "data-order", epoch))
+    per_rank = n // info.world_size
+    return perm[info.rank::info.world_size][:per_rank]
+
+
+def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
+    """Rows: fixed seeds 0..n-1. Columns: the image after steps 1, 2, ..., H."""
+    grid = refinement_grid(ema, range(num_seeds), range(1, ema.num_steps + 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(grid).save(path)
+
+
+def save_all(folder: Path, model: Generator, ema: Generator, opt: torch.optim.Optimizer, state: dict,
+             meta: dict) -> None:
+    """The EMA checkpoint and the training state, replaced together in one atomic step: a kill
+    at any moment leaves the previous complete pair or the new one."""
+    payload = {**state, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+               "rng_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        payload["rng_cuda"] = torch.cuda.get_rng_state_all()
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    save_checkpoint(ema, folder, meta=meta, extra_files={TRAIN_STATE_FILE: buffer.getvalue()})
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between two steps. `step`, `latents`, `latents_epoch`
+    and `wall_time_s` are the training state that --resume restores beside the weights."""
+
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    data: torch.Tensor                  # (N, C, R, R) uint8 on the device, converted per batch
+    data_features: torch.Tensor         # (N, search_dim): the images in RS-IMLE's search space
+    meta: dict                          # what the data was, for meta.json
+    model: Generator
+    ema: Generator
+    opt: torch.optim.Optimizer
+    train_model: torch.nn.Module        # model, maybe wrapped in DDP and/or compiled
+    pool_model: torch.nn.Module         # model, maybe compiled, for the no-grad pool
+    initial: dict[str, torch.Tensor]    # the initial weights, for weight_change
+    project: RandomProjection
+    image_loss: ImageLoss
+    autocast: Any
+    eps: float
+    steps_per_epoch: int
+    per_rank_batch: int
+    step: int = 0
+    latents: Optional[torch.Tensor] = None
+    latents_epoch: int = -1
+    wall_time_s: float = 0.0
+    log_file: Optional[IO[str]] = field(default=None, repr=False)
+
+    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    def log(self, record: dict) -> None:
+        if self.log_file:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Data, model, EMA, optimizer, search space and loss; the state of the last checkpoint
+    if cfg.resume."""
+    info = distributed.setup(cfg.device)
+    device = info.device
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    dataset = load_prepared(cfg.data)
+    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(device)  # (N, C, R, R) uint8
+    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
+    steps_per_epoch = (N // info.world_size) // per_rank_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+
+    model_config = cfg.model_config(dataset.resolution, dataset.channels)
+    torch.manual_seed(cfg.seed)
+    model = Generator(model_config).to(device).train()
+    # The initialisation depends only on the seed, so a resumed run has the same reference.
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": 1.0},
+                             {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
+                            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    train_model = DistributedDataParallel(model) if info.enabled else model
+    pool_model = model
+    if cfg.compile:
+        # Two graphs: the train step and the pool's generation (no grad). On this project's CPU
+        # each takes about a minute to compile; docs/BENCHMARKS.md has what they save.
+        train_model, pool_model = torch.compile(train_model), torch.compile(model)
+
+    project = RandomProjection(data[0].numel(), cfg.search_dim, seed=cfg.seed, device=device)
+    data_features = embed_in_batches(lambda x: project(as_float(x)), data, 1024)
+    data_nn = nearest_neighbour_distances(data_features)
+    eps = cfg.eps_nn_fraction * float(data_nn.median()) if cfg.eps_nn_fraction > 0 else cfg.eps
+    run = Run(cfg=cfg, info=info, data=data, data_features=data_features, model=model, ema=ema, opt=opt,
+              meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N},
+              train_model=train_model, pool_model=pool_model, initial=initial, project=project,
+              image_loss=ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size).to(device),
+              autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
+                        else nullcontext()),
+              eps=eps, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch)
+    if cfg.resume:
+        load_state(run, model_config)
+    if info.is_main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        (run.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        params = model.parameter_counts()
+        print(f"{model_config.mapper.kind.upper()} generator: {params['mapping'] / 1e6:.2f} M mapper + "
+              f"{params['synthesis'] / 1e6:.2f} M decoder parameters; {N} images of "
+              f"{dataset.resolution}x{dataset.resolution}; {steps_per_epoch} steps per epoch on {device} "
+              f"x {info.world_size}", file=sys.stderr)
+        run.log_file = (run.out / "metrics.jsonl").open("a")
+    # The search space's own scale, so that eps can be read against it (docs/EXPERIMENTS.md).
+    run.log({"event": "search_space", "eps": eps, "data_nn_distance": quantiles(data_nn)})
+    return run
+
+
+def load_state(run: Run, model_config) -> None:
+    """--resume: the weights, EMA, optimizer, random state and training state of the last checkpoint."""
+    path = run.ckpt_dir / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {run.ckpt_dir}; start without --resume")
+    if read_config(run.ckpt_dir) != model_config:
+        raise ValueError(f"--resume: {run.ckpt_dir} holds a different model configuration than these settings; "
+                         f"use the flags of the original run")
+    saved = torch.load(path, map_location=run.info.device, weights_only=True)
+    run.model.load_state_dict(saved["model"])
+    run.ema.load_state_dict(saved["ema"])
+    run.opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng_cpu"])
+    if "rng_cuda" in saved and run.info.device.type == "cuda":
+        torch.cuda.set_rng_state_all(saved["rng_cuda"])
+    for key in Run.STATE_KEYS:
+        setattr(run, key, saved[key])
+    if run.latents is not None:
+        run.latents = run.latents.to(run.info.device)
+
+
+def save_state(run: Run) -> None:
+    """The EMA checkpoint and the training state, replaced together in one atomic step: a kill
+    at any moment leaves the previous complete pair or the new one."""
+    if run.info.is_main:
+        state = {key: getattr(run, key) for key in Run.STATE_KEYS}
+        state["latents"] = run.latents.cpu() if run.latents is not None else None
+        meta = {**run.meta, "step": run.step, "epoch": run.step / run.steps_per_epoch,
+                "images_seen": run.step * run.cfg.batch_size, "wall_time_s": run.wall_time_s,
+                "weight_change": weight_change(run.model, run.initial), "train_config": dataclasses.asdict(run.cfg)}
+        save_all(run.ckpt_dir, run.model, run.ema, run.opt, state, meta)
+    distributed.barrier(run.info)
+
+
+def select_latents(run: Run, epoch: int) -> Selection:
+    """One RS-IMLE round: every image gets the nearest surviving latent of a fresh pool."""
+    cfg = run.cfg
+    selection = reselect(run.pool_model, run.data_features, run.project, z_dim=run.model.z_dim, seed=cfg.seed,
+                         round_=epoch, force_factor=cfg.force_factor, eps=run.eps, latent_noise=cfg.latent_noise,
+                         pool_batch=cfg.pool_batch, info=run.info)
+    run.latents, run.latents_epoch = selection.latents.to(run.info.device), epoch
+    matched = selection.index >= 0
+    run.log({"event": "reselect", "step": run.step, "epoch": epoch, "pool": selection.pool_size, "eps": run.eps,
+             "rejected": selection.rejected, "unmatched": int((~matched).sum()),
+             "mean_distance": float(selection.distance[matched].mean()) if matched.any() else None,
+             "matched_distance": quantiles(selection.distance[matched]),
+             "sample_to_data_distance": selection.sample_to_data,
+             "generate_s": selection.generate_s, "search_s": selection.search_s})
+    return selection
+
+
+def train_step(run: Run, idx: torch.Tensor) -> dict[str, float]:
+    """One optimizer step on images `idx` and their selected latents; raises TrainingDiverged
+    before the step if the loss or the gradients are not finite."""
+    cfg = run.cfg
+    for group in run.opt.param_groups:
+        group["lr"] = learning_rate(cfg, run.step) * group["lr_scale"]
+    with run.autocast:
+        fake = run.train_model(run.latents[idx])
+    losses = run.image_loss(fake, as_float(run.data[idx]))
+    run.opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
+    loss = distributed.all_reduce_mean(losses["loss"].item(), run.info)
+    if not math.isfinite(loss) or not torch.isfinite(grad_norm):
+        raise TrainingDiverged(
+            f"training diverged at step {run.step}: loss {loss}, gradient norm {grad_norm.item()}. "
+            f"Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
+            f"Lower --lr or raise --warmup-steps, then continue with --resume.")
+    run.opt.step()
+    update_ema(run.ema, run.model, cfg.ema_decay)
+    return {"loss": loss, **{k: v.item() for k, v in losses.items() if k != "loss"}, "grad_norm": grad_norm.item()}
+
+
+def status_line(record: dict, max_steps: int) -> str:
+    """One greppable line per interval: `step 250/1500 | loss 0.4121 | ... | 38.1 img/s | 6.2 min`."""
+    parts = [f"step {record['step']}/{max_steps}", f"loss {record['loss']:.4f}"]
+    parts += [f"{k} {record[k]:.4f}" for k in ("pixel", "perceptual") if k in record]
+    parts += [f"{record['images_per_s']:.1f} img/s", f"{record['wall_time_s'] / 60:.1f} min"]
+    return " | ".join(parts)
+
+
+def train(cfg: TrainConfig) -> Path:
+    run = setup(cfg)
+    N, device = run.data.shape[0], run.info.device
+    start, wall_before, order = time.perf_counter(), run.wall_time_s, None
+    window_start, window_images = start, 0
+    bar = _progress_bar(cfg, run)
+    try:
+        while run.step < cfg.max_steps:
+            epoch, pos = divmod(run.step, run.steps_per_epoch)
+            if run.latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and run.latents_epoch != epoch):
+                select_latents(run, epoch)
+                window_start, window_images = time.perf_counter(), 0  # img/s measures training, not selection
+            if order is None or pos == 0:
+                order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
+            metrics = train_step(run, order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch])
+            run.step += 1
+            run.wall_time_s = wall_before + time.perf_counter() - start
+            window_images += cfg.batch_size
+            if bar:
+                bar.update(1)
+            if run.step % cfg.log_every == 0:
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics,
+                          "lr": learning_rate(cfg, run.step - 1),
+                          "images_per_s": window_images / (time.perf_counter() - window_start),
+                          "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
+                window_start, window_images = time.perf_counter(), 0
+                run.log(record)
+                if run.info.is_main:
+                    (bar.write if bar else functools.partial(print, file=sys.stderr))(status_line(record, cfg.max_steps))
+            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - start > 60 * cfg.max_minutes
+            last = run.step == cfg.max_steps or out_of_time
+            if run.info.is_main and (last or (cfg.sample_every and run.step % cfg.sample_every == 0)):
+                save_refinement_grid(run.ema, run.out / "samples" / f"step_{run.step:07d}.png", cfg.preview_seeds)
+            if last or run.step % cfg.checkpoint_every == 0:
+                save_state(run)
+            if out_of_time:
+                break
+    finally:
+        if bar:
+            bar.close()
+        if run.log_file:
+            run.log_file.close()
+    distributed.cleanup()
+    return run.ckpt_dir
+
+
+def _progress_bar(cfg: TrainConfig, run: Run):
+    if not (run.info.is_main and cfg.progress):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_steps, initial=run.step, desc="train", dynamic_ncols=True)

@@ -1,0 +1,41 @@
+"""Ship a checkpoint's training images for the app's memorisation check.
+
+    python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
+
+writes `training_images.npz` (the prepared images, uint8, and one text label each) next to
+the checkpoint; the app (app/nearest.py) shows the three nearest to every final frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from rtm_core import read_config
+from rtm_core.checkpoint import TRAINING_IMAGES_FILE
+
+from .data import load_prepared
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder; training_images.npz is written into it")
+    parser.add_argument("--data", required=True, help="the prepared dataset the checkpoint was trained on")
+    args = parser.parse_args(argv)
+    config, data = read_config(args.checkpoint), load_prepared(args.data)
+    if (data.resolution, data.channels) != (config.decoder.img_resolution, config.decoder.img_channels):
+        parser.exit(2, f"error: the data is {data.resolution}px x {data.channels} channels but the model makes "
+                       f"{config.decoder.img_resolution}px x {config.decoder.img_channels}\n")
+    items = data.manifest.get("items", [])
+    labels = np.array([str(i.get("text") or i.get("file") or i.get("index", "")) for i in items] or [""] * len(data))
+    path = Path(args.checkpoint) / TRAINING_IMAGES_FILE
+    np.savez_compressed(path, images=data.images, labels=labels)
+    print(f"wrote {path}: {len(data)} images, {path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
