@@ -32,7 +32,7 @@ from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, seeds_t
 from .nearest import TrainingImages, load_training_images
 from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, reference_cloud
 
-MAX_SEED = 2**32 - 1     # what the UI accepts: safe in JavaScript numbers and easy to type
+UI_MAX_SEED = 2**32 - 1  # what the app accepts: a subset of rtm_core's seeds (MAX_SEED = 2**63 - 1), safe in JavaScript
 MAX_STEPS = 64           # inference-time refinement steps the UI offers: the shipped eval.json covers h up to 64
 MAX_NAME_CHARS = 128     # a checkpoint name longer than this is refused unread
 MAX_NUMBER_CHARS = 32    # a seed or step count sent as text
@@ -103,7 +103,7 @@ def _whole_number(value: Any, name: str, low: int, high: int) -> int:
 
 
 def parse_seed(seed: Any) -> int:
-    return _whole_number(seed, "seed", 0, MAX_SEED)
+    return _whole_number(seed, "seed", 0, UI_MAX_SEED)
 
 
 def parse_steps(steps: Any) -> int:

@@ -16,7 +16,7 @@ import plotly
 import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused
-from .service import ASSETS_DIR, MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
+from .service import ASSETS_DIR, UI_MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -149,7 +149,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             checkpoint = gr.Dropdown(names, value=default, label="checkpoint", scale=2, allow_custom_value=True)
             # No minimum/maximum/precision here: the service checks, and says so, instead of the
             # box rounding 3.5 to 4 or clamping 10000 to 64 behind the user's back.
-            seed = gr.Number(value=42, label=f"seed (0 to {MAX_SEED})", elem_id="rtm-seed", scale=1)
+            seed = gr.Number(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)
             dice = gr.Button("🎲 random seed", scale=0)
             steps = gr.Number(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
                               elem_id="rtm-steps", scale=1)

@@ -273,7 +273,9 @@ def stylegan2_mapping() -> dict[str, Any]:
 
 
 def app_default(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:
-    """The configuration the app and the shipped checkpoints use: 64x64 RGB, H=8, L=2.
+    """The app's model family: H=8, L=2, 64x64 RGB by default. The shipped checkpoints are this
+    model at 32x32 with channel_base 1024 (train.config's cpu preset: the resolution comes from
+    the data); the gpu preset trains it at 64x64 as it is.
 
     Why 64x64 with at most 128 channels: emoji stay recognisable at 64 px, and one seed's
     whole trajectory (9 frames) decodes on a 2-core CPU well inside the app's latency

@@ -1,4 +1,4 @@
-"""Synthesis networks w -> image in [-1, 1] (NCHW, unclamped while training).
+"""Synthesis networks w -> image in about [-1, 1] (NCHW; never clamped here: to_uint8 clamps for display).
 
 `StyleGAN2Decoder`: constant 4x4 input, two modulated 3x3 convs per resolution with
 weight demodulation, ToRGB at every resolution summed through upsampling skips.

@@ -71,6 +71,8 @@ class MixerLayer(nn.Module):
 class RecursiveMapper(nn.Module):
     """RTM: refine T latent tokens with one shared block, H outer x L inner steps."""
 
+    computing_steps = None  # every step computes
+
     def __init__(self, config: MapperConfig):
         super().__init__()
         if config.kind != "rtm":
@@ -147,6 +149,8 @@ class MLPMapper(nn.Module):
     (rtm_core.config.stylegan2_mapping()).
     """
 
+    computing_steps = 1  # the first step is the whole network; later steps return the state unchanged
+
     def __init__(self, config: MapperConfig):
         super().__init__()
         if config.kind != "mlp":
@@ -196,6 +200,8 @@ def run_mapper(mapper: nn.Module, z: torch.Tensor, num_steps: Optional[int] = No
     """
     num_steps = mapper.num_steps if num_steps is None else check_num_steps(num_steps)
     first_grad_step = num_steps - mapper.config.grad_steps
+    if mapper.computing_steps is not None:  # later steps are a fixed point: the gradient lives in the last computing one
+        first_grad_step = min(first_grad_step, mapper.computing_steps - 1)
     state = mapper.init_state(z)
     for i in range(num_steps):
         with torch.set_grad_enabled(torch.is_grad_enabled() and i >= first_grad_step):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
-from app.service import (MAX_SEED, TrajectoryService, describe_label, gif_bytes, parse_seed, parse_steps,
+from app.service import (UI_MAX_SEED, TrajectoryService, describe_label, gif_bytes, parse_seed, parse_steps,
                          preview)
 from rtm_core import Generator, save_checkpoint, seed_to_z, tiny, trajectory
 
@@ -142,7 +142,7 @@ def test_labels_are_text(ckpt_root):
     assert len(describe_label("a" * 10_000)) == 64
 
 
-@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 1.5, 3.5, "abc", None, float("nan"), float("inf"), True, "1e400"])
+@pytest.mark.parametrize("seed", [-1, UI_MAX_SEED + 1, 1.5, 3.5, "abc", None, float("nan"), float("inf"), True, "1e400"])
 def test_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed must be a whole number"):
         parse_seed(seed)

@@ -42,6 +42,8 @@ def test_saving_again_keeps_other_files_and_leaves_no_temp_files(saved):
     (folder / "README.md").write_text("model card")
     save_checkpoint(g, folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, META_FILE, "README.md"])
+    # The staging and old folders are made beside the checkpoint (rtm_core/atomic.py): none is left.
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
 
 
 def test_checkpoints_contain_no_pickles(saved):

@@ -92,7 +92,11 @@ def test_whole_generator_agrees_across_modconv_paths_and_auto_picks_scaled_on_cp
     set_modconv_impl(g, "grouped")
     torch.testing.assert_close(g(z), auto, rtol=1e-4, atol=1e-5)
     conv = next(m for m in g.modules() if isinstance(m, ModulatedConv2d))
-    assert ModulatedConv2d.resolve_impl(ModulatedConv2d(1, 1, 1, 1), z) == "scaled"
+    conv.impl = "auto"
+    for training in (True, False):  # "auto" on a CPU tensor is "scaled" in both modes
+        assert conv.train(training).resolve_impl(z) == "scaled"
+    cuda_like = type("CudaTensor", (), {"device": torch.device("cuda")})()   # what resolve_impl reads of x
+    assert conv.eval().resolve_impl(cuda_like) == "grouped" and conv.train().resolve_impl(cuda_like) == "scaled"
     with pytest.raises(ValueError, match="impl must be one of"):
         set_modconv_impl(g, "fast")
     conv.impl = "fast"

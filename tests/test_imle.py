@@ -104,3 +104,23 @@ def test_block_by_block_search_equals_one_global_search(monkeypatch):
     assert torch.equal(sel.index, idx)
     found = idx >= 0
     torch.testing.assert_close(sel.latents[found], pool[idx[found]])
+
+
+def test_every_image_rejected_falls_back_to_random_latents_and_noise_is_added():
+    """eps larger than any distance: every pool sample is rejected, so every image gets a
+    latent from the latent-noise stream (index -1), never a stale or zero one."""
+    from rtm_core import Generator, tiny
+
+    torch.manual_seed(0)
+    g = Generator(tiny()).eval()
+    project = RandomProjection(3 * 16 * 16, 32, seed=0)
+    data = project(torch.rand(10, 3, 16, 16) * 2 - 1)
+    kwargs = dict(z_dim=16, seed=5, round_=2, force_factor=3, pool_batch=7, info=ONE_PROCESS)
+    none_left = reselect(g, data, project, eps=1e9, latent_noise=0.0, **kwargs)
+    assert none_left.rejected == 30 and (none_left.index == -1).all()
+    assert none_left.latents.std() > 0.5 and len({tuple(r.tolist()) for r in none_left.latents}) == 10
+    plain = reselect(g, data, project, eps=0.0, latent_noise=0.0, **kwargs)
+    noisy = reselect(g, data, project, eps=0.0, latent_noise=0.01, **kwargs)
+    assert torch.equal(plain.index, noisy.index)
+    difference = noisy.latents - plain.latents
+    assert 0.005 < difference.std() < 0.02          # latent_noise is the std of what is added

@@ -16,7 +16,13 @@ def test_shapes_and_parameter_counts(kind):
     mapper = build_mapper(tiny(kind).mapper)
     z = torch.randn(5, 16)
     assert mapper(z).shape == (5, 16)
-    assert mapper.num_parameters() == sum(p.numel() for p in mapper.parameters()) > 0
+    # Counted by hand from the architecture, not from .parameters(): tiny() has z = w = 16,
+    # T = 4 tokens of d = 8, expansion 4, one mixer layer; the MLP 2 layers of width 16.
+    T, d, z, w = 4, 8, 16, 16
+    swiglu = lambda n: n * 2 * (4 * n) + (4 * n) * n                      # gate_up + down, no biases
+    rtm = (z * T * d + T * d) + T * d + swiglu(T) + d + swiglu(d) + d + (T * d * w + w)   # embed, pos, block, readout
+    mlp = (z * 16 + 16) + (16 * w + w)
+    assert mapper.num_parameters() == {"rtm": rtm, "mlp": mlp}[kind]
 
 
 def test_rtm_state_shapes_and_step_count():
@@ -193,3 +199,13 @@ def test_wrong_kind_is_refused():
         RecursiveMapper(tiny("mlp").mapper)
     with pytest.raises(ValueError, match="kind='mlp'"):
         MLPMapper(tiny("rtm").mapper)
+
+
+def test_mlp_run_for_more_steps_than_grad_steps_still_has_a_gradient():
+    """The MLP computes at its first step only; later steps are its fixed point. Run for 4 steps
+    with grad_steps 1, its w must still carry the gradient of that first step."""
+    mapper = build_mapper(tiny("mlp").mapper)
+    w = mapper(torch.randn(3, 16), num_steps=4)
+    assert w.requires_grad
+    w.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mapper.parameters())

@@ -232,3 +232,93 @@ def test_rs_imle_loss_logs_both_terms_and_weights_them(digits, tmp_path):
         assert line["perceptual"] > 0 and line["pixel"] > 0
         assert line["loss"] == pytest.approx(line["perceptual"] + 0.1 * line["pixel"], rel=1e-5)
     assert load_checkpoint(folder)[1]["step"] == 6
+
+
+# --- the pieces of the loop, one by one ---------------------------------------------------------
+
+def test_learning_rate_warms_up_linearly_then_stays():
+    from train.loop import learning_rate
+
+    cfg = TrainConfig(lr=1e-3, warmup_steps=4)
+    assert [round(learning_rate(cfg, s), 8) for s in range(6)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]
+    assert learning_rate(TrainConfig(lr=1e-3, warmup_steps=0), 0) == 1e-3
+
+
+def test_ema_moves_towards_the_model_by_one_minus_decay():
+    from train.loop import update_ema
+
+    model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.fill_(1.0), ema.weight.fill_(0.0)
+    update_ema(ema, model, decay=0.9)
+    torch.testing.assert_close(ema.weight, torch.full((2, 2), 0.1))
+
+
+def test_each_rank_trains_on_its_own_share_of_the_epoch():
+    from train.distributed import DistInfo
+    from train.loop import epoch_order
+
+    def share(rank, world):
+        return epoch_order(0, 3, 10, DistInfo(rank=rank, world_size=world, local_rank=rank, device=torch.device("cpu")))
+
+    whole = share(0, 1)
+    a, b = share(0, 2), share(1, 2)
+    assert len(a) == len(b) == 5 and not set(a.tolist()) & set(b.tolist())
+    assert sorted(a.tolist() + b.tolist()) == sorted(whole.tolist()) == list(range(10))
+    assert not torch.equal(whole, epoch_order(0, 4, 10, DistInfo(0, 1, 0, torch.device("cpu"))))  # a new order each epoch
+
+
+def test_random_streams_are_named_and_do_not_collide():
+    from train.imle import stream_seed
+
+    seeds = {stream_seed(0, name, 1, 7) for name in ("pool", "latent-noise", "data-order")}
+    assert len(seeds) == 3 and stream_seed(0, "pool", 1, 7) == stream_seed(0, "pool", 1, 7)
+
+
+def test_max_minutes_stops_the_run_and_saves_it(digits, tmp_path, monkeypatch):
+    import train.loop as loop
+
+    clock = iter(range(0, 10_000, 7))           # every reading of the clock is 7 s later
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    train(tiny_config(digits, tmp_path, max_steps=1000, max_minutes=1.0))
+    _, meta = load_checkpoint(tmp_path / "checkpoint")
+    assert 1 <= meta["step"] < 20          # stopped after about a minute of (fake) time, and saved there
+
+
+def test_no_progress_bar_still_prints_one_status_line_per_interval(digits, tmp_path, capsys):
+    train(tiny_config(digits, tmp_path, max_steps=10, log_every=5))
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("step ")]
+    assert len(lines) == 2 and lines[0].startswith("step 5/10 | loss ") and lines[1].endswith(" min")
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_the_presets_make_valid_models(preset):
+    cfg = TrainConfig(**PRESETS[preset])
+    model = cfg.model_config(32 if preset == "cpu" else 64, 3)
+    assert model.mapper.kind == "rtm" and model.mapper.num_steps == 8
+    assert model.decoder.img_resolution == (32 if preset == "cpu" else 64)
+    assert cfg.loss_perceptual == cfg.loss_pixel == 1.0 and cfg.eps_nn_fraction == 0.5
+
+
+DDP_STEP = "import sys\nfrom train.train import main\nmain(sys.argv[1:])\n"
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
+    """DDP: two ranks on halves of the same global batch make the same update as one process."""
+    weights = {}
+    for procs in (1, 2):
+        out = tmp_path / f"run{procs}"
+        script = tmp_path / "run.py"
+        script.write_text(DDP_STEP)
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+               "--master_port", str(29600 + procs + os.getpid() % 1000), str(script),
+               "--preset", "tiny", "--data", digits, "--out", str(out), "--device", "cpu", "--no-progress",
+               "--max-steps", "3", "--checkpoint-every", "3"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        weights[procs] = torch.load(out / "checkpoint" / TRAIN_STATE_FILE, weights_only=True)["model"]
+    for name, value in weights[1].items():
+        torch.testing.assert_close(weights[2][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    assert read_meta(tmp_path / "run1" / "checkpoint")["weight_change"]["mapping"] > 0.001   # and it did train

@@ -44,7 +44,7 @@ INCEPTION_NAME = "Inception-v3 (pt_inception-2015-12-05) pool 2048-d: standard F
 Extractor = Callable[[torch.Tensor], torch.Tensor]
 
 
-def parse_steps(text: str) -> list[int]:
+def parse_step_list(text: str) -> list[int]:
     try:
         steps = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
@@ -291,7 +291,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                         "(pt_inception-2015-12-05-*.pth): report standard FID instead of FD-EffNet")
     args = parser.parse_args(argv)
     try:
-        steps = parse_steps(args.steps)
+        steps = parse_step_list(args.steps)
         if args.draws < 1 or args.num_samples < 4 * args.draws:
             raise ValueError("--draws must be >= 1 and --num-samples at least 4 per draw "
                              "(k-NN metrics need more than k = 3 samples)")
