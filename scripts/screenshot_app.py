@@ -5,7 +5,6 @@
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from app.launcher import free_port
+from bench.browser import launch_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,20 +37,18 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            browser = launch_browser(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)
-            page.get_by_label("seed", exact=True).fill(args.seed)
+            page.locator("#rtm-seed input").fill(args.seed)
             page.get_by_role("button", name="Generate").click()
-            page.wait_for_timeout(3000)
+            page.wait_for_function("document.querySelector('#rtm-viewer .rtm-map .main-svg') !== null", timeout=60_000)
+            page.wait_for_timeout(1000)
             if args.step is not None:
-                page.locator(f"#rtm-viewer .rtm-strip img[data-step='{args.step}']").click()
-            page.locator("#rtm-viewer .rtm-map").hover()
-            page.wait_for_timeout(500)
-            page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 900})
+                page.locator(f"#rtm-viewer .rtm-thumb[data-step='{args.step}']").click()
+                page.wait_for_timeout(300)
+            page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 940})
             browser.close()
     finally:
         proc.terminate()
