@@ -1,7 +1,7 @@
 """Training benchmarks (not tests: they print figures, assert nothing).
 
-    OMP_NUM_THREADS=1 python -m bench.bench_train.py   # as the experiment's arms run: one thread each
-                                                    # (~12 minutes on this 2-core CPU; +~8 with --compile-step)
+    OMP_NUM_THREADS=1 python -m bench.bench_train   # as the experiment's arms run: one thread each
+                                                  # (~15 minutes on this 2-core CPU; +~8 with --compile-step)
 
 (a) Cost of one optimizer step, RTM (H = 8) vs RTM H = 1 vs the RS-IMLE MLP baseline, same
     decoder, at the settings the experiment used (cpu preset: 32x32, batch 16, perceptual +
@@ -11,6 +11,8 @@
     loop's (generate_pool_features) at several batch sizes and torch.compile'd (--compile),
     in one run so the ratios are fair; plus one full re-selection for N = 3,926 images
     (Noto Color Emoji's count) at force_factor x N.
+(c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps and lazy R1):
+    RTM vs StyleGAN2's mapping network.
 
 Results go to bench/results/train.json.
 """
@@ -20,12 +22,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-
 from bench.common import write_results
-
 from rtm_core import Generator
 from train.config import PRESETS, TrainConfig
 from train.distributed import pick_device, DistInfo
@@ -76,6 +77,47 @@ def throughputs(configs: dict, device, batch: int, loss_fn: ImageLoss, steps: in
     return {arm: batch / statistics.median(s) for arm, s in seconds.items()}
 
 
+def adversarial_rates(steps: int, rounds: int) -> dict:
+    """img/s of adversarial training (G step + D step + lazy R1 every 16th) at the cpu preset, RTM
+    vs StyleGAN2's mapping network, taking turns as in (a)."""
+    import tempfile
+
+    from rtm_core.config import stylegan2_mapping
+    from train import adversarial
+    from train.config import ADVERSARIAL_PRESETS
+    from train.data import prepare_digits
+
+    folder = prepare_digits(32, Path(tempfile.mkdtemp(prefix="rtm-bench-")) / "digits-32")
+    arms = {"rtm": {}, "stylegan2_mapping": {"mapper": stylegan2_mapping(), "mapping_lr_scale": 1.0}}
+    runs = {arm: adversarial.setup(TrainConfig(**{**ADVERSARIAL_PRESETS["cpu"], "data": str(folder), "out": str(folder / arm),
+                                                  "progress": False, **changes}))
+            for arm, changes in arms.items()}
+
+    def run_steps(run, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            idx = torch.randint(0, run.data.shape[0], (run.per_rank_batch,))
+            real = adversarial.as_float(run.data[idx])
+            _, fake = adversarial.generator_step(run)
+            adversarial.discriminator_step(run, fake, real)
+            if run.step % run.cfg.r1_every == 0:
+                adversarial.r1_step(run, real)
+            run.step += 1
+        return (time.perf_counter() - start) / n
+
+    for run in runs.values():
+        run_steps(run, 2)
+    seconds: dict = {arm: [] for arm in runs}
+    for _ in range(rounds):
+        for arm, run in runs.items():
+            seconds[arm].append(run_steps(run, steps))
+    rates = {arm: runs[arm].cfg.batch_size / statistics.median(s) for arm, s in seconds.items()}
+    rates["rtm_step_cost_over_stylegan2_mapping"] = rates["stylegan2_mapping"] / rates["rtm"]
+    print(f"  (c) adversarial, cpu preset 32x32 batch 16: img/s RTM {rates['rtm']:.1f}, StyleGAN2 mapping "
+          f"{rates['stylegan2_mapping']:.1f} -> an RTM step costs {rates['rtm_step_cost_over_stylegan2_mapping']:.2f}x")
+    return rates
+
+
 def pool_rate(g: torch.nn.Module, project, count: int, batch: int, inference: bool) -> float:
     """Samples/s of generating and embedding `count` pool samples: the old way (no_grad) or the
     training loop's (generate_pool_features, under reselect's no_grad)."""
@@ -97,6 +139,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a); the median counts")
     parser.add_argument("--compile-step", action="store_true",
                         help="also time a torch.compile'd optimizer step (RTM and MLP, cpu preset; minutes of compiling)")
+    parser.add_argument("--adversarial", action=argparse.BooleanOptionalAction, default=True,
+                        help="(c) adversarial training img/s, RTM vs StyleGAN2's mapping network")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="bench/results/train.json")
     args = parser.parse_args()
@@ -156,6 +200,8 @@ def main() -> None:
     print(f"  (b) re-selection, N={N}, pool {sel.pool_size} (cpu preset RTM, 32x32): generate+embed "
           f"{sel.generate_s:.1f} s, search {sel.search_s:.1f} s -> generation is "
           f"{100 * sel.generate_s / total:.0f}% of {total:.1f} s")
+    if args.adversarial:
+        results["adversarial"] = adversarial_rates(args.steps, args.rounds)
     write_results(results, args.out)
 
 

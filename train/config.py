@@ -18,6 +18,8 @@ from typing import Any, Iterable, Optional
 from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, tiny
 
 MODEL_PRESETS = {"app": app_default, "tiny": tiny}
+OBJECTIVES = ("imle", "adversarial")
+AUGMENT_POLICIES = ("color,translation,cutout", "translation,cutout", "none")   # train/augment.py
 # The dataset decides these; setting them by flag would only contradict it.
 FROM_DATA = ("img_resolution", "img_channels")
 
@@ -29,6 +31,7 @@ class TrainConfig:
     out: str = "runs/rtm"           # run folder: checkpoint/, samples/, metrics.jsonl
     resume: bool = False            # continue from out/checkpoint/ exactly where it stopped
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
+    objective: str = "imle"         # "imle" (RS-IMLE, train/loop.py) | "adversarial" (StyleGAN2's, train/adversarial.py)
     # --- the model: a preset of rtm_core plus field overrides ----------------------------
     model: str = "app"              # "app" (rtm_core.app_default) | "tiny" (tests)
     mapper: dict = field(default_factory=dict)   # MapperConfig fields to change, e.g. {"kind": "mlp"}
@@ -43,6 +46,7 @@ class TrainConfig:
     synthesis_lr_scale: float = 1.0 # the decoder's rate = lr x this. Its layers are equalized (weights stored
                                     # at unit scale), so an Adam step moves them ~sqrt(fan_in) less than the
                                     # mapper's torch Linear layers; StyleGAN2 trains them at 2.5e-3
+    mapping_lr_scale: float = 1.0   # the mapper's rate = lr x this
     weight_decay: float = 0.0       # AdamW weight decay
     warmup_steps: int = 200         # linear LR warmup; constant afterwards
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
@@ -58,6 +62,14 @@ class TrainConfig:
     search_dim: int = 800           # dimension of the random projection used for matching
     latent_noise: float = 0.001     # std of the noise added to each matched latent
     pool_batch: int = 256           # images generated per batch while building the pool
+    # --- adversarial (objective "adversarial") ---------------------------------------------
+    d_lr_scale: float = 1.0         # the discriminator's rate = lr x this (x r1_every / (r1_every + 1), lazy R1)
+    r1_gamma: float = 0.05          # weight of the R1 penalty on real images: gamma / 2 x ||grad_x D(x)||^2
+    r1_every: int = 16              # lazy R1: applied every this many steps, weighted by it (StyleGAN2: 16)
+    style_mixing: float = 0.9       # probability that an image mixes the styles of two latents (StyleGAN2: 0.9)
+    augment: str = "color,translation,cutout"   # DiffAugment policy for everything D sees; "none" = off
+    d_channel_base: int = 1024      # discriminator channels at resolution r = min(d_channel_base // r, d_channel_max)
+    d_channel_max: int = 128        # cap on the discriminator's channels
     # --- hardware ------------------------------------------------------------------------
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
@@ -79,7 +91,11 @@ class TrainConfig:
             "log_every": self.log_every >= 1, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 0, "grad_clip": self.grad_clip >= 0, "pool_batch": self.pool_batch >= 1,
             "loss_perceptual": self.loss_perceptual >= 0, "loss_pixel": self.loss_pixel >= 0,
-            "perceptual_size": self.perceptual_size >= 32,
+            "perceptual_size": self.perceptual_size >= 32, "objective": self.objective in OBJECTIVES,
+            "mapping_lr_scale": self.mapping_lr_scale > 0, "d_lr_scale": self.d_lr_scale > 0,
+            "r1_gamma": self.r1_gamma >= 0, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
+            "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
+            "d_channel_max": self.d_channel_max >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -125,6 +141,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The adversarial objective's presets: StyleGAN2's Adam (lr 2.5e-3, betas 0 / 0.99, no warmup,
+# no clipping), lazy R1, style mixing 0.9, DiffAugment. The mapper's rate is x 0.2 by default:
+# RTM's layers are torch Linear layers, whose Adam steps move them ~sqrt(fan_in) more than the
+# equalized decoder's. StyleGAN2's own mapping network brings its 0.01 multiplier inside its
+# layers and is run with --mapping-lr-scale 1 (docs/EXPERIMENTS.md has the commands).
+ADVERSARIAL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(objective="adversarial", model="tiny", batch_size=8, max_steps=24, lr=2e-3, mapping_lr_scale=0.2,
+                 warmup_steps=0, grad_clip=0.0, r1_every=4, log_every=4, sample_every=0, checkpoint_every=12,
+                 preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
+    "cpu": dict(objective="adversarial", decoder={"channel_base": 1024}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
+                warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_gamma=0.05, r1_every=16,
+                log_every=50, sample_every=500, checkpoint_every=250, ema_decay=0.999, d_channel_base=1024),
+    "gpu": dict(objective="adversarial", batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
+                max_steps=200_000, r1_gamma=0.1, r1_every=16, sample_every=2000, checkpoint_every=2000, compile=True,
+                ema_decay=0.999, d_channel_base=2048),
+}
+PRESETS_BY_OBJECTIVE = {"imle": PRESETS, "adversarial": ADVERSARIAL_PRESETS}
+
+
 def _flag_type(annotation: Any):
     name = getattr(annotation, "__name__", str(annotation))
     if name == "bool":
@@ -146,8 +181,15 @@ def field_comments(cls: type) -> dict[str, str]:
 def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     """CLI flags generated from TrainConfig's fields and from rtm_core's MapperConfig and
     DecoderConfig (--mapper.num-steps 1); `--preset` fills in defaults first."""
-    parser = argparse.ArgumentParser(prog="python -m train.train", description="RS-IMLE training of RTM.")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="start from these settings")
+    argv = list(argv) if argv is not None else None
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--objective", choices=OBJECTIVES, default="imle")
+    objective = first.parse_known_args(argv)[0].objective
+    presets = PRESETS_BY_OBJECTIVE[objective]
+    parser = argparse.ArgumentParser(prog="python -m train.train",
+                                     description="Train an RTM (or one-pass MLP) generator with RS-IMLE or adversarially.")
+    parser.add_argument("--preset", choices=sorted(presets), default=None,
+                        help=f"start from these settings (the presets of --objective {objective})")
     notes = field_comments(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("mapper", "decoder"):
@@ -170,8 +212,8 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
             else:
                 group.add_argument(_flag(dest), dest=dest, type=_number_or_text(kind), default=None,
                                    metavar=kind.__name__.upper(), help=notes.get(f.name))
-    args = vars(parser.parse_args(list(argv) if argv is not None else None))
-    settings = dict(PRESETS.get(args.pop("preset") or "", {}))
+    args = vars(parser.parse_args(argv))
+    settings = dict(presets.get(args.pop("preset") or "", {}))
     for section in ("mapper", "decoder"):
         given = {k.split(".", 1)[1]: args.pop(k) for k in list(args) if k.startswith(section + ".")}
         settings[section] = {**settings.get(section, {}), **{k: v for k, v in given.items() if v is not None}}

@@ -76,3 +76,18 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average .grad over ranks in one flat all-reduce (what DDP does, by hand): the adversarial
+    loop alternates G and D and freezes one while the other steps, which DDP's hooks resent."""
+    if not info.enabled:
+        return
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= info.world_size
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(g.view_as(p))

@@ -170,7 +170,7 @@ def setup(cfg: TrainConfig) -> Run:
     # The initialisation depends only on the seed, so a resumed run has the same reference.
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": 1.0},
+    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": cfg.mapping_lr_scale},
                              {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
                             lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     train_model = DistributedDataParallel(model) if info.enabled else model
@@ -294,7 +294,7 @@ def train(cfg: TrainConfig) -> Path:
     N, device = run.data.shape[0], run.info.device
     start, wall_before, order = time.perf_counter(), run.wall_time_s, None
     window_start, window_images = start, 0
-    bar = _progress_bar(cfg, run)
+    bar = progress_bar(cfg, run.info, run.step)
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
@@ -335,9 +335,9 @@ def train(cfg: TrainConfig) -> Path:
     return run.ckpt_dir
 
 
-def _progress_bar(cfg: TrainConfig, run: Run):
-    if not (run.info.is_main and cfg.progress):
+def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
+    if not (info.is_main and cfg.progress):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.max_steps, initial=run.step, desc="train", dynamic_ncols=True)
+    return tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True)

@@ -1,4 +1,5 @@
-"""RS-IMLE training of an RTM (or one-pass MLP) generator.
+"""Training of an RTM (or one-pass MLP) generator: RS-IMLE (train/loop.py) or, with
+--objective adversarial, StyleGAN2's objective (train/adversarial.py).
 
 Prepare data once, then train:
 
@@ -29,7 +30,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     cfg = parse_args(argv)  # before importing torch: --help and bad flags answer at once
     if not cfg.data:
         raise SystemExit("error: --data is required (a folder made by `python -m train.data ...`)")
-    from .loop import TrainingDiverged, train
+    from .loop import TrainingDiverged
+    if cfg.objective == "adversarial":
+        from .adversarial import train
+    else:
+        from .loop import train
 
     try:
         folder = train(cfg)

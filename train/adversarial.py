@@ -1,0 +1,319 @@
+"""Adversarial training: StyleGAN2's objective around any rtm_core generator.
+
+    python -m train.train --objective adversarial --preset cpu --data data/noto-faces-32 --out runs/gan-rtm
+    python -m train.train --objective adversarial --preset cpu --data data/noto-faces-32 --out runs/gan-sg2 \
+        --mapper.kind mlp --mapper.mlp-layer equalized --mapper.mlp-gain sqrt2 --mapper.lr-multiplier 0.01 \
+        --mapping-lr-scale 1                      # StyleGAN2's own mapping network, its recipe
+
+Every step, top to bottom (`train`):
+1. `generator_step`: images from fresh latents, with style mixing; the discriminator judges
+   them through DiffAugment; non-saturating logistic loss softplus(-D(G(z))); Adam; EMA.
+2. `discriminator_step`: the same images (detached) and a batch of real images, both
+   augmented; softplus(D(fake)) + softplus(-D(real)); Adam.
+3. every `r1_every` steps, `r1_step`: gamma / 2 x ||grad_x D(x)||^2 on the real batch,
+   weighted by r1_every (lazy regularisation), and the discriminator's Adam is set up for
+   it as StyleGAN2 does (lr and betas raised to r1_every / (r1_every + 1)).
+
+The generator is `rtm_core.Generator`, saved in the rtm_core format (its EMA), so the app
+and train.evaluate open it unchanged; the discriminator is saved beside it
+(discriminator.safetensors + discriminator.json) and in train_state.pt for --resume.
+Every random draw of a step (latents, mixing, augmentation) comes from a named stream of
+(seed, step), drawn for the global batch and sliced to this rank's rows: a resumed run and
+a run on N ranks see the same numbers as one uninterrupted process.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import io
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Optional
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save as safetensors_bytes
+
+from rtm_core import Generator, save_checkpoint
+from rtm_core.checkpoint import read_config
+
+from . import distributed
+from .augment import diff_augment
+from .config import TrainConfig
+from .data import load_prepared
+from .discriminator import Discriminator, DiscriminatorConfig
+from .imle import stream
+from .loop import (TRAIN_STATE_FILE, TrainingDiverged, as_float, epoch_order, progress_bar, save_refinement_grid,
+                   update_ema, weight_change)
+
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
+
+
+@dataclass
+class GanRun:
+    """Everything an adversarial run holds between two steps (`step`, `wall_time_s` are its state)."""
+
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    data: torch.Tensor                  # (N, C, R, R) uint8 on the device
+    meta: dict
+    G: Generator
+    G_ema: Generator
+    D: Discriminator
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    run_G: torch.nn.Module              # G, maybe compiled
+    run_D: torch.nn.Module              # D, maybe compiled (R1 always uses D itself: it needs a double backward)
+    initial: dict[str, torch.Tensor]    # initial weights of G and D, for weight_change
+    autocast: Any
+    steps_per_epoch: int
+    per_rank_batch: int
+    step: int = 0
+    wall_time_s: float = 0.0
+    log_file: Optional[IO[str]] = field(default=None, repr=False)
+
+    STATE_KEYS = ("step", "wall_time_s")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    @property
+    def rows(self) -> slice:
+        """This rank's images of a global batch: positions rank, rank + W, ... (as epoch_order)."""
+        return slice(self.info.rank, None, self.info.world_size)
+
+    def log(self, record: dict) -> None:
+        if self.log_file:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+
+
+def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> DiscriminatorConfig:
+    return DiscriminatorConfig(img_resolution=resolution, img_channels=channels, channel_base=cfg.d_channel_base,
+                               channel_max=cfg.d_channel_max)
+
+
+def setup(cfg: TrainConfig) -> GanRun:
+    info = distributed.setup(cfg.device)
+    device = info.device
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
+    dataset = load_prepared(cfg.data)
+    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(device)
+    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
+    steps_per_epoch = (N // info.world_size) // per_rank_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+
+    model_config = cfg.model_config(dataset.resolution, dataset.channels)
+    torch.manual_seed(cfg.seed)
+    G = Generator(model_config).to(device).train()
+    D = Discriminator(discriminator_config(cfg, dataset.resolution, dataset.channels)).to(device).train()
+    initial = {f"G.{n}": p.detach().clone() for n, p in G.named_parameters()}
+    initial |= {f"D.{n}": p.detach().clone() for n, p in D.named_parameters()}
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps.
+    ratio = cfg.r1_every / (cfg.r1_every + 1)
+    opt_G = torch.optim.Adam([{"params": G.mapping.parameters(), "lr": cfg.lr * cfg.mapping_lr_scale},
+                              {"params": G.synthesis.parameters(), "lr": cfg.lr * cfg.synthesis_lr_scale}],
+                             betas=(0.0, 0.99), eps=1e-8)
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr * cfg.d_lr_scale * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
+    compiled = cfg.compile and device.type == "cuda"
+    run = GanRun(cfg=cfg, info=info, data=data, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D,
+                 run_G=torch.compile(G) if compiled else G, run_D=torch.compile(D) if compiled else D,
+                 meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
+                       "objective": "adversarial"},
+                 initial=initial, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch,
+                 autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
+                           else nullcontext()))
+    if cfg.resume:
+        load_state(run, model_config)
+    if info.is_main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        (run.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        print(f"adversarial {model_config.mapper.kind.upper()} generator: {G.parameter_counts()['mapping'] / 1e6:.2f} M "
+              f"mapper + {G.parameter_counts()['synthesis'] / 1e6:.2f} M decoder; discriminator "
+              f"{sum(p.numel() for p in D.parameters()) / 1e6:.2f} M; {N} images of {dataset.resolution}px on "
+              f"{device} x {info.world_size}", file=sys.stderr)
+        run.log_file = (run.out / "metrics.jsonl").open("a")
+    return run
+
+
+def load_state(run: GanRun, model_config) -> None:
+    path = run.ckpt_dir / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {run.ckpt_dir}; start without --resume")
+    if read_config(run.ckpt_dir) != model_config:
+        raise ValueError(f"--resume: {run.ckpt_dir} holds a different model configuration than these settings; "
+                         f"use the flags of the original run")
+    saved = torch.load(path, map_location=run.info.device, weights_only=True)
+    for key, target in (("G", run.G), ("G_ema", run.G_ema), ("D", run.D), ("opt_G", run.opt_G), ("opt_D", run.opt_D)):
+        target.load_state_dict(saved[key])
+    for key in GanRun.STATE_KEYS:
+        setattr(run, key, saved[key])
+
+
+def save_state(run: GanRun) -> None:
+    """G's EMA as an rtm_core checkpoint, the discriminator beside it, and everything --resume
+    needs, in one atomic folder swap."""
+    if run.info.is_main:
+        state = {"G": run.G.state_dict(), "G_ema": run.G_ema.state_dict(), "D": run.D.state_dict(),
+                 "opt_G": run.opt_G.state_dict(), "opt_D": run.opt_D.state_dict(),
+                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}}
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
+        changes = weight_change(run.G, {n[2:]: p for n, p in run.initial.items() if n.startswith("G.")})
+        changes["discriminator"] = _discriminator_change(run)
+        meta = {**run.meta, "step": run.step, "epoch": run.step / run.steps_per_epoch,
+                "images_seen": run.step * run.cfg.batch_size, "wall_time_s": run.wall_time_s,
+                "weight_change": changes, "train_config": dataclasses.asdict(run.cfg)}
+        save_checkpoint(run.G_ema, run.ckpt_dir, meta=meta, extra_files={
+            TRAIN_STATE_FILE: buffer.getvalue(), DISCRIMINATOR_FILE: safetensors_bytes(d_weights),
+            DISCRIMINATOR_CONFIG_FILE: (json.dumps(dataclasses.asdict(run.D.config), indent=2) + "\n").encode()})
+    distributed.barrier(run.info)
+
+
+@torch.no_grad()
+def _discriminator_change(run: GanRun) -> float:
+    delta = sum((p - run.initial[f"D.{n}"]).square().sum() for n, p in run.D.named_parameters())
+    norm = sum(run.initial[f"D.{n}"].square().sum() for n, _ in run.D.named_parameters())
+    return float((delta / norm.clamp(min=1e-30)).sqrt())
+
+
+def fake_images(run: GanRun) -> torch.Tensor:
+    """This rank's images of the step's global batch: fresh latents, styles mixed at a random
+    layer for a `style_mixing` share of them (so no layer can rely on one style only)."""
+    cfg, G, device = run.cfg, run.run_G, run.info.device
+    gen = stream(cfg.seed, "gan-latents", run.step)
+    B, z_dim = cfg.batch_size, run.G.z_dim
+    z, z_mix = (torch.randn(B, z_dim, generator=gen)[run.rows].to(device) for _ in range(2))
+    num_ws = run.G.config.num_ws
+    cutoff = torch.randint(1, max(2, num_ws), (B,), generator=gen)[run.rows].to(device)
+    mixed = (torch.rand(B, generator=gen)[run.rows] < cfg.style_mixing).to(device)
+    with run.autocast:
+        w = G.map(z)[:, None].expand(-1, num_ws, -1)                         # (b, num_ws, w_dim)
+        if cfg.style_mixing > 0 and num_ws > 1:
+            take_mix = (torch.arange(num_ws, device=device)[None] >= cutoff[:, None]) & mixed[:, None]
+            w = torch.where(take_mix[..., None], G.map(z_mix)[:, None], w)
+        return G.synthesize(w).float()
+
+
+def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Module] = None) -> torch.Tensor:
+    """D's logits for this rank's images, augmented with the step's `phase` stream."""
+    cfg = run.cfg
+    augmented = diff_augment(images, cfg.augment, stream(cfg.seed, "augment", run.step, _PHASES[phase]),
+                             cfg.batch_size, run.rows)
+    with run.autocast:
+        return (D or run.run_D)(augmented).float()
+
+
+_PHASES = {"generator": 0, "fake": 1, "real": 2, "r1": 3}
+
+
+def _step(run: GanRun, opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor, what: str) -> float:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(module, run.info)
+    value = distributed.all_reduce_mean(loss.item(), run.info)
+    finite = all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
+    if not math.isfinite(value) or not finite:
+        raise TrainingDiverged(f"training diverged at step {run.step} ({what}: loss {value}). Nothing was saved after "
+                               f"the last good checkpoint ({run.ckpt_dir}). Lower --lr or raise --r1-gamma, then "
+                               f"continue with --resume.")
+    opt.step()
+    return value
+
+
+def generator_step(run: GanRun) -> tuple[float, torch.Tensor]:
+    run.D.requires_grad_(False)
+    fake = fake_images(run)
+    loss = F.softplus(-judge(run, fake, "generator")).mean()     # non-saturating: maximise log D(G(z))
+    value = _step(run, run.opt_G, run.G, loss, "generator")
+    run.D.requires_grad_(True)
+    update_ema(run.G_ema, run.G, run.cfg.ema_decay)
+    return value, fake.detach()
+
+
+def discriminator_step(run: GanRun, fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    fake_logits, real_logits = judge(run, fake, "fake"), judge(run, real, "real")
+    loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    value = _step(run, run.opt_D, run.D, loss, "discriminator")
+    # D's confidence, as probabilities: 0.5 / 0.5 is chance; the gap is how well it tells them apart.
+    p_real = distributed.all_reduce_mean(torch.sigmoid(real_logits).mean().item(), run.info)
+    p_fake = distributed.all_reduce_mean(torch.sigmoid(fake_logits).mean().item(), run.info)
+    return {"loss_D": value, "d_real": p_real, "d_fake": p_fake, "d_gap": p_real - p_fake}
+
+
+def r1_step(run: GanRun, real: torch.Tensor) -> float:
+    """Lazy R1: gamma / 2 x E ||grad_x D(x)||^2 on reals, weighted by r1_every."""
+    real = real.detach().requires_grad_(True)
+    logits = judge(run, real, "r1", D=run.D)
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    penalty = grad.square().sum(dim=(1, 2, 3)).mean()
+    _step(run, run.opt_D, run.D, penalty * (run.cfg.r1_gamma / 2) * run.cfg.r1_every, "R1")
+    return distributed.all_reduce_mean(penalty.item(), run.info)
+
+
+def train(cfg: TrainConfig) -> Path:
+    run = setup(cfg)
+    N, device = run.data.shape[0], run.info.device
+    start, wall_before, order = time.perf_counter(), run.wall_time_s, None
+    window_start, window_images, r1 = start, 0, None
+    bar = progress_bar(cfg, run.info, run.step)
+    try:
+        while run.step < cfg.max_steps:
+            epoch, pos = divmod(run.step, run.steps_per_epoch)
+            if order is None or pos == 0:
+                order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
+            real = as_float(run.data[order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch]])
+            loss_G, fake = generator_step(run)
+            metrics = {"loss_G": loss_G, **discriminator_step(run, fake, real)}
+            if run.step % cfg.r1_every == 0:
+                r1 = r1_step(run, real)
+            run.step += 1
+            run.wall_time_s = wall_before + time.perf_counter() - start
+            window_images += cfg.batch_size
+            if bar:
+                bar.update(1)
+            if run.step % cfg.log_every == 0:
+                changes = weight_change(run.G, {n[2:]: p for n, p in run.initial.items() if n.startswith("G.")})
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
+                          "images_per_s": window_images / (time.perf_counter() - window_start),
+                          "wall_time_s": run.wall_time_s,
+                          "weight_change": {**changes, "discriminator": _discriminator_change(run)}}
+                window_start, window_images = time.perf_counter(), 0
+                run.log(record)
+                if run.info.is_main:
+                    line = (f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
+                            f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
+                            f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min")
+                    (bar.write if bar else functools.partial(print, file=sys.stderr))(line)
+            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - start > 60 * cfg.max_minutes
+            last = run.step == cfg.max_steps or out_of_time
+            if run.info.is_main and (last or (cfg.sample_every and run.step % cfg.sample_every == 0)):
+                save_refinement_grid(run.G_ema, run.out / "samples" / f"step_{run.step:07d}.png", cfg.preview_seeds)
+            if last or run.step % cfg.checkpoint_every == 0:
+                save_state(run)
+            if out_of_time:
+                break
+    finally:
+        if bar:
+            bar.close()
+        if run.log_file:
+            run.log_file.close()
+    distributed.cleanup()
+    return run.ckpt_dir
