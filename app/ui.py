@@ -30,6 +30,13 @@ seed's noise into latent tokens and refines them with one shared block, step aft
 style *w* is read out and decoded. Pick a seed, press **Generate**, then scrub, play, or hover the map.
 Everything after Generate runs in your browser."""
 
+METRICS_NOTE = """<small>Against the training set, on EfficientNet-Lite0 features (docs/EVALUATION.md):
+**precision** — the share of samples that fall inside the real images' k-NN balls (fidelity);
+**recall** — the share of real images inside the samples' balls (diversity);
+**density** — precision counting how many balls a sample falls in (about 1 when samples look like the data);
+**coverage** — the share of real images with a sample inside their own ball;
+**FD-EffNet** — Fréchet distance of the feature statistics, lower is better. Error bars: sd over draws.</small>"""
+
 # One plotly.js for the whole page (the viewers and the metric curves share it), loaded by the
 # viewer after its first frame is on screen. No gr.Plot: its own bundled copy would load beside
 # it and race for window.Plotly.
@@ -167,8 +174,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             with gr.Column(min_width=340, visible=False) as column_b:
                 view_b = viewer("rtm-viewer-b")
         with gr.Row():
-            curves = _html("rtm-eval", "curves.js", '<div class="rtm-curves"></div>',
-                           eval_figure(default_model.eval, default_model.trained_steps))
+            with gr.Column(scale=2):
+                curves = _html("rtm-eval", "curves.js", '<div class="rtm-curves"></div>',
+                               eval_figure(default_model.eval, default_model.trained_steps))
+                gr.Markdown(METRICS_NOTE)
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")
                 gif_file = gr.File(label="GIF", interactive=False)

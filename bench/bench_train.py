@@ -132,23 +132,9 @@ def pool_rate(g: torch.nn.Module, project, count: int, batch: int, inference: bo
     return count / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
-    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a); the median counts")
-    parser.add_argument("--compile-step", action="store_true",
-                        help="also time a torch.compile'd optimizer step (RTM and MLP, cpu preset; minutes of compiling)")
-    parser.add_argument("--adversarial", action=argparse.BooleanOptionalAction, default=True,
-                        help="(c) adversarial training img/s, RTM vs StyleGAN2's mapping network")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="bench/results/train.json")
-    args = parser.parse_args()
-    device = pick_device(args.device)
-    print(f"training benchmarks on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    results: dict = {"device": str(device), "threads": torch.get_num_threads(), "step": {}}
-
-    cpu = PRESETS["cpu"]
+def step_costs(args, device) -> dict:
+    """(a) img/s of one optimizer step per arm, and RTM's cost over the MLP's."""
+    cpu, results = PRESETS["cpu"], {}
     losses = {"rs_imle": ImageLoss(cpu["loss_perceptual"], cpu["loss_pixel"], cpu["perceptual_size"]).to(device),
               "pixel": ImageLoss(0.0, 1.0).to(device)}
     for preset, resolution, batch, loss in (("cpu", 32, 16, "rs_imle"), ("cpu", 32, 16, "pixel"), ("gpu", 64, 32, "pixel")):
@@ -156,22 +142,24 @@ def main() -> None:
                           losses[loss], args.steps, args.rounds)
         row["rtm_step_cost_over_mlp"] = row["mlp"] / row["rtm"]
         key = f"{preset}_model_{resolution}px_batch{batch}_{loss}_loss"
-        results["step"][key] = row
+        results[key] = row
         print(f"  (a) {key}: img/s RTM {row['rtm']:6.1f}, RTM H=1 {row['rtm_h1']:6.1f}, MLP {row['mlp']:6.1f} "
               f"-> an RTM step costs {row['rtm_step_cost_over_mlp']:.2f}x an MLP step")
-
     if args.compile_step:
         row = throughputs({arm: model_for("cpu", ARMS[arm], 32) for arm in ("rtm", "mlp")}, device, 16,
                           losses["rs_imle"], args.steps, args.rounds, compile=True)
         row["rtm_step_cost_over_mlp"] = row["mlp"] / row["rtm"]
-        results["step"]["cpu_model_32px_batch16_rs_imle_loss_compiled"] = row
+        results["cpu_model_32px_batch16_rs_imle_loss_compiled"] = row
         print(f"  (a) the same, torch.compile'd: img/s RTM {row['rtm']:6.1f}, MLP {row['mlp']:6.1f} "
               f"-> an RTM step costs {row['rtm_step_cost_over_mlp']:.2f}x an MLP step")
+    return results
 
-    N = 3926
+
+def pool_costs(args, device) -> dict:
+    """(b) pool generation samples/s per arm and batch size, and one full re-selection."""
+    N, results = 3926, {}
     torch.manual_seed(0)
     project = RandomProjection(3 * 32 * 32, 800, seed=0, device=device)
-    results["pool"] = {}
     for arm in ("rtm", "mlp"):
         g = Generator(model_for("cpu", ARMS[arm], 32)).to(device).train()   # as reselect sees it mid-training
         row = {"old_no_grad_batch64": pool_rate(g, project, 1024, 64, inference=False)}
@@ -183,7 +171,7 @@ def main() -> None:
         row["compile_s"] = time.perf_counter() - start
         row["compiled_batch64"] = pool_rate(compiled, project, 1024, 64, inference=True)
         row["speedup_compiled_over_old"] = row["compiled_batch64"] / row["old_no_grad_batch64"]
-        results["pool"][arm] = row
+        results[arm] = row
         print(f"  (b) pool generation, {arm}, samples/s: old {row['old_no_grad_batch64']:.1f}; eager batch 16/32/64/256 "
               f"{row['batch16']:.1f} / {row['batch32']:.1f} / {row['batch64']:.1f} / {row['batch256']:.1f}; "
               f"compiled (--compile) batch 64 {row['compiled_batch64']:.1f} ({row['speedup_compiled_over_old']:.2f}x old; "
@@ -192,15 +180,36 @@ def main() -> None:
     data = project(torch.rand(N, 3, 32, 32, device=device) * 2 - 1)
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=device)
     sel = reselect(g, data, project, z_dim=g.z_dim, seed=0, round_=0, force_factor=args.force_factor, eps=0.12,
-                   latent_noise=0.001, pool_batch=cpu["pool_batch"], info=info)
+                   latent_noise=0.001, pool_batch=PRESETS["cpu"]["pool_batch"], info=info)
     total = sel.generate_s + sel.search_s
     results["reselect"] = {"N": N, "force_factor": args.force_factor, "pool": sel.pool_size,
-                           "generate_s": sel.generate_s, "search_s": sel.search_s,
-                           "generate_share": sel.generate_s / total}
+                           "generate_s": sel.generate_s, "search_s": sel.search_s, "generate_share": sel.generate_s / total}
     print(f"  (b) re-selection, N={N}, pool {sel.pool_size} (cpu preset RTM, 32x32): generate+embed "
           f"{sel.generate_s:.1f} s, search {sel.search_s:.1f} s -> generation is "
           f"{100 * sel.generate_s / total:.0f}% of {total:.1f} s")
-    if args.adversarial:
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default="a,b,c", help="which of (a), (b), (c) to run, e.g. 'c'")
+    parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a), (c)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a), (c); the median counts")
+    parser.add_argument("--compile-step", action="store_true",
+                        help="also time a torch.compile'd optimizer step (RTM and MLP, cpu preset; minutes of compiling)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default="bench/results/train.json")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    sections = set(args.sections.split(","))
+    print(f"training benchmarks on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    results: dict = {"device": str(device), "threads": torch.get_num_threads()}
+    if "a" in sections:
+        results["step"] = step_costs(args, device)
+    if "b" in sections:
+        results["pool"] = pool_costs(args, device)
+    if "c" in sections:
         results["adversarial"] = adversarial_rates(args.steps, args.rounds)
     write_results(results, args.out)
 

@@ -24,3 +24,11 @@ def any_generator(request) -> Generator:
 @pytest.fixture
 def rtm() -> Generator:
     return Generator(tiny("rtm")).eval()
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> str:
+    """A prepared dataset of 16x16 digits (scikit-learn's, offline), for training tests."""
+    from train.data import prepare_digits
+
+    return str(prepare_digits(16, tmp_path_factory.mktemp("data") / "digits-16"))

@@ -14,16 +14,10 @@ import train.adversarial as adversarial
 from rtm_core import load_checkpoint, read_meta
 from rtm_core.config import stylegan2_mapping
 from train.config import ADVERSARIAL_PRESETS, TrainConfig, parse_args
-from train.data import prepare_digits
 from train.discriminator import Discriminator, DiscriminatorConfig, minibatch_stddev
 from train.loop import TRAIN_STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory) -> str:
-    return str(prepare_digits(16, tmp_path_factory.mktemp("data") / "digits-16"))
 
 
 def gan_config(data: str, out: Path, **changes) -> TrainConfig:

@@ -11,16 +11,10 @@ import torch
 from rtm_core import load_checkpoint, read_meta
 from rtm_core.config import stylegan2_mapping
 from train.config import PRESETS, TrainConfig, parse_args
-from train.data import prepare_digits
 from train.losses import ImageLoss
 from train.loop import TRAIN_STATE_FILE, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def digits(tmp_path_factory) -> str:
-    return str(prepare_digits(16, tmp_path_factory.mktemp("data") / "digits-16"))
 
 
 def tiny_config(data: str, out: Path, **changes) -> TrainConfig:

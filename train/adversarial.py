@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import io
 import json
 import math
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +48,7 @@ from .config import TrainConfig
 from .data import load_prepared
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
-from .loop import (TRAIN_STATE_FILE, TrainingDiverged, as_float, epoch_order, progress_bar, save_refinement_grid,
-                   update_ema, weight_change)
+from .loop import TRAIN_STATE_FILE, Cadence, TrainingDiverged, as_float, epoch_order, update_ema, weight_change
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -271,9 +268,7 @@ def r1_step(run: GanRun, real: torch.Tensor) -> float:
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
-    start, wall_before, order = time.perf_counter(), run.wall_time_s, None
-    window_start, window_images, r1 = start, 0, None
-    bar = progress_bar(cfg, run.info, run.step)
+    clock, order, r1 = Cadence(cfg, run.info, run.step, run.wall_time_s), None, None
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
@@ -285,34 +280,20 @@ def train(cfg: TrainConfig) -> Path:
             if run.step % cfg.r1_every == 0:
                 r1 = r1_step(run, real)
             run.step += 1
-            run.wall_time_s = wall_before + time.perf_counter() - start
-            window_images += cfg.batch_size
-            if bar:
-                bar.update(1)
+            run.wall_time_s = clock.tick()
             if run.step % cfg.log_every == 0:
                 changes = weight_change(run.G, {n[2:]: p for n, p in run.initial.items() if n.startswith("G.")})
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
-                          "images_per_s": window_images / (time.perf_counter() - window_start),
-                          "wall_time_s": run.wall_time_s,
+                          "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
                           "weight_change": {**changes, "discriminator": _discriminator_change(run)}}
-                window_start, window_images = time.perf_counter(), 0
                 run.log(record)
-                if run.info.is_main:
-                    line = (f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
-                            f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
-                            f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min")
-                    (bar.write if bar else functools.partial(print, file=sys.stderr))(line)
-            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - start > 60 * cfg.max_minutes
-            last = run.step == cfg.max_steps or out_of_time
-            if run.info.is_main and (last or (cfg.sample_every and run.step % cfg.sample_every == 0)):
-                save_refinement_grid(run.G_ema, run.out / "samples" / f"step_{run.step:07d}.png", cfg.preview_seeds)
-            if last or run.step % cfg.checkpoint_every == 0:
-                save_state(run)
-            if out_of_time:
+                clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
+                             f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
+                             f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min")
+            if clock.end_of_step(run.step, run.G_ema, run.out, lambda: save_state(run)):
                 break
     finally:
-        if bar:
-            bar.close()
+        clock.close()
         if run.log_file:
             run.log_file.close()
     distributed.cleanup()

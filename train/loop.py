@@ -19,7 +19,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -292,47 +292,77 @@ def status_line(record: dict, max_steps: int) -> str:
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
-    start, wall_before, order = time.perf_counter(), run.wall_time_s, None
-    window_start, window_images = start, 0
-    bar = progress_bar(cfg, run.info, run.step)
+    clock, order = Cadence(cfg, run.info, run.step, run.wall_time_s), None
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
             if run.latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and run.latents_epoch != epoch):
                 select_latents(run, epoch)
-                window_start, window_images = time.perf_counter(), 0  # img/s measures training, not selection
+                clock.restart_window()  # img/s measures training, not selection
             if order is None or pos == 0:
                 order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
             metrics = train_step(run, order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch])
             run.step += 1
-            run.wall_time_s = wall_before + time.perf_counter() - start
-            window_images += cfg.batch_size
-            if bar:
-                bar.update(1)
+            run.wall_time_s = clock.tick()
             if run.step % cfg.log_every == 0:
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics,
-                          "lr": learning_rate(cfg, run.step - 1),
-                          "images_per_s": window_images / (time.perf_counter() - window_start),
+                          "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
-                window_start, window_images = time.perf_counter(), 0
                 run.log(record)
-                if run.info.is_main:
-                    (bar.write if bar else functools.partial(print, file=sys.stderr))(status_line(record, cfg.max_steps))
-            out_of_time = cfg.max_minutes > 0 and time.perf_counter() - start > 60 * cfg.max_minutes
-            last = run.step == cfg.max_steps or out_of_time
-            if run.info.is_main and (last or (cfg.sample_every and run.step % cfg.sample_every == 0)):
-                save_refinement_grid(run.ema, run.out / "samples" / f"step_{run.step:07d}.png", cfg.preview_seeds)
-            if last or run.step % cfg.checkpoint_every == 0:
-                save_state(run)
-            if out_of_time:
+                clock.status(status_line(record, cfg.max_steps))
+            if clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run)):
                 break
     finally:
-        if bar:
-            bar.close()
+        clock.close()
         if run.log_file:
             run.log_file.close()
     distributed.cleanup()
     return run.ckpt_dir
+
+
+class Cadence:
+    """The bookkeeping both training loops share: wall time, images/s over the last interval,
+    the progress bar and status lines, and when to sample, save and stop."""
+
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, step: int, wall_before: float):
+        self.cfg, self.info, self.wall_before = cfg, info, wall_before
+        self.start = self.window_start = time.perf_counter()
+        self.window_images = 0
+        self.bar = progress_bar(cfg, info, step)
+
+    def restart_window(self) -> None:
+        self.window_start, self.window_images = time.perf_counter(), 0
+
+    def tick(self) -> float:
+        """One step done: returns the run's wall time so far (including before a resume)."""
+        self.window_images += self.cfg.batch_size
+        if self.bar:
+            self.bar.update(1)
+        return self.wall_before + time.perf_counter() - self.start
+
+    def images_per_s(self) -> float:
+        rate = self.window_images / max(1e-9, time.perf_counter() - self.window_start)
+        self.restart_window()
+        return rate
+
+    def status(self, line: str) -> None:
+        if self.info.is_main:
+            (self.bar.write if self.bar else functools.partial(print, file=sys.stderr))(line)
+
+    def end_of_step(self, step: int, ema: Generator, out: Path, save: Callable[[], None]) -> bool:
+        """Sample and save when due (always at the last step); True when the run must stop."""
+        cfg = self.cfg
+        out_of_time = cfg.max_minutes > 0 and time.perf_counter() - self.start > 60 * cfg.max_minutes
+        last = step == cfg.max_steps or out_of_time
+        if self.info.is_main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):
+            save_refinement_grid(ema, out / "samples" / f"step_{step:07d}.png", cfg.preview_seeds)
+        if last or step % cfg.checkpoint_every == 0:
+            save()
+        return out_of_time
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
 
 
 def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
