@@ -15,7 +15,7 @@ METRICS = ("precision", "recall", "density", "coverage")
 
 def read_run(folder: Path) -> dict:
     lines = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
-    logs = [l for l in lines if "loss" in l]
+    logs = [l for l in lines if "loss" in l or "loss_G" in l]
     rounds = [l for l in lines if l.get("event") == "reselect"]
     evaluation = json.loads((folder / "checkpoint" / "eval.json").read_text())
     return {"name": folder.name, "logs": logs, "rounds": rounds, "eval": evaluation,
@@ -30,9 +30,7 @@ def at(evaluation: dict, h: int) -> dict:
     return next(p for p in evaluation["per_step"] if p["steps"] == h)
 
 
-def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fewshot")
-    runs = [read_run(f) for f in sorted(root.iterdir()) if (f / "checkpoint" / "eval.json").is_file()]
+def imle_record(runs: list[dict]) -> list[str]:
     out = ["### Training record", "",
            "| run | steps | loss first → last (mean of 5 logs) | pixel MSE last | mapper moved | decoder moved | "
            "rounds | rejected per round (last 3) | matched distance first → last |",
@@ -46,6 +44,34 @@ def main() -> None:
                    f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {len(rounds)} | "
                    f"{', '.join(str(x['rejected']) for x in rounds[-3:])} | "
                    f"{rounds[0]['mean_distance']:.3f} → {rounds[-1]['mean_distance']:.3f} |")
+    return out
+
+
+def adversarial_record(runs: list[dict]) -> list[str]:
+    out = ["### Training record (adversarial)", "",
+           "| run | steps | wall time | loss_G first → last | loss_D first → last | D(real) / D(fake) last | "
+           "R1 penalty last | mapper moved | decoder moved | D moved |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        logs = r["logs"]
+
+        def mean(key: str, part: list) -> float:
+            return sum(l[key] for l in part) / len(part)
+
+        wc = logs[-1]["weight_change"]
+        out.append(f"| {r['name']} | {logs[-1]['step']} | {logs[-1]['wall_time_s'] / 60:.0f} min | "
+                   f"{mean('loss_G', logs[:5]):.3f} → {mean('loss_G', logs[-5:]):.3f} | "
+                   f"{mean('loss_D', logs[:5]):.3f} → {mean('loss_D', logs[-5:]):.3f} | "
+                   f"{mean('d_real', logs[-5:]):.2f} / {mean('d_fake', logs[-5:]):.2f} | {logs[-1]['r1_penalty']:.3f} | "
+                   f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {100 * wc['discriminator']:.1f} % |")
+    return out
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fewshot")
+    runs = [read_run(f) for f in sorted(root.iterdir()) if (f / "checkpoint" / "eval.json").is_file()]
+    adversarial = [r for r in runs if r["config"].get("objective") == "adversarial"]
+    out = adversarial_record(adversarial) if adversarial else imle_record(runs)
     out += ["", "### At the trained number of steps (mean ± sd over 5 draws of 110 samples)", "",
             "| run | h | " + " | ".join(METRICS) + " | KID-EffNet | memorisation | near-copies |",
             "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " | ---: | ---: | ---: |"]
@@ -54,7 +80,7 @@ def main() -> None:
         p = at(e, e["trained_steps"])
         out.append(f"| {r['name']} | {e['trained_steps']} | " + " | ".join(pm(p, m) for m in METRICS)
                    + f" | {pm(p, 'kid_effnet')} | {p['memorisation_ratio']:.2f} | {100 * p['near_copy_share']:.0f} % |")
-    out += ["", "### Per refinement step h (RTM arms trained with H = 8)", ""]
+    out += ["", "### Per refinement step h (RTM arms: trained H = 8)", ""]
     for r in runs:
         e = r["eval"]
         if e["trained_steps"] == 1 and e["mapper"] == "mlp":
