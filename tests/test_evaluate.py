@@ -43,7 +43,20 @@ def test_metrics_at_h_use_images_made_with_exactly_h_steps(setup):
     assert [p["steps"] for p in result["per_step"]] == [1, 2, 5]
     t = result["trajectory"]
     assert t["steps"] == [1, 2, 3, 4, 5] and len(t["displacement_mean"]) == 5
-    assert t["contraction_ratio_median"][0] is None and 0 <= t["diverged_share"] <= 1
+    assert t["contraction_ratio_median"][0] is None and t["diverged_share"] == 0.0   # post-norm keeps it bounded
+
+
+def test_trajectory_statistics_on_a_hand_made_trajectory():
+    """Three seeds halve their step each time; the fourth jumps to 1000 at the last step."""
+    g = Generator(tiny("rtm")).eval()                                          # H = 3
+    x = torch.tensor([[0.0, 1.0, 1.5, 1.75]] * 3 + [[0.0, 1.0, 2.0, 1000.0]])  # (B, S+1): the first coordinate of w
+    ws = torch.zeros(4, 4, g.w_dim)
+    ws[:, :, 0] = x.t()
+    t = ev.trajectory_statistics(g, ws, seeds_to_z(list(range(4)), g.z_dim), image_seeds=2)
+    assert t["steps"] == [1, 2, 3] and t["num_seeds"] == 4
+    assert t["displacement_mean"] == pytest.approx([1.0, 0.625, 249.6875])
+    assert t["contraction_ratio_median"] == [None, 0.5, 0.5]
+    assert t["diverged_share"] == 0.25 and t["stalled_share"] == 0.0 and t["moving_share"] == [1.0, 1.0, 1.0]
 
 
 def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
