@@ -87,26 +87,35 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digit
 
 KILL_DURING_SAVE = """
 import os, signal
-import rtm_core.checkpoint as ck
+import rtm_core.atomic as atomic
+from rtm_core.checkpoint import META_FILE
 from train.loop import train
 from train.config import PRESETS, TrainConfig
-real_fsync, calls = os.fsync, [0]
-def fsync_or_die(fd):
-    if os.path.exists(os.path.join({out!r}, "checkpoint", "meta.json")):  # the first save is done
-        calls[0] += 1
-        if calls[0] == {kill_at}:
-            os.kill(os.getpid(), signal.SIGKILL)
-    real_fsync(fd)
-os.fsync = fsync_or_die
+point, first_save = {point!r}, os.path.join({out!r}, "checkpoint", META_FILE)
+real_write, real_exchange = atomic._write_durably, atomic._exchange
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def write(path, data):
+    if point == "writing" and os.path.exists(first_save) and path.name == META_FILE:
+        die()                                   # the second save: some new files written, others not
+    real_write(path, data)
+def exchange(a, b):
+    if point == "before-swap":
+        die()                                   # every new file written and synced, nothing swapped
+    done = real_exchange(a, b)
+    if point == "after-swap":
+        die()                                   # swapped; the old contents not yet removed
+    return done
+atomic._write_durably, atomic._exchange = write, exchange
 train(TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "progress": False, "max_steps": 20}}))
 """
 
 
-# Counted fsyncs: 1 is the first save's last (its parent folder, after the rename); 2-5 the second
-# save's four files, 6 its staging folder; 7 comes after the swap, so that save is complete.
-@pytest.mark.parametrize("kill_at,expected_step", [(2, 10), (5, 10), (6, 10), (7, 20)])
-def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp_path, kill_at, expected_step):
-    script = KILL_DURING_SAVE.format(kill_at=kill_at, data=digits, out=str(tmp_path))
+# The tiny preset saves at steps 10 and 20. A kill at a point of the second save (step 20) must
+# leave the whole step-10 checkpoint, or -- once the folders are swapped -- the whole step-20 one.
+@pytest.mark.parametrize("point,expected_step", [("writing", 10), ("before-swap", 10), ("after-swap", 20)])
+def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp_path, point, expected_step):
+    script = KILL_DURING_SAVE.format(point=point, data=digits, out=str(tmp_path))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     g, meta = load_checkpoint(tmp_path / "checkpoint")
@@ -115,6 +124,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp
     assert state["step"] == expected_step  # the weights and the train state are swapped together
     train(tiny_config(digits, tmp_path, max_steps=30, resume=True))  # and training goes on from it
     assert read_meta(tmp_path / "checkpoint")["step"] == 30
+    assert not list(tmp_path.glob(".checkpoint.*"))  # the killed save's leftovers were cleared by the next
 
 
 def test_cli_flags_come_from_the_dataclass():

@@ -215,7 +215,7 @@ def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Mo
     augmented = diff_augment(images, cfg.augment, stream(cfg.seed, "augment", run.step, _PHASES[phase]),
                              cfg.batch_size, run.rows)
     with run.autocast:
-        return (D or run.run_D)(augmented).float()
+        return (run.run_D if D is None else D)(augmented).float()
 
 
 _PHASES = {"generator": 0, "fake": 1, "real": 2, "r1": 3}
