@@ -26,6 +26,10 @@ def pm(p: dict, key: str, digits: int = 3) -> str:
     return f"{p[key]:.{digits}f} ± {p[key + '_sd']:.{digits}f}"
 
 
+def mean(key: str, logs: list[dict]) -> float:
+    return sum(log[key] for log in logs) / len(logs)
+
+
 def at(evaluation: dict, h: int) -> dict:
     return next(p for p in evaluation["per_step"] if p["steps"] == h)
 
@@ -37,10 +41,8 @@ def imle_record(runs: list[dict]) -> list[str]:
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         logs, rounds = r["logs"], r["rounds"]
-        first = sum(l["loss"] for l in logs[:5]) / len(logs[:5])
-        last = sum(l["loss"] for l in logs[-5:]) / len(logs[-5:])
         wc = logs[-1]["weight_change"]
-        out.append(f"| {r['name']} | {logs[-1]['step']} | {first:.3f} → {last:.3f} | {logs[-1]['pixel']:.4f} | "
+        out.append(f"| {r['name']} | {logs[-1]['step']} | {mean('loss', logs[:5]):.3f} → {mean('loss', logs[-5:]):.3f} | {logs[-1]['pixel']:.4f} | "
                    f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {len(rounds)} | "
                    f"{', '.join(str(x['rejected']) for x in rounds[-3:])} | "
                    f"{rounds[0]['mean_distance']:.3f} → {rounds[-1]['mean_distance']:.3f} |")
@@ -54,10 +56,6 @@ def adversarial_record(runs: list[dict]) -> list[str]:
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         logs = r["logs"]
-
-        def mean(key: str, part: list) -> float:
-            return sum(l[key] for l in part) / len(part)
-
         wc = logs[-1]["weight_change"]
         out.append(f"| {r['name']} | {logs[-1]['step']} | {logs[-1]['wall_time_s'] / 60:.0f} min | "
                    f"{mean('loss_G', logs[:5]):.3f} → {mean('loss_G', logs[-5:]):.3f} | "

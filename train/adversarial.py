@@ -40,15 +40,14 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 
 from rtm_core import Generator, save_checkpoint
-from rtm_core.checkpoint import read_config
 
 from . import distributed
 from .augment import diff_augment
 from .config import TrainConfig
-from .data import load_prepared
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
-from .loop import TRAIN_STATE_FILE, Cadence, TrainingDiverged, as_float, epoch_order, update_ema, weight_change
+from .loop import (TRAIN_STATE_FILE, Cadence, TrainingDiverged, as_float, epoch_order, load_data, open_run_folder,
+                   read_train_state, update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -106,14 +105,8 @@ def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> Di
 def setup(cfg: TrainConfig) -> GanRun:
     info = distributed.setup(cfg.device)
     device = info.device
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
-    dataset = load_prepared(cfg.data)
-    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(device)
-    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
-    steps_per_epoch = (N // info.world_size) // per_rank_batch
-    if steps_per_epoch < 1:
-        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+    dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
+    N = data.shape[0]
 
     model_config = cfg.model_config(dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.seed)
@@ -139,24 +132,16 @@ def setup(cfg: TrainConfig) -> GanRun:
     if cfg.resume:
         load_state(run, model_config)
     if info.is_main:
-        run.out.mkdir(parents=True, exist_ok=True)
-        (run.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        run.log_file = open_run_folder(cfg)
         print(f"adversarial {model_config.mapper.kind.upper()} generator: {G.parameter_counts()['mapping'] / 1e6:.2f} M "
               f"mapper + {G.parameter_counts()['synthesis'] / 1e6:.2f} M decoder; discriminator "
               f"{sum(p.numel() for p in D.parameters()) / 1e6:.2f} M; {N} images of {dataset.resolution}px on "
               f"{device} x {info.world_size}", file=sys.stderr)
-        run.log_file = (run.out / "metrics.jsonl").open("a")
     return run
 
 
 def load_state(run: GanRun, model_config) -> None:
-    path = run.ckpt_dir / TRAIN_STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {run.ckpt_dir}; start without --resume")
-    if read_config(run.ckpt_dir) != model_config:
-        raise ValueError(f"--resume: {run.ckpt_dir} holds a different model configuration than these settings; "
-                         f"use the flags of the original run")
-    saved = torch.load(path, map_location=run.info.device, weights_only=True)
+    saved = read_train_state(run.ckpt_dir, model_config, run.info.device)
     for key, target in (("G", run.G), ("G_ema", run.G_ema), ("D", run.D), ("opt_G", run.opt_G), ("opt_D", run.opt_D)):
         target.load_state_dict(saved[key])
     for key in GanRun.STATE_KEYS:

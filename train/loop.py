@@ -146,23 +146,50 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
+def load_data(cfg: TrainConfig, info: distributed.DistInfo):
+    """The prepared dataset, as (N, C, R, R) uint8 on the device (converted per batch), with
+    this rank's batch size and the steps of one epoch."""
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
+    dataset = load_prepared(cfg.data)
+    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(info.device)
+    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
+    steps_per_epoch = (N // info.world_size) // per_rank_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+    return dataset, data, per_rank_batch, steps_per_epoch
+
+
+def open_run_folder(cfg: TrainConfig) -> IO[str]:
+    """Rank 0: the run folder with its train_config.json; returns metrics.jsonl, open for appending."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    return (out / "metrics.jsonl").open("a")
+
+
+def read_train_state(ckpt_dir: Path, model_config, device: torch.device) -> dict:
+    """--resume: train_state.pt of the last checkpoint, refused if the model settings differ."""
+    path = ckpt_dir / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}; start without --resume")
+    if read_config(ckpt_dir) != model_config:
+        raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
+                         f"use the flags of the original run")
+    return torch.load(path, map_location=device, weights_only=True)
+
+
 def setup(cfg: TrainConfig) -> Run:
     """Data, model, EMA, optimizer, search space and loss; the state of the last checkpoint
     if cfg.resume."""
     info = distributed.setup(cfg.device)
     device = info.device
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    dataset = load_prepared(cfg.data)
-    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(device)  # (N, C, R, R) uint8
-    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
-    steps_per_epoch = (N // info.world_size) // per_rank_batch
-    if steps_per_epoch < 1:
-        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+    dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
+    N = data.shape[0]
 
     model_config = cfg.model_config(dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.seed)
@@ -194,14 +221,12 @@ def setup(cfg: TrainConfig) -> Run:
     if cfg.resume:
         load_state(run, model_config)
     if info.is_main:
-        run.out.mkdir(parents=True, exist_ok=True)
-        (run.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        run.log_file = open_run_folder(cfg)
         params = model.parameter_counts()
         print(f"{model_config.mapper.kind.upper()} generator: {params['mapping'] / 1e6:.2f} M mapper + "
               f"{params['synthesis'] / 1e6:.2f} M decoder parameters; {N} images of "
               f"{dataset.resolution}x{dataset.resolution}; {steps_per_epoch} steps per epoch on {device} "
               f"x {info.world_size}", file=sys.stderr)
-        run.log_file = (run.out / "metrics.jsonl").open("a")
     # The search space's own scale, so that eps can be read against it (docs/EXPERIMENTS.md).
     run.log({"event": "search_space", "eps": eps, "data_nn_distance": quantiles(data_nn)})
     return run
@@ -209,13 +234,7 @@ def setup(cfg: TrainConfig) -> Run:
 
 def load_state(run: Run, model_config) -> None:
     """--resume: the weights, EMA, optimizer, random state and training state of the last checkpoint."""
-    path = run.ckpt_dir / TRAIN_STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {run.ckpt_dir}; start without --resume")
-    if read_config(run.ckpt_dir) != model_config:
-        raise ValueError(f"--resume: {run.ckpt_dir} holds a different model configuration than these settings; "
-                         f"use the flags of the original run")
-    saved = torch.load(path, map_location=run.info.device, weights_only=True)
+    saved = read_train_state(run.ckpt_dir, model_config, run.info.device)
     run.model.load_state_dict(saved["model"])
     run.ema.load_state_dict(saved["ema"])
     run.opt.load_state_dict(saved["optimizer"])
