@@ -278,8 +278,6 @@ def train(cfg: TrainConfig) -> Path:
             if clock.end_of_step(run.step, run.G_ema, run.out, lambda: save_state(run)):
                 break
     finally:
-        clock.close()
-        if run.log_file:
-            run.log_file.close()
+        clock.close(run.log_file)
     distributed.cleanup()
     return run.ckpt_dir

@@ -332,9 +332,7 @@ def train(cfg: TrainConfig) -> Path:
             if clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run)):
                 break
     finally:
-        clock.close()
-        if run.log_file:
-            run.log_file.close()
+        clock.close(run.log_file)
     distributed.cleanup()
     return run.ckpt_dir
 
@@ -379,9 +377,11 @@ class Cadence:
             save()
         return out_of_time
 
-    def close(self) -> None:
+    def close(self, log_file: Optional[IO[str]]) -> None:
         if self.bar:
             self.bar.close()
+        if log_file:
+            log_file.close()
 
 
 def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
