@@ -215,7 +215,8 @@
     Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = map._fullLayout;
-        if (!fl || !fl.xaxis || !fl.xaxis.l2p) return;
+        // A plot of an older trajectory can finish drawing after a newer one started: ignore it.
+        if (S.v !== v || !fl || !fl.xaxis || !fl.xaxis.l2p) return;
         S.mapPos = v.xy.map(([x, y]) => [fl._size.l + fl.xaxis.l2p(x), fl._size.t + fl.yaxis.l2p(y)]);
         placeMarker(S.step);
       };
@@ -248,7 +249,7 @@
     }, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = el._fullLayout;
-        if (!fl || !fl.xaxis || !fl.xaxis.l2p) return;
+        if (S.v !== v || !fl || !fl.xaxis || !fl.xaxis.l2p) return;
         const x = h.map((k) => fl._size.l + fl.xaxis.l2p(k));
         const w = h.length > 1 ? Math.abs(x[1] - x[0]) : fl._size.w / 2;
         S.barPos = { x, w, top: fl._size.t };
