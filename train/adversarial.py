@@ -46,15 +46,15 @@ from .augment import diff_augment
 from .config import TrainConfig
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
-from .loop import (TRAIN_STATE_FILE, Cadence, TrainingDiverged, as_float, epoch_order, load_data, open_run_folder,
-                   read_train_state, update_ema, weight_change)
+from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, epoch_order, load_data,
+                   open_run_folder, read_train_state, update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
 
 
 @dataclass
-class GanRun:
+class GanRun(RunFolder):
     """Everything an adversarial run holds between two steps (`step`, `wall_time_s` are its state)."""
 
     cfg: TrainConfig
@@ -79,22 +79,9 @@ class GanRun:
     STATE_KEYS = ("step", "wall_time_s")
 
     @property
-    def out(self) -> Path:
-        return Path(self.cfg.out)
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.out / "checkpoint"
-
-    @property
     def rows(self) -> slice:
         """This rank's images of a global batch: positions rank, rank + W, ... (as epoch_order)."""
         return slice(self.info.rank, None, self.info.world_size)
-
-    def log(self, record: dict) -> None:
-        if self.log_file:
-            self.log_file.write(json.dumps(record) + "\n")
-            self.log_file.flush()
 
 
 def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> DiscriminatorConfig:

@@ -98,8 +98,28 @@ def save_all(folder: Path, model: Generator, ema: Generator, opt: torch.optim.Op
     save_checkpoint(ema, folder, meta=meta, extra_files={TRAIN_STATE_FILE: buffer.getvalue()})
 
 
+class RunFolder:
+    """What every run record has: where the run writes, and its metrics.jsonl (rank 0 only)."""
+
+    cfg: TrainConfig
+    log_file: Optional[IO[str]]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    def log(self, record: dict) -> None:
+        if self.log_file:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+
+
 @dataclass
-class Run:
+class Run(RunFolder):
     """Everything a training run holds between two steps. `step`, `latents`, `latents_epoch`
     and `wall_time_s` are the training state that --resume restores beside the weights."""
 
@@ -127,19 +147,6 @@ class Run:
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
     STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s")
-
-    @property
-    def out(self) -> Path:
-        return Path(self.cfg.out)
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.out / "checkpoint"
-
-    def log(self, record: dict) -> None:
-        if self.log_file:
-            self.log_file.write(json.dumps(record) + "\n")
-            self.log_file.flush()
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
