@@ -47,7 +47,7 @@ from .config import TrainConfig
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, epoch_order, load_data,
-                   open_run_folder, read_train_state, update_ema, weight_change)
+                   open_run_folder, read_train_state, relative_change, update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -68,7 +68,8 @@ class GanRun(RunFolder):
     opt_D: torch.optim.Optimizer
     run_G: torch.nn.Module              # G, maybe compiled
     run_D: torch.nn.Module              # D, maybe compiled (R1 always uses D itself: it needs a double backward)
-    initial: dict[str, torch.Tensor]    # initial weights of G and D, for weight_change
+    initial_G: dict[str, torch.Tensor]  # initial weights, for weight_change
+    initial_D: list[torch.Tensor]
     autocast: Any
     steps_per_epoch: int
     per_rank_batch: int
@@ -77,6 +78,11 @@ class GanRun(RunFolder):
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
     STATE_KEYS = ("step", "wall_time_s")
+
+    def weight_change(self) -> dict[str, float]:
+        """How far the mapper, the decoder and the discriminator moved from their initialisation."""
+        return {**weight_change(self.G, self.initial_G),
+                "discriminator": relative_change(zip(self.D.parameters(), self.initial_D))}
 
     @property
     def rows(self) -> slice:
@@ -99,8 +105,6 @@ def setup(cfg: TrainConfig) -> GanRun:
     torch.manual_seed(cfg.seed)
     G = Generator(model_config).to(device).train()
     D = Discriminator(discriminator_config(cfg, dataset.resolution, dataset.channels)).to(device).train()
-    initial = {f"G.{n}": p.detach().clone() for n, p in G.named_parameters()}
-    initial |= {f"D.{n}": p.detach().clone() for n, p in D.named_parameters()}
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps.
     ratio = cfg.r1_every / (cfg.r1_every + 1)
@@ -113,7 +117,8 @@ def setup(cfg: TrainConfig) -> GanRun:
                  run_G=torch.compile(G) if compiled else G, run_D=torch.compile(D) if compiled else D,
                  meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
                        "objective": "adversarial"},
-                 initial=initial, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch,
+                 initial_G={n: p.detach().clone() for n, p in G.named_parameters()},
+                 initial_D=[p.detach().clone() for p in D.parameters()], steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch,
                  autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                            else nullcontext()))
     if cfg.resume:
@@ -145,22 +150,13 @@ def save_state(run: GanRun) -> None:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
-        changes = weight_change(run.G, {n[2:]: p for n, p in run.initial.items() if n.startswith("G.")})
-        changes["discriminator"] = _discriminator_change(run)
         meta = {**run.meta, "step": run.step, "epoch": run.step / run.steps_per_epoch,
                 "images_seen": run.step * run.cfg.batch_size, "wall_time_s": run.wall_time_s,
-                "weight_change": changes, "train_config": dataclasses.asdict(run.cfg)}
+                "weight_change": run.weight_change(), "train_config": dataclasses.asdict(run.cfg)}
         save_checkpoint(run.G_ema, run.ckpt_dir, meta=meta, extra_files={
             TRAIN_STATE_FILE: buffer.getvalue(), DISCRIMINATOR_FILE: safetensors_bytes(d_weights),
             DISCRIMINATOR_CONFIG_FILE: (json.dumps(dataclasses.asdict(run.D.config), indent=2) + "\n").encode()})
     distributed.barrier(run.info)
-
-
-@torch.no_grad()
-def _discriminator_change(run: GanRun) -> float:
-    delta = sum((p - run.initial[f"D.{n}"]).square().sum() for n, p in run.D.named_parameters())
-    norm = sum(run.initial[f"D.{n}"].square().sum() for n, _ in run.D.named_parameters())
-    return float((delta / norm.clamp(min=1e-30)).sqrt())
 
 
 def fake_images(run: GanRun) -> torch.Tensor:
@@ -254,10 +250,9 @@ def train(cfg: TrainConfig) -> Path:
             run.step += 1
             run.wall_time_s = clock.tick()
             if run.step % cfg.log_every == 0:
-                changes = weight_change(run.G, {n[2:]: p for n, p in run.initial.items() if n.startswith("G.")})
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
                           "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
-                          "weight_change": {**changes, "discriminator": _discriminator_change(run)}}
+                          "weight_change": run.weight_change()}
                 run.log(record)
                 clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
                              f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "

@@ -42,19 +42,22 @@ class TrainingDiverged(RuntimeError):
 
 
 @torch.no_grad()
+def relative_change(pairs) -> float:
+    """||θ - θ0|| / ||θ0|| over (current, initial) parameter pairs."""
+    pairs = list(pairs)
+    delta = sum((p.float() - p0.float()).square().sum() for p, p0 in pairs)
+    norm = sum(p0.float().square().sum() for _, p0 in pairs)
+    return float((delta / norm.clamp(min=1e-30)).sqrt())
+
+
 def weight_change(model: Generator, initial: dict[str, torch.Tensor]) -> dict[str, float]:
     """Relative distance of each part's weights from their initialisation: ||θ - θ0|| / ||θ0||.
 
     A comparison is only as good as its weakest arm: an arm whose mapper stays at ~0 % has
     not trained (StyleGAN2's lr x 0.01 mapper under IMLE moved 0.17 % in 8,000 steps).
     """
-    change = {}
-    for part in ("mapping", "synthesis"):
-        params = [(p, initial[n]) for n, p in model.named_parameters() if n.startswith(part + ".")]
-        delta = sum((p.float() - p0.float()).square().sum() for p, p0 in params)
-        norm = sum(p0.float().square().sum() for _, p0 in params)
-        change[part] = float((delta / norm.clamp(min=1e-30)).sqrt())
-    return change
+    return {part: relative_change((p, initial[n]) for n, p in model.named_parameters() if n.startswith(part + "."))
+            for part in ("mapping", "synthesis")}
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:

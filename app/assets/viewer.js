@@ -10,7 +10,7 @@
 // attributes), never as markup.
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
-              mapPos: null, barPos: null, heatReady: false };
+              mapPos: null, barPos: null, heatReady: false, thumbs: [] };
   const $ = (sel) => element.querySelector(sel);
   const assetCache = window.__rtmAssets || (window.__rtmAssets = new Map());  // url -> Promise(assets), one fetch per checkpoint
 
@@ -63,9 +63,8 @@
     const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
     const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
     $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}`;
-    const thumbs = element.querySelectorAll(".rtm-thumb");
-    if (thumbs[prev]) thumbs[prev].classList.remove("rtm-current");
-    if (thumbs[i]) thumbs[i].classList.add("rtm-current");
+    if (S.thumbs[prev]) S.thumbs[prev].classList.remove("rtm-current");
+    if (S.thumbs[i]) S.thumbs[i].classList.add("rtm-current");
     placeMarker(i);
     placeBar(i);
     placeHeat(i);
@@ -332,6 +331,7 @@
       b.addEventListener("click", () => userStep(k));
       strip.append(b);
     });
+    S.thumbs = Array.from(strip.children);  // the filmstrip, looked up once, not on every step
     const diff = $(".rtm-diff");
     if (v.pixel_change) {
       diff.style.backgroundImage = `url("${v.pixel_change}")`;
