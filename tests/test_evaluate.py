@@ -72,7 +72,8 @@ def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
         assert [p["steps"] for p in result["per_step"]] == [1, 3, 4]
         for p in result["per_step"]:
             assert set(p) == ({"steps", "fd_effnet", "kid_effnet_std", "draws", "draw_size", "memorisation_ratio",
-                               "near_copy_share"}
+                               "near_copy_share", "distinct_nearest", "diversity_seeds",
+                               "distinct_nearest_uniform", "pixel_rms_nearest_median", "pixel_rms_data_nn_median"}
                               | metric_keys | {f"{k}_sd" for k in metric_keys})
             assert (p["draws"], p["draw_size"]) == (2, 8)
             assert all(np.isfinite(v) for v in p.values())
@@ -103,6 +104,25 @@ def test_memorisation_tells_copies_from_new_samples():
     assert ev.memorisation(real, copies) == {"memorisation_ratio": pytest.approx(0, abs=1e-4), "near_copy_share": 1.0}
     fresh = ev.memorisation(real, rng.normal(size=(200, 8)))
     assert 0.7 < fresh["memorisation_ratio"] < 1.5 and fresh["near_copy_share"] < 0.1
+
+
+def test_seed_diversity_counts_distinct_nearest_training_images():
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, size=(20, 4, 4, 3), dtype=np.uint8)
+    as_images = torch.from_numpy(data).permute(0, 3, 1, 2).double() / 127.5 - 1          # exact copies
+    collapsed = as_images[[3] * 50]                                                        # one image for every seed
+    spread = as_images[np.arange(50) % 20] + 0.01 * torch.randn(50, 3, 4, 4, dtype=torch.float64)
+    one = ev.seed_diversity(collapsed, data, num_seeds=50)
+    assert one["distinct_nearest"] == 1 and one["diversity_seeds"] == 50
+    assert one["pixel_rms_nearest_median"] == pytest.approx(0, abs=1e-9)
+    many = ev.seed_diversity(spread, data, num_seeds=50)
+    assert many["distinct_nearest"] == 20
+    assert many["distinct_nearest_uniform"] == pytest.approx(20 * (1 - 0.95 ** 50))     # 18.5: uniform draws
+    # Near-copies sit ~1 grey level from a training image; the images are ~100 apart (uniform noise).
+    assert many["pixel_rms_nearest_median"] < 3 and many["pixel_rms_data_nn_median"] > 50
+    assert ev.seed_diversity(spread, data, num_seeds=10)["diversity_seeds"] == 10
+    with pytest.raises(ValueError, match="cannot be compared"):
+        ev.seed_diversity(spread[:, :, :2, :2], data)
 
 
 def test_cli_errors(setup, capsys):

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,61 @@ def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
     train(tiny_config(digits, tmp_path, max_steps=5))
     with pytest.raises(ValueError, match="different model configuration"):
         train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper={"kind": "mlp"}))
+
+
+def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_records_the_lineage(digits, tmp_path):
+    parent = train(tiny_config(digits, tmp_path / "stage1", max_steps=20))
+    parent_g, parent_meta = load_checkpoint(parent)
+    child = tiny_config(digits, tmp_path / "stage2", max_steps=10, seed=1, init_from=str(parent))
+    from train.loop import setup
+    run = setup(child)
+    # model <- the parent's raw weights (its train state), EMA <- its EMA; nothing random.
+    raw = torch.load(Path(parent) / TRAIN_STATE_FILE, weights_only=True)["model"]
+    assert all(torch.equal(run.model.state_dict()[k], raw[k]) for k in raw)
+    assert all(torch.equal(run.ema.state_dict()[k], v) for k, v in parent_g.state_dict().items())
+    assert run.opt.state == {} and run.step == 0 and run.latents is None
+    run.log_file.close()
+    folder = train(child)
+    g, meta = load_checkpoint(folder)
+    assert meta["step"] == 10 and meta["init_from"] == str(parent) and meta["stages"] == 2
+    assert meta["lineage"] == [{"checkpoint": str(parent), "step": 20, "images_seen": 320,
+                                "wall_time_s": parent_meta["wall_time_s"], "threads": torch.get_num_threads(),
+                                "world_size": 1, "data": digits}]
+    assert meta["total_steps"] == 30 and meta["total_images_seen"] == 30 * 16
+    # The weights moved on from the parent's (weight_change is measured from them).
+    assert 0 < meta["weight_change"]["mapping"] < 1
+    # A third stage from a shipped-style folder (no train state: the EMA weights are the model's) keeps the chain.
+    shipped = tmp_path / "shipped"
+    shutil.copytree(folder, shipped, ignore=shutil.ignore_patterns(TRAIN_STATE_FILE))
+    third = train(tiny_config(digits, tmp_path / "stage3", max_steps=5, init_from=str(shipped)))
+    meta3 = read_meta(third)
+    assert [s["checkpoint"] for s in meta3["lineage"]] == [str(parent), str(shipped)]
+    assert meta3["total_steps"] == 35 and meta3["stages"] == 3
+
+
+def test_init_from_refuses_other_data_and_other_shapes(digits, tmp_path):
+    parent = train(tiny_config(digits, tmp_path / "p", max_steps=5))
+    from train.data import prepare_digits
+    other = prepare_digits(8, tmp_path / "digits-8")
+    with pytest.raises(ValueError, match=r"16x16 images.*8x8.*--resolution 16"):
+        train(tiny_config(str(other), tmp_path / "c1", max_steps=5, init_from=str(parent)))
+    with pytest.raises(ValueError, match=r"mapper.token_dim.*drop those"):
+        train(tiny_config(digits, tmp_path / "c2", max_steps=5, init_from=str(parent), mapper={"token_dim": 16}))
+    # Fields that keep the shapes may change: here the number of outer steps.
+    folder = train(tiny_config(digits, tmp_path / "c3", max_steps=5, init_from=str(parent), mapper={"num_steps": 5}))
+    assert load_checkpoint(folder)[0].num_steps == 5
+    with pytest.raises(Exception, match="does not exist"):
+        train(tiny_config(digits, tmp_path / "c4", max_steps=5, init_from=str(tmp_path / "nowhere")))
+
+
+def test_eval_every_logs_precision_recall_and_seed_diversity(digits, tmp_path):
+    train(tiny_config(digits, tmp_path, max_steps=12, eval_every=10, eval_samples=100))
+    events = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in events if e.get("event") == "eval"]
+    assert [e["step"] for e in evals] == [10, 12]          # every 10 steps and at the last one
+    for e in evals:
+        assert 0 <= e["precision"] <= 1 and 0 <= e["recall"] <= 1 and 0 <= e["coverage"] <= 1
+        assert 1 <= e["distinct_nearest"] <= e["diversity_seeds"] == 100 and e["precision_sd"] >= 0
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):

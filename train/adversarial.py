@@ -24,7 +24,6 @@ a run on N ranks see the same numbers as one uninterrupted process.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
 import json
@@ -46,8 +45,10 @@ from .augment import diff_augment
 from .config import TrainConfig
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
-from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, epoch_order, load_data,
-                   open_run_folder, read_train_state, relative_change, update_ema, weight_change)
+from .init_from import Parent
+from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
+                   epoch_order, load_data, open_run_folder, read_train_state, relative_change, update_ema,
+                   weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -70,6 +71,7 @@ class GanRun(RunFolder):
     run_D: torch.nn.Module              # D, maybe compiled (R1 always uses D itself: it needs a double backward)
     initial_G: dict[str, torch.Tensor]  # initial weights, for weight_change
     initial_D: list[torch.Tensor]
+    parent: Optional[Parent]            # --init-from's checkpoint (G and G_ema; D starts fresh)
     autocast: Any
     steps_per_epoch: int
     per_rank_batch: int
@@ -101,11 +103,8 @@ def setup(cfg: TrainConfig) -> GanRun:
     dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
     N = data.shape[0]
 
-    model_config = cfg.model_config(dataset.resolution, dataset.channels)
-    torch.manual_seed(cfg.seed)
-    G = Generator(model_config).to(device).train()
+    model_config, G, G_ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
     D = Discriminator(discriminator_config(cfg, dataset.resolution, dataset.channels)).to(device).train()
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps.
     ratio = cfg.r1_every / (cfg.r1_every + 1)
     opt_G = torch.optim.Adam([{"params": G.mapping.parameters(), "lr": cfg.lr * cfg.mapping_lr_scale},
@@ -117,7 +116,7 @@ def setup(cfg: TrainConfig) -> GanRun:
                  run_G=torch.compile(G) if compiled else G, run_D=torch.compile(D) if compiled else D,
                  meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
                        "objective": "adversarial"},
-                 initial_G={n: p.detach().clone() for n, p in G.named_parameters()},
+                 initial_G={n: p.detach().clone() for n, p in G.named_parameters()}, parent=parent,
                  initial_D=[p.detach().clone() for p in D.parameters()], steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch,
                  autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                            else nullcontext()))
@@ -150,8 +149,7 @@ def save_state(run: GanRun) -> None:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
-        meta = {**run.meta, "step": run.step, "epoch": run.step / run.steps_per_epoch,
-                "images_seen": run.step * run.cfg.batch_size, "wall_time_s": run.wall_time_s,
+        meta = {**run.meta, **budget_meta(run, run.step * run.cfg.batch_size),
                 "weight_change": run.weight_change(), "train_config": dataclasses.asdict(run.cfg)}
         save_checkpoint(run.G_ema, run.ckpt_dir, meta=meta, extra_files={
             TRAIN_STATE_FILE: buffer.getvalue(), DISCRIMINATOR_FILE: safetensors_bytes(d_weights),

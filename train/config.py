@@ -30,6 +30,10 @@ class TrainConfig:
     data: str = ""                  # prepared dataset folder (python -m train.data ...)
     out: str = "runs/rtm"           # run folder: checkpoint/, samples/, metrics.jsonl
     resume: bool = False            # continue from out/checkpoint/ exactly where it stopped
+    init_from: str = ""             # start from this checkpoint folder's model and weights (and their EMA), with a
+                                    # fresh optimizer, warmup and step count: a stage of a long run, or fine-tuning
+                                    # a shipped model on your images (train/init_from.py); with --resume, the run's
+                                    # own checkpoint is continued and this only keeps the lineage; "" = random init
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
     objective: str = "imle"         # "imle" (RS-IMLE, train/loop.py) | "adversarial" (StyleGAN2's, train/adversarial.py)
     # --- the model: a preset of rtm_core plus field overrides ----------------------------
@@ -78,6 +82,10 @@ class TrainConfig:
     log_every: int = 25             # steps between metrics.jsonl lines
     sample_every: int = 500         # steps between refinement grids in samples/; 0 = only at the end
     checkpoint_every: int = 500     # steps between checkpoints; the last step is always saved
+    eval_every: int = 0             # steps between evaluations of the EMA model at its trained H against the training
+                                    # set ({"event": "eval"} lines in metrics.jsonl: precision, recall, coverage,
+                                    # seed diversity, memorisation); also at the last step; 0 = never (IMLE only)
+    eval_samples: int = 550         # samples per evaluation, in 5 draws (mean and sd), seeds 0..eval_samples-1
     preview_seeds: int = 8          # rows of the refinement grid (fixed seeds 0..n-1)
     progress: bool = True           # tqdm progress bar on rank 0
 
@@ -95,7 +103,8 @@ class TrainConfig:
             "mapping_lr_scale": self.mapping_lr_scale > 0, "d_lr_scale": self.d_lr_scale > 0,
             "r1_gamma": self.r1_gamma >= 0, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
             "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
-            "d_channel_max": self.d_channel_max >= 1,
+            "d_channel_max": self.d_channel_max >= 1, "eval_every": self.eval_every >= 0,
+            "eval_samples": self.eval_samples >= 100,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -174,8 +183,19 @@ def _flag(name: str) -> str:
 def field_comments(cls: type) -> dict[str, str]:
     """{field: the comment beside it} from the class's source (`name: type = value  # comment`):
     the comments that document a config field are also its flag's help."""
-    found = (re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line) for line in inspect.getsource(cls).splitlines())
-    return {m.group(1): m.group(2).strip() for m in found if m}
+    comments: dict[str, str] = {}
+    name = None
+    for line in inspect.getsource(cls).splitlines():
+        field_line = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        more = re.match(r"\s+#\s*(.+)$", line)
+        if field_line:
+            name = field_line.group(1)
+            comments[name] = field_line.group(2).strip()
+        elif more and name:   # a comment continued on the lines below its field
+            comments[name] += " " + more.group(1).strip()
+        else:
+            name = None
+    return comments
 
 
 def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:

@@ -30,12 +30,10 @@ from rtm_core.checkpoint import read_config
 from . import distributed
 from .config import TrainConfig
 from .data import load_prepared
+from .init_from import TRAIN_STATE_FILE, Parent, load_parent
 from .imle import (RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles,
                    reselect, stream)
 from .losses import ImageLoss
-
-TRAIN_STATE_FILE = "train_state.pt"
-
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients stopped being finite; nothing was saved after that."""
@@ -136,7 +134,8 @@ class Run(RunFolder):
     opt: torch.optim.Optimizer
     train_model: torch.nn.Module        # model, maybe wrapped in DDP and/or compiled
     pool_model: torch.nn.Module         # model, maybe compiled, for the no-grad pool
-    initial: dict[str, torch.Tensor]    # the initial weights, for weight_change
+    initial: dict[str, torch.Tensor]    # the initial weights (--init-from: the parent's), for weight_change
+    parent: Optional[Parent]            # --init-from's checkpoint: its lineage goes into meta.json
     project: RandomProjection
     image_loss: ImageLoss
     autocast: Any
@@ -201,12 +200,9 @@ def setup(cfg: TrainConfig) -> Run:
     dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
     N = data.shape[0]
 
-    model_config = cfg.model_config(dataset.resolution, dataset.channels)
-    torch.manual_seed(cfg.seed)
-    model = Generator(model_config).to(device).train()
-    # The initialisation depends only on the seed, so a resumed run has the same reference.
+    model_config, model, ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
+    # The initialisation depends only on the seed (or the parent), so a resumed run has the same reference.
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": cfg.mapping_lr_scale},
                              {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
                             lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
@@ -223,7 +219,7 @@ def setup(cfg: TrainConfig) -> Run:
     eps = cfg.eps_nn_fraction * float(data_nn.median()) if cfg.eps_nn_fraction > 0 else cfg.eps
     run = Run(cfg=cfg, info=info, data=data, data_features=data_features, model=model, ema=ema, opt=opt,
               meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N},
-              train_model=train_model, pool_model=pool_model, initial=initial, project=project,
+              train_model=train_model, pool_model=pool_model, initial=initial, parent=parent, project=project,
               image_loss=ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size).to(device),
               autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                         else nullcontext()),
@@ -240,6 +236,30 @@ def setup(cfg: TrainConfig) -> Run:
     # The search space's own scale, so that eps can be read against it (docs/EXPERIMENTS.md).
     run.log({"event": "search_space", "eps": eps, "data_nn_distance": quantiles(data_nn)})
     return run
+
+
+def build_generator(cfg: TrainConfig, resolution: int, channels: int, device: torch.device):
+    """(model config, model, EMA, parent): a random initialisation from the seed, or with
+    --init-from the parent checkpoint's model, weights and EMA."""
+    parent = load_parent(cfg, resolution, channels) if cfg.init_from else None
+    model_config = parent.config if parent else cfg.model_config(resolution, channels)
+    torch.manual_seed(cfg.seed)
+    model = Generator(model_config)
+    ema = copy.deepcopy(model)
+    if parent:
+        model.load_state_dict(parent.weights)
+        ema.load_state_dict(parent.ema)
+    return model_config, model.to(device).train(), ema.to(device).eval().requires_grad_(False), parent
+
+
+def budget_meta(run, images_seen: int) -> dict:
+    """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
+    lineage and totals over every stage."""
+    meta = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "images_seen": images_seen,
+            "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size}
+    if run.parent:
+        meta.update(run.parent.meta(run.step, images_seen, run.wall_time_s))
+    return meta
 
 
 def load_state(run: Run, model_config) -> None:
@@ -263,8 +283,7 @@ def save_state(run: Run) -> None:
     if run.info.is_main:
         state = {key: getattr(run, key) for key in Run.STATE_KEYS}
         state["latents"] = run.latents.cpu() if run.latents is not None else None
-        meta = {**run.meta, "step": run.step, "epoch": run.step / run.steps_per_epoch,
-                "images_seen": run.step * run.cfg.batch_size, "wall_time_s": run.wall_time_s,
+        meta = {**run.meta, **budget_meta(run, run.step * run.cfg.batch_size),
                 "weight_change": weight_change(run.model, run.initial), "train_config": dataclasses.asdict(run.cfg)}
         save_all(run.ckpt_dir, run.model, run.ema, run.opt, state, meta)
     distributed.barrier(run.info)
@@ -318,10 +337,27 @@ def status_line(record: dict, max_steps: int) -> str:
     return " | ".join(parts)
 
 
+def evaluate_now(run: Run, evaluation, clock: "Cadence") -> None:
+    """--eval-every: the EMA model at its trained H against the training set, one metrics.jsonl line."""
+    start = time.perf_counter()
+    result = evaluation(run.ema)
+    record = {"event": "eval", "step": run.step, "images_seen": run.step * run.cfg.batch_size,
+              "wall_time_s": run.wall_time_s, "eval_s": time.perf_counter() - start, **result}
+    run.log(record)
+    clock.status(f"eval at step {run.step}: precision {result['precision']:.3f} | recall {result['recall']:.3f} | "
+                 f"coverage {result['coverage']:.3f} | distinct nearest {result['distinct_nearest']}/"
+                 f"{result['diversity_seeds']} | {record['eval_s']:.0f} s")
+    clock.restart_window()
+
+
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
     clock, order = Cadence(cfg, run.info, run.step, run.wall_time_s), None
+    evaluation = None
+    if cfg.eval_every and run.info.is_main:
+        from .evaluate import TrainingEvaluation
+        evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples)
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
@@ -339,7 +375,10 @@ def train(cfg: TrainConfig) -> Path:
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
                 run.log(record)
                 clock.status(status_line(record, cfg.max_steps))
-            if clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run)):
+            out_of_time = clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run))
+            if evaluation and (run.step % cfg.eval_every == 0 or out_of_time or run.step == cfg.max_steps):
+                evaluate_now(run, evaluation, clock)
+            if out_of_time:
                 break
     finally:
         clock.close(run.log_file)

@@ -1,0 +1,93 @@
+"""--init-from: start a new run from a checkpoint's weights.
+
+Two uses, one mechanism:
+- a long run in stages: each stage starts from the last shipped checkpoint (run folders
+  may not survive between working days; a checkpoint in the repository does);
+- fine-tuning a shipped model on your own images.
+
+What carries over is the model: its configuration (the flags may change fields that keep
+the weights' shapes, such as --mapper.num-steps) and its weights, both the trained ones and
+their EMA. What starts fresh is the optimizer (with the preset's warmup), the RS-IMLE
+latents and the step count. The lineage (every earlier stage: checkpoint, steps, images
+seen, wall time) goes into the new checkpoint's meta.json, so a model card can give the
+whole budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rtm_core import load_checkpoint
+from rtm_core.config import ModelConfig
+
+from .config import TrainConfig
+
+TRAIN_STATE_FILE = "train_state.pt"
+# The raw (non-EMA) weights in a run's train_state.pt, by objective (train/loop.py, train/adversarial.py).
+RAW_WEIGHT_KEYS = ("model", "G")
+# What one stage of a lineage records (keys of the parent's meta.json).
+STAGE_KEYS = ("step", "images_seen", "wall_time_s", "threads", "world_size", "data")
+
+
+@dataclass
+class Parent:
+    """The checkpoint a run starts from."""
+
+    config: ModelConfig
+    weights: dict[str, torch.Tensor]      # the raw trained weights (the EMA's where the folder has no train state)
+    ema: dict[str, torch.Tensor]
+    lineage: list[dict]                   # every stage so far, oldest first, the parent last
+
+    def meta(self, step: int, images_seen: int, wall_time_s: float) -> dict:
+        """meta.json entries of a run at (step, images_seen, wall_time_s) of its own stage: the
+        lineage and the budget summed over every stage."""
+        stages = self.lineage + [{"step": step, "images_seen": images_seen, "wall_time_s": wall_time_s}]
+        return {"init_from": self.lineage[-1]["checkpoint"], "lineage": self.lineage,
+                "total_steps": sum(s.get("step") or 0 for s in stages),
+                "total_images_seen": sum(s.get("images_seen") or 0 for s in stages),
+                "total_wall_time_s": sum(s.get("wall_time_s") or 0.0 for s in stages),
+                "stages": len(stages)}
+
+
+def load_parent(cfg: TrainConfig, resolution: int, channels: int) -> Parent:
+    """The checkpoint of --init-from, checked against the data and the flags before training."""
+    folder = Path(cfg.init_from)
+    generator, meta = load_checkpoint(folder)       # header, hash and finiteness checks included
+    base = generator.config
+    try:
+        config = base.replace(mapper=dict(cfg.mapper), decoder=dict(cfg.decoder))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--init-from {folder}: the flags do not fit its model ({e})") from None
+    if (config.decoder.img_resolution, config.decoder.img_channels) != (resolution, channels):
+        raise ValueError(
+            f"--init-from {folder}: the checkpoint makes {config.decoder.img_resolution}x"
+            f"{config.decoder.img_resolution} images with {config.decoder.img_channels} channels, the data has "
+            f"{resolution}x{resolution} with {channels}; prepare the data again with --resolution "
+            f"{config.decoder.img_resolution}")
+    shapes = _shapes(base)
+    if _shapes(config) != shapes:
+        changed = [f"{section}.{f.name}" for section in ("mapper", "decoder")
+                   for f in dataclasses.fields(getattr(base, section))
+                   if getattr(getattr(base, section), f.name) != getattr(getattr(config, section), f.name)]
+        raise ValueError(f"--init-from {folder}: these settings change the shapes of its weights ({', '.join(changed)}); "
+                         f"drop those --mapper./--decoder. flags, or a --preset that sets them "
+                         f"(the checkpoint's own model is used)")
+    ema = generator.state_dict()
+    weights = ema
+    state_file = folder / TRAIN_STATE_FILE
+    if state_file.is_file():  # a run's checkpoint/: its raw weights go on training, not their average
+        saved = torch.load(state_file, map_location="cpu", weights_only=True)
+        weights = next((saved[k] for k in RAW_WEIGHT_KEYS if k in saved), ema)
+    stage = {"checkpoint": str(folder), **{k: meta.get(k) for k in STAGE_KEYS}}
+    return Parent(config=config, weights=weights, ema=ema, lineage=list(meta.get("lineage", [])) + [stage])
+
+
+def _shapes(config: ModelConfig) -> dict[str, tuple]:
+    from rtm_core import Generator
+
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
