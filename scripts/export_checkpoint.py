@@ -17,14 +17,40 @@ from pathlib import Path
 from rtm_core import load_checkpoint, save_checkpoint
 
 
+KEEP = ("data", "data_source", "num_images", "step", "epoch", "images_seen", "wall_time_s", "threads", "world_size",
+        "argv", "weight_change", "train_config",
+        # --init-from: the lineage and the budget over every stage (train/init_from.py)
+        "init_from", "lineage", "total_steps", "total_images_seen", "total_wall_time_s", "stages")
+
+
+def training_curve(meta: dict, metrics: list[dict]) -> list[dict]:
+    """The --eval-every evaluations over the whole lineage, by steps counted from the first
+    stage: the parent checkpoint's curve (from its meta.json, where it is still there), then
+    this stage's."""
+    offset = meta.get("total_steps", meta.get("step", 0)) - meta.get("step", 0)
+    curve = []
+    parent = Path(meta["init_from"]) if meta.get("init_from") else None
+    if parent and (parent / "meta.json").is_file():
+        curve = json.loads((parent / "meta.json").read_text()).get("training_curve", [])
+    stage = meta.get("stages", 1)
+    keys = ("precision", "recall", "coverage", "density", "distinct_nearest", "diversity_seeds",
+            "distinct_nearest_uniform", "pixel_rms_nearest_median", "memorisation_ratio")
+    for m in metrics:
+        if m.get("event") == "eval":
+            curve.append({"total_step": offset + m["step"], "stage": stage, "wall_time_s": m["wall_time_s"],
+                          **{k: m[k] for k in keys if k in m}, **{f"{k}_sd": m[f"{k}_sd"] for k in keys
+                                                                  if f"{k}_sd" in m}})
+    return curve
+
+
 def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     run, out = Path(sys.argv[1]), Path(sys.argv[2])
     generator, meta = load_checkpoint(run / "checkpoint")
-    keep = {k: v for k, v in meta.items() if k in ("data", "data_source", "num_images", "step", "epoch",
-                                                 "images_seen", "wall_time_s", "weight_change", "train_config")}
+    keep = {k: v for k, v in meta.items() if k in KEEP}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    keep["training_curve"] = training_curve(meta, metrics)
     losses = [m["loss"] for m in metrics if "loss" in m]
     keep["final_loss"] = losses[-1] if losses else None
     rounds = [m for m in metrics if m.get("event") == "reselect"]

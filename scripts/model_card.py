@@ -9,6 +9,7 @@ afterwards if something needs saying.
 
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,6 +18,83 @@ from PIL import Image
 from rtm_core import load_checkpoint, refinement_grid, to_pil
 
 SAMPLES_FILE = "samples.png"
+CURVE_FILE = "training_curve.png"
+# Hugging Face model-card metadata: the folder can be pushed to the Hub as it is.
+FRONT_MATTER = """---
+license: apache-2.0
+library_name: rtm-explorer
+pipeline_tag: unconditional-image-generation
+tags:
+- rtm
+- recursive-token-mapper
+- imle
+- rs-imle
+- emoji
+- few-shot
+"""
+
+
+def front_matter(meta: dict) -> str:
+    noto = "Noto Color Emoji" in str(meta.get("data_source"))
+    return FRONT_MATTER + ("datasets:\n- noto-color-emoji\n" if noto else "") + "---\n"
+
+
+def budget_lines(meta: dict) -> list[str]:
+    """Steps, images, wall time and threads of every stage, and their totals."""
+    stages = meta.get("lineage", []) + [{"checkpoint": "this stage", **{k: meta.get(k) for k in
+                                         ("step", "images_seen", "wall_time_s", "threads", "world_size", "data")}}]
+    lines = ["| stage | started from | steps | images seen | wall time | threads x processes |",
+             "| ---: | --- | ---: | ---: | ---: | --- |"]
+    for i, st in enumerate(stages, 1):
+        parent = "random initialisation" if i == 1 else f"`{stages[i - 2]['checkpoint']}`"
+        if i == len(stages):
+            parent = f"`{meta['init_from']}`" if meta.get("init_from") else "random initialisation"
+        lines.append(f"| {i} | {parent} | {st.get('step') or 0:,} | {st.get('images_seen') or 0:,} | "
+                     f"{(st.get('wall_time_s') or 0) / 60:.0f} min | {st.get('threads') or '?'} x "
+                     f"{st.get('world_size') or 1} |")
+    total_steps = meta.get("total_steps", meta.get("step", 0))
+    lines.append(f"| **all** | | **{total_steps:,}** | **{meta.get('total_images_seen', meta.get('images_seen', 0)):,}** | "
+                 f"**{meta.get('total_wall_time_s', meta.get('wall_time_s', 0)) / 60:.0f} min** | |")
+    return lines
+
+
+def curve_lines(folder: Path, curve: list[dict]) -> list[str]:
+    """The --eval-every evaluations over training: a table and training_curve.png."""
+    if not curve:
+        return []
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [c["total_step"] for c in curve]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in ("precision", "recall", "coverage"):
+        ax.errorbar(steps, [c[key] for c in curve], yerr=[c.get(f"{key}_sd", 0) for c in curve], marker="o",
+                    capsize=2, label=key)
+    ax.set(xlabel="optimizer steps (all stages)", ylim=(0, 1.02), title="k-NN metrics vs the training set (k = 3)")
+    ax.legend(loc="lower right")
+    ax2.plot(steps, [c["distinct_nearest"] for c in curve], marker="o", label="distinct nearest images, 100 seeds")
+    ax2.axhline(curve[-1].get("distinct_nearest_uniform", 0), ls=":", c="grey", label="uniform-sampling ceiling")
+    ax2.set(xlabel="optimizer steps (all stages)", title="seed diversity")
+    ax2.legend(loc="lower right")
+    for a in (ax, ax2):
+        for b in sorted({c["total_step"] for c in curve if c.get("stage", 1) > 1 and
+                         c is next(d for d in curve if d.get("stage") == c.get("stage"))}):
+            a.axvline(b, ls="--", c="lightgrey")
+    fig.tight_layout()
+    fig.savefig(folder / CURVE_FILE, dpi=90)
+    plt.close(fig)
+    lines = ["## Training curve", "",
+             f"![training curve]({CURVE_FILE})", "",
+             "Evaluated during training (`--eval-every`): the EMA model at its trained H, seeds 0..549 in 5 draws "
+             "against the training set (mean ± sd); distinct nearest: of seeds 0-99, how many distinct training "
+             "images are nearest (pixel RMS). Steps count from the first stage.", "",
+             "| steps | stage | precision | recall | coverage | distinct nearest of 100 |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in curve:
+        lines.append(f"| {c['total_step']:,} | {c.get('stage', 1)} | {fmt(c, 'precision')} | {fmt(c, 'recall')} | "
+                     f"{fmt(c, 'coverage')} | {c['distinct_nearest']} |")
+    return lines + [""]
 
 
 def sample_grid(folder: Path, generator, steps: list[int]) -> None:
@@ -41,6 +119,10 @@ def describe_mapper(m) -> str:
 
 
 def training_command(meta: dict, cfg) -> str:
+    if meta.get("argv") is not None:   # recorded by the run itself
+        world = meta.get("world_size", 1)
+        launcher = f"torchrun --nproc_per_node={world} -m train.train" if world > 1 else "python -m train.train"
+        return f"OMP_NUM_THREADS={meta.get('threads', 1)} {launcher} {shlex.join(meta['argv'])}"
     t = meta.get("train_config", {})
     flags = [f"--preset cpu --data {t.get('data')}"]
     flags += [f"--mapper.{k.replace('_', '-')} {v}" for k, v in t.get("mapper", {}).items()]
@@ -70,7 +152,7 @@ def main() -> None:
             if t.get("loss_perceptual") else f"pixel MSE only (weight {t.get('loss_pixel')}), the loss ablation")
     rs = meta.get("rs_imle", {})
     lines = [
-        f"# {folder.name}", "",
+        front_matter(meta), f"# {folder.name}", "",
         f"An IMLE generator trained with RS-IMLE-style selection on {meta.get('num_images')} images "
         f"({meta.get('data_source')}), mapper: **{describe_mapper(cfg.mapper)}**. One arm of the few-shot "
         "experiment in docs/EXPERIMENTS.md: every arm shares the decoder, data, seed, optimizer steps and "
@@ -88,18 +170,25 @@ def main() -> None:
         "nearest-training-image check.", "",
         "## Training", "",
         f"`{training_command(meta, cfg)}`", "",
-        f"- {meta.get('step')} optimizer steps of batch {t.get('batch_size')} ({meta.get('images_seen')} images "
-        f"seen, {meta.get('epoch', 0):.0f} epochs), AdamW lr {t.get('lr')}, EMA {t.get('ema_decay')}.",
+        f"- {meta.get('step'):,} optimizer steps of batch {t.get('batch_size')} in this stage ({meta.get('images_seen'):,} "
+        f"images seen, {meta.get('epoch', 0):.0f} epochs), AdamW lr {t.get('lr')}, EMA {t.get('ema_decay')}"
+        + (f"; {meta.get('stages')} stages, {meta.get('total_steps'):,} steps in all (below)." if meta.get("lineage")
+           else "."),
         f"- Loss: {loss}.",
         f"- Selection: pool {t.get('force_factor')} x N every {t.get('resample_every')} epochs, "
         f"{t.get('search_dim')}-d random projection; rejection radius eps = {t.get('eps_nn_fraction')} x the median "
         f"nearest-neighbour distance between training images = {rs.get('eps', float('nan')):.3f}. "
         f"Rejected pool samples per round, last rounds: {rs.get('rejected_last_rounds', 'n/a')}.",
         f"- The arm learned: its weights moved {100 * change.get('mapping', float('nan')):.1f} % (mapper) and "
-        f"{100 * change.get('synthesis', float('nan')):.1f} % (decoder) from their initialisation "
-        "(relative L2 change; fp16 storage alone is ~0.03 %).",
-        f"- Wall time {meta.get('wall_time_s', 0) / 60:.0f} minutes on a 2-core CPU, one thread, seven runs "
-        "side by side (docs/EXPERIMENTS.md).", "",
+        f"{100 * change.get('synthesis', float('nan')):.1f} % (decoder) from "
+        + ("the parent checkpoint's weights in this stage " if meta.get("lineage") else "their initialisation ")
+        + "(relative L2 change; fp16 storage alone is ~0.03 %).",
+        f"- Wall time {meta.get('wall_time_s', 0) / 60:.0f} minutes on a 2-core CPU"
+        + (", one thread, seven runs side by side (docs/EXPERIMENTS.md)." if meta.get("argv") is None else
+           f", {meta.get('threads')} thread(s) x {meta.get('world_size', 1)} process(es)."), "",
+        "## Budget and lineage", "",
+        *budget_lines(meta), "",
+        *curve_lines(folder, meta.get("training_curve", [])),
         "## Samples", "",
         f"![samples]({SAMPLES_FILE})", "",
         f"Rows: seeds 0–7. Columns: the image after {', '.join(map(str, grid_steps))} refinement steps "
@@ -113,13 +202,21 @@ def main() -> None:
                   f"features: {evaluation['features']}. Memorisation: median distance from a sample to its nearest "
                   "training image over the median distance between neighbouring training images (1 = as far as the "
                   "images are from each other; near 0 = copies).", "",
-                  "| steps h | FD-EffNet ↓ | KID-EffNet ↓ | precision ↑ | recall ↑ | density | coverage ↑ | memorisation |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "Distinct nearest: of seeds 0-99, how many distinct training images are nearest in pixel space "
+                  "(what seeds drawn uniformly from the training set reach on average: "
+                  f"{evaluation['per_step'][0].get('distinct_nearest_uniform', float('nan')):.1f}); pixel RMS: the "
+                  "median distance (0-255) from those samples to their nearest training image, against "
+                  f"{evaluation['per_step'][0].get('pixel_rms_data_nn_median', float('nan')):.1f} between "
+                  "neighbouring training images.", "",
+                  "| steps h | FD-EffNet ↓ | KID-EffNet ↓ | precision ↑ | recall ↑ | density | coverage ↑ | memorisation "
+                  "| distinct nearest | pixel RMS |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for p in evaluation["per_step"]:
             mark = " (trained H)" if p["steps"] == H else ""
             lines.append(f"| {p['steps']}{mark} | {fmt(p, evaluation['fd_name'], 1)} | {fmt(p, kid, 3)} | "
                          f"{fmt(p, 'precision')} | {fmt(p, 'recall')} | {fmt(p, 'density')} | {fmt(p, 'coverage')} | "
-                         f"{p['memorisation_ratio']:.2f} |")
+                         f"{p['memorisation_ratio']:.2f} | {p.get('distinct_nearest', '–')} | "
+                         f"{p.get('pixel_rms_nearest_median', float('nan')):.1f} |")
         tr = evaluation["trajectory"]
         moving = tr.get("moving_share", [])
         lines += ["", f"Trajectories over {tr['num_seeds']} seeds up to step {tr['steps'][-1]}: "

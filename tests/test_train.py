@@ -11,7 +11,7 @@ import torch
 
 from rtm_core import load_checkpoint, read_meta
 from rtm_core.config import stylegan2_mapping
-from train.config import PRESETS, TrainConfig, parse_args
+from train.config import PRESETS, TrainConfig, command_line, parse_args
 from train.losses import ImageLoss
 from train.loop import TRAIN_STATE_FILE, TrainingDiverged, train
 
@@ -70,7 +70,8 @@ def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
         train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper={"kind": "mlp"}))
 
 
-def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_records_the_lineage(digits, tmp_path):
+def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_records_the_lineage(few_digits, tmp_path):
+    digits = few_digits
     parent = train(tiny_config(digits, tmp_path / "stage1", max_steps=20))
     parent_g, parent_meta = load_checkpoint(parent)
     child = tiny_config(digits, tmp_path / "stage2", max_steps=10, seed=1, init_from=str(parent))
@@ -100,10 +101,11 @@ def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_rec
     assert meta3["total_steps"] == 35 and meta3["stages"] == 3
 
 
-def test_init_from_refuses_other_data_and_other_shapes(digits, tmp_path):
+def test_init_from_refuses_other_data_and_other_shapes(few_digits, tmp_path):
+    digits = few_digits
     parent = train(tiny_config(digits, tmp_path / "p", max_steps=5))
     from train.data import prepare_digits
-    other = prepare_digits(8, tmp_path / "digits-8")
+    other = prepare_digits(8, tmp_path / "digits-8", limit=120)
     with pytest.raises(ValueError, match=r"16x16 images.*8x8.*--resolution 16"):
         train(tiny_config(str(other), tmp_path / "c1", max_steps=5, init_from=str(parent)))
     with pytest.raises(ValueError, match=r"mapper.token_dim.*drop those"):
@@ -115,8 +117,8 @@ def test_init_from_refuses_other_data_and_other_shapes(digits, tmp_path):
         train(tiny_config(digits, tmp_path / "c4", max_steps=5, init_from=str(tmp_path / "nowhere")))
 
 
-def test_eval_every_logs_precision_recall_and_seed_diversity(digits, tmp_path):
-    train(tiny_config(digits, tmp_path, max_steps=12, eval_every=10, eval_samples=100))
+def test_eval_every_logs_precision_recall_and_seed_diversity(few_digits, tmp_path, pixel_features):
+    train(tiny_config(few_digits, tmp_path, max_steps=12, eval_every=10, eval_samples=100))
     events = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     evals = [e for e in events if e.get("event") == "eval"]
     assert [e["step"] for e in evals] == [10, 12]          # every 10 steps and at the last one
@@ -181,6 +183,12 @@ def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp
     train(tiny_config(digits, tmp_path, max_steps=30, resume=True))  # and training goes on from it
     assert read_meta(tmp_path / "checkpoint")["step"] == 30
     assert not list(tmp_path.glob(".checkpoint.*"))  # the killed save's leftovers were cleared by the next
+
+
+def test_the_recorded_command_line_makes_the_same_settings():
+    cfg = parse_args(["--preset", "cpu", "--data", "d", "--init-from", "x", "--mapper.num-steps", "4", "--no-amp"])
+    assert parse_args(command_line(cfg)) == cfg
+    assert command_line(TrainConfig(data="d")) == ["--data", "d"]
 
 
 def test_cli_flags_come_from_the_dataclass():

@@ -244,6 +244,26 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
         parser.error(str(e))
 
 
+def command_line(cfg: TrainConfig) -> list[str]:
+    """The flags that make `cfg` with no preset: every field that differs from its default.
+    Recorded in meta.json, so a model card can give the exact command of each stage."""
+    flags = []
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if value == default:
+            continue
+        if isinstance(value, dict):
+            for key, v in value.items():
+                name = _flag(f"{f.name}.{key}")
+                flags += [name] if v is True else [name.replace("--", "--no-", 1)] if v is False else [name, str(v)]
+        elif isinstance(value, bool):
+            flags.append(_flag(f.name) if value else _flag(f.name).replace("--", "--no-", 1))
+        else:
+            flags += [_flag(f.name), str(value)]
+    return flags
+
+
 def _number_or_text(kind: type):
     """float fields also take 'sqrt2' (StyleGAN2's gain) so the command line stays exact."""
     if kind is float:

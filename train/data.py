@@ -303,12 +303,13 @@ def prepare_fashion_mnist(resolution: int, out: str | os.PathLike, split: str = 
     return save_prepared(out, images, manifest)
 
 
-def prepare_digits(resolution: int, out: str | os.PathLike, channels: int = 3) -> Path:
-    """scikit-learn's bundled 8x8 digits (1,797 images), upscaled: small real data for tests."""
+def prepare_digits(resolution: int, out: str | os.PathLike, channels: int = 3, limit: int = 0) -> Path:
+    """scikit-learn's bundled 8x8 digits (1,797 images, or the first `limit`), upscaled: small
+    real data for tests."""
     _check_resolution(resolution)
     from sklearn.datasets import load_digits
 
-    digits = load_digits().images  # float 0..16, (1797, 8, 8)
+    digits = load_digits().images[:limit or None]  # float 0..16, (1797, 8, 8)
     pixels = (255 - digits * (255 / 16)).astype(np.uint8)  # dark strokes on white
     images = np.stack([np.asarray(Image.fromarray(a).resize((resolution, resolution), Image.Resampling.BILINEAR))
                        for a in pixels])[..., None]

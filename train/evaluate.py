@@ -82,22 +82,27 @@ def metrics(real: np.ndarray, fake: np.ndarray, fd_name: str = "fd_effnet",
             **precision_recall_density_coverage(real, fake, k=3)}
 
 
-def metrics_over_draws(real: np.ndarray, fake: np.ndarray, draws: int, fd_name: str, kid_name: str) -> dict:
+def metrics_over_draws(real: np.ndarray, fake: np.ndarray, draws: int, fd_name: str, kid_name: str,
+                       fd: bool = True) -> dict:
     """KID and the k-NN metrics on `draws` disjoint, equal draws of the samples: mean and sample
     sd of each. The Fréchet distance is computed once on all samples: a 1,280-d covariance from
     one ~100-sample draw is singular, and its matrix square root costs more than all the rest.
 
     With ~100 training images one draw's k-NN metrics move by several points from seed set
-    to seed set; the sd says how much of a difference between arms is that noise.
+    to seed set; the sd says how much of a difference between arms is that noise. fd=False
+    leaves the Fréchet distance out (its 1,280-d matrix square root takes tens of seconds on a
+    busy CPU: too slow to repeat during training).
     """
     parts = [m for m in np.array_split(fake, draws) if len(m) > 3]
     per_draw = []
     for part in parts:
         kid, kid_std = kernel_inception_distance(real, part, num_subsets=50, subset_size=min(1000, len(real), len(part)))
         per_draw.append({kid_name: kid, f"{kid_name}_std": kid_std, **precision_recall_density_coverage(real, part, k=3)})
-    mu_r, sigma_r = feature_statistics(real)
-    mu_f, sigma_f = feature_statistics(fake)
-    out = {fd_name: frechet_distance(mu_r, sigma_r, mu_f, sigma_f)}
+    out = {}
+    if fd:
+        mu_r, sigma_r = feature_statistics(real)
+        mu_f, sigma_f = feature_statistics(fake)
+        out[fd_name] = frechet_distance(mu_r, sigma_r, mu_f, sigma_f)
     for key in per_draw[0]:
         values = np.array([d[key] for d in per_draw], dtype=float)
         out[key] = float(values.mean())
@@ -188,7 +193,7 @@ def trajectory_statistics(generator: Generator, ws: torch.Tensor, z: torch.Tenso
 
 def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_samples: int, extractor: Extractor,
              batch: int = 64, progress: bool = True, fd_name: str = "fd_effnet", draws: int = 1,
-             data: Optional[np.ndarray] = None, trajectories: bool = True) -> dict:
+             data: Optional[np.ndarray] = None, trajectories: bool = True, fd: bool = True) -> dict:
     """The per-step metrics and trajectory statistics of one generator (seeds 0..num_samples-1);
     with `data` (the training images, uint8 N x R x R x C) also each step's seed diversity.
 
@@ -211,12 +216,12 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
         key = hashlib.sha256(images.numpy().tobytes()).hexdigest()
         if key not in seen:
             fake = extract(extractor, images, batch)
-            seen[key] = {**metrics_over_draws(real, fake, draws, fd_name, kid_name), **memorisation(real, fake),
+            seen[key] = {**metrics_over_draws(real, fake, draws, fd_name, kid_name, fd), **memorisation(real, fake),
                          **(seed_diversity(images, data) if data is not None else {})}
         per_step.append({"steps": h, **seen[key]})
         if bar:
             bar.update(1)
-            bar.set_postfix(h=h, fd=f"{per_step[-1][fd_name]:.2f}", recall=f"{per_step[-1]['recall']:.3f}")
+            bar.set_postfix(h=h, recall=f"{per_step[-1]['recall']:.3f}")
     if bar:
         bar.close()
     return {"per_step": per_step, "kid_name": kid_name,
@@ -236,7 +241,7 @@ class TrainingEvaluation:
 
     def __call__(self, generator: Generator) -> dict:
         result = evaluate(generator, self.real, [generator.num_steps], self.num_samples, self.extractor,
-                          progress=False, draws=self.draws, data=self.data, trajectories=False)
+                          progress=False, draws=self.draws, data=self.data, trajectories=False, fd=False)
         return result["per_step"][0]
 
 

@@ -28,7 +28,7 @@ from rtm_core import Generator, refinement_grid, save_checkpoint, to_pil
 from rtm_core.checkpoint import read_config
 
 from . import distributed
-from .config import TrainConfig
+from .config import TrainConfig, command_line
 from .data import load_prepared
 from .init_from import TRAIN_STATE_FILE, Parent, load_parent
 from .imle import (RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles,
@@ -256,7 +256,8 @@ def budget_meta(run, images_seen: int) -> dict:
     """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
     lineage and totals over every stage."""
     meta = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "images_seen": images_seen,
-            "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size}
+            "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
+            "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
     if run.parent:
         meta.update(run.parent.meta(run.step, images_seen, run.wall_time_s))
     return meta
@@ -358,6 +359,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.eval_every and run.info.is_main:
         from .evaluate import TrainingEvaluation
         evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples)
+        if run.parent and run.step == 0:   # where this stage starts: the first point of its curve
+            evaluate_now(run, evaluation, clock)
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)

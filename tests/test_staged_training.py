@@ -1,0 +1,45 @@
+"""A long run in stages, as the shipped default is trained: stage 1, ship, stage 2 from the
+shipped folder (--init-from), ship again; the model card gives the lineage, the whole budget
+and the training curve across both stages (tiny model, digits, seconds)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rtm_core import load_checkpoint, read_meta
+from train.config import PRESETS, TrainConfig
+from train.loop import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> None:
+    subprocess.run([sys.executable, *args], check=True, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_path, pixel_features):
+    settings = {**PRESETS["tiny"], "data": few_digits, "progress": False, "eval_every": 10, "eval_samples": 100}
+    train(TrainConfig(**{**settings, "out": str(tmp_path / "stage1"), "max_steps": 20}))
+    shipped1 = tmp_path / "shipped1"
+    run_script("scripts/export_checkpoint.py", str(tmp_path / "stage1"), str(shipped1))
+    train(TrainConfig(**{**settings, "out": str(tmp_path / "stage2"), "max_steps": 10, "seed": 1,
+                         "init_from": str(shipped1)}))
+    shipped2 = tmp_path / "shipped2"
+    run_script("scripts/export_checkpoint.py", str(tmp_path / "stage2"), str(shipped2))
+
+    meta = read_meta(shipped2)
+    assert meta["stages"] == 2 and meta["total_steps"] == 30 and meta["init_from"] == str(shipped1)
+    # The curve runs over both stages, in steps counted from the first.
+    curve = meta["training_curve"]
+    assert [(c["total_step"], c["stage"]) for c in curve] == [(10, 1), (20, 1), (30, 2)]
+    assert all(0 <= c["recall"] <= 1 and c["distinct_nearest"] >= 1 for c in curve)
+
+    (shipped2 / "eval.json").unlink(missing_ok=True)
+    run_script("scripts/model_card.py", str(shipped2))
+    card = (shipped2 / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0\n") and "\n---\n" in card   # Hugging Face front matter
+    assert "| **all** | | **30** | **480** |" in card and f"`{shipped1}`" in card
+    assert "## Training curve" in card and (shipped2 / "training_curve.png").stat().st_size > 1000
+    assert "--init-from" in card                                                    # the stage's own command
+    load_checkpoint(shipped2)
