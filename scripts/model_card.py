@@ -2,9 +2,9 @@
 
     python scripts/model_card.py checkpoints/noto-faces-rtm
 
-The card states only what the files say: the training settings, budget, weight change and
-RS-IMLE record from meta.json, the metrics from eval.json. Edit the generated text
-afterwards if something needs saying.
+The card states only what the files say: the training settings, budget, lineage, weight
+change, training curve and RS-IMLE record from meta.json, the metrics from eval.json; what
+the numbers do not show goes in the folder's notes.md, which the card includes.
 """
 
 import json
@@ -19,6 +19,7 @@ from rtm_core import load_checkpoint, refinement_grid, to_pil
 
 SAMPLES_FILE = "samples.png"
 CURVE_FILE = "training_curve.png"
+NOTES_FILE = "notes.md"
 # Hugging Face model-card metadata: the folder can be pushed to the Hub as it is.
 FRONT_MATTER = """---
 license: apache-2.0
@@ -223,6 +224,9 @@ def main() -> None:
                   f"{100 * tr['diverged_share']:.1f} % diverged; share of seeds still moving (step displacement "
                   f"> 1 % of the first step's) at steps 8 / 16 / 32 / 64: "
                   + " / ".join(f"{100 * moving[s - 1]:.0f} %" for s in (8, 16, 32, 64) if s <= len(moving)) + ".", ""]
+    notes = folder / NOTES_FILE
+    if notes.is_file():   # what the numbers do not show, written by hand; kept when the card is made again
+        lines += ["## Notes", "", notes.read_text().strip(), ""]
     lines += ["## Limitations", "",
               "About an hour of one CPU thread at 32x32 on ~100 images: a few-shot model, far from converged, "
               "and it can only make variations of its training emoji. FD-EffNet and KID-EffNet use "

@@ -43,3 +43,24 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     assert "## Training curve" in card and (shipped2 / "training_curve.png").stat().st_size > 1000
     assert "--init-from" in card                                                    # the stage's own command
     load_checkpoint(shipped2)
+
+
+def write_eval(path: Path, **at_h) -> str:
+    point = {"steps": 8, "precision": 0.6, "precision_sd": 0.05, "recall": 0.1, "recall_sd": 0.03,
+             "coverage": 0.3, "coverage_sd": 0.04, "distinct_nearest": 30, **at_h}
+    path.write_text(json.dumps({"trained_steps": 8, "per_step": [{**point, "steps": 1}, point]}))
+    return str(path)
+
+
+def test_a_stage_ships_only_if_it_measures_better(tmp_path):
+    old = write_eval(tmp_path / "old.json")
+
+    def verdict(**at_h) -> int:
+        new = write_eval(tmp_path / "new.json", **at_h)
+        return subprocess.run([sys.executable, "scripts/compare_eval.py", new, old], cwd=ROOT,
+                              capture_output=True).returncode
+
+    assert verdict(recall=0.3, coverage=0.5, distinct_nearest=45) == 0          # better
+    assert verdict(recall=0.12) == 1                                            # within the spread: not better
+    assert verdict(recall=0.3, precision=0.4) == 1                              # recall bought with precision
+    assert verdict(distinct_nearest=40, coverage=0.2) == 1                      # coverage worse beyond its sd
