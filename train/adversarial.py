@@ -149,7 +149,7 @@ def save_state(run: GanRun) -> None:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
-        meta = {**run.meta, **budget_meta(run, run.step * run.cfg.batch_size),
+        meta = {**run.meta, **budget_meta(run),
                 "weight_change": run.weight_change(), "train_config": dataclasses.asdict(run.cfg)}
         save_checkpoint(run.G_ema, run.ckpt_dir, meta=meta, extra_files={
             TRAIN_STATE_FILE: buffer.getvalue(), DISCRIMINATOR_FILE: safetensors_bytes(d_weights),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from rtm_core import load_checkpoint
+from rtm_core import Generator, load_checkpoint
 from rtm_core.config import ModelConfig
 
 from .config import TrainConfig
@@ -87,7 +87,5 @@ def load_parent(cfg: TrainConfig, resolution: int, channels: int) -> Parent:
 
 
 def _shapes(config: ModelConfig) -> dict[str, tuple]:
-    from rtm_core import Generator
-
     with torch.device("meta"):
         return {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}

@@ -30,10 +30,11 @@ from rtm_core.checkpoint import read_config
 from . import distributed
 from .config import TrainConfig, command_line
 from .data import load_prepared
-from .init_from import TRAIN_STATE_FILE, Parent, load_parent
 from .imle import (RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles,
                    reselect, stream)
+from .init_from import TRAIN_STATE_FILE, Parent, load_parent
 from .losses import ImageLoss
+
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients stopped being finite; nothing was saved after that."""
@@ -252,9 +253,10 @@ def build_generator(cfg: TrainConfig, resolution: int, channels: int, device: to
     return model_config, model.to(device).train(), ema.to(device).eval().requires_grad_(False), parent
 
 
-def budget_meta(run, images_seen: int) -> dict:
+def budget_meta(run) -> dict:
     """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
-    lineage and totals over every stage."""
+    lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
+    images_seen = run.step * run.cfg.batch_size
     meta = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "images_seen": images_seen,
             "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
             "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
@@ -284,7 +286,7 @@ def save_state(run: Run) -> None:
     if run.info.is_main:
         state = {key: getattr(run, key) for key in Run.STATE_KEYS}
         state["latents"] = run.latents.cpu() if run.latents is not None else None
-        meta = {**run.meta, **budget_meta(run, run.step * run.cfg.batch_size),
+        meta = {**run.meta, **budget_meta(run),
                 "weight_change": weight_change(run.model, run.initial), "train_config": dataclasses.asdict(run.cfg)}
         save_all(run.ckpt_dir, run.model, run.ema, run.opt, state, meta)
     distributed.barrier(run.info)
