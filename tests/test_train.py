@@ -216,6 +216,8 @@ def test_mapper_and_decoder_flags_come_from_rtm_core():
     (dict(mapper={"num_steps": 0}), "MapperConfig.num_steps"),
     (dict(mapper="mlp"), "must be a dict"),
     (dict(loss_perceptual=0.0, loss_pixel=0.0), "nothing to train on"),
+    (dict(lr_schedule="linear"), "lr_schedule='linear'"),
+    (dict(objective="adversarial", lr_schedule="cosine"), "IMLE objective only"),
 ])
 def test_bad_model_settings_are_refused_before_training(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -310,6 +312,17 @@ def test_learning_rate_warms_up_linearly_then_stays():
     cfg = TrainConfig(lr=1e-3, warmup_steps=4)
     assert [round(learning_rate(cfg, s), 8) for s in range(6)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]
     assert learning_rate(TrainConfig(lr=1e-3, warmup_steps=0), 0) == 1e-3
+
+
+def test_cosine_learning_rate_decays_to_its_final_scale_at_max_steps():
+    from train.loop import learning_rate
+
+    cfg = TrainConfig(lr=1e-3, warmup_steps=4, max_steps=104, lr_schedule="cosine", lr_final_scale=0.1)
+    assert [round(learning_rate(cfg, s), 8) for s in range(4)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3]
+    assert learning_rate(cfg, 53) == pytest.approx(0.55e-3)           # half way: the mean of 1 and 0.1
+    assert learning_rate(cfg, 103) == pytest.approx(1e-4) == learning_rate(cfg, 500)
+    rates = [learning_rate(cfg, s) for s in range(3, 104)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
 
 
 def test_ema_moves_towards_the_model_by_one_minus_decay():

@@ -19,6 +19,7 @@ from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_defaul
 
 MODEL_PRESETS = {"app": app_default, "tiny": tiny}
 OBJECTIVES = ("imle", "adversarial")
+LR_SCHEDULES = ("constant", "cosine")   # train/loop.py:learning_rate
 AUGMENT_POLICIES = ("color,translation,cutout", "translation,cutout", "none")   # train/augment.py
 # The dataset decides these; setting them by flag would only contradict it.
 FROM_DATA = ("img_resolution", "img_channels")
@@ -52,7 +53,10 @@ class TrainConfig:
                                     # mapper's torch Linear layers; StyleGAN2 trains them at 2.5e-3
     mapping_lr_scale: float = 1.0   # the mapper's rate = lr x this
     weight_decay: float = 0.0       # AdamW weight decay
-    warmup_steps: int = 200         # linear LR warmup; constant afterwards
+    warmup_steps: int = 200         # linear LR warmup; then lr_schedule
+    lr_schedule: str = "constant"   # after warmup: "constant" | "cosine" (IMLE only): down to lr_final_scale x lr at
+                                    # max_steps; for the last stage of a long run, with a max_steps it will reach
+    lr_final_scale: float = 0.1     # "cosine": the rate at max_steps, as a fraction of lr
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
     max_steps: int = 10_000         # optimizer steps in total (a resumed run counts from 0)
@@ -104,11 +108,15 @@ class TrainConfig:
             "r1_gamma": self.r1_gamma >= 0, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
             "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
             "d_channel_max": self.d_channel_max >= 1, "eval_every": self.eval_every >= 0,
-            "eval_samples": self.eval_samples >= 100,
+            "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
+            "lr_final_scale": 0 <= self.lr_final_scale <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
+        if self.objective == "adversarial" and self.lr_schedule != "constant":
+            raise ValueError("--lr-schedule applies to the IMLE objective only; the adversarial objective keeps "
+                             "StyleGAN2's constant rates")
         if self.loss_perceptual == 0 and self.loss_pixel == 0:
             raise ValueError("loss_perceptual and loss_pixel are both 0: nothing to train on; set one of them > 0")
         for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):

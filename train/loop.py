@@ -61,8 +61,13 @@ def weight_change(model: Generator, initial: dict[str, torch.Tensor]) -> dict[st
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     # Linear warmup, then constant: independent of max_steps, so a run extended with
-    # --resume --max-steps follows the same schedule as one planned that long.
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    # --resume --max-steps follows the same schedule as one planned that long. "cosine"
+    # decays to lr_final_scale x lr at max_steps (and stays there), for a stage meant to end.
+    warmup = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_schedule == "constant":
+        return cfg.lr * warmup
+    progress = min(1.0, max(0, step + 1 - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * warmup * (cfg.lr_final_scale + (1 - cfg.lr_final_scale) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @torch.no_grad()
