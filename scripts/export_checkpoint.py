@@ -35,8 +35,10 @@ def training_curve(meta: dict, metrics: list[dict]) -> list[dict]:
     stage = meta.get("stages", 1)
     keys = ("precision", "recall", "coverage", "density", "distinct_nearest", "diversity_seeds",
             "distinct_nearest_uniform", "pixel_rms_nearest_median", "memorisation_ratio")
+    known = {c["total_step"] for c in curve}
     for m in metrics:
-        if m.get("event") == "eval":
+        # A stage's step-0 evaluation measures its parent again: the parent's own point stays.
+        if m.get("event") == "eval" and offset + m["step"] not in known:
             curve.append({"total_step": offset + m["step"], "stage": stage, "wall_time_s": m["wall_time_s"],
                           **{k: m[k] for k in keys if k in m}, **{f"{k}_sd": m[f"{k}_sd"] for k in keys
                                                                   if f"{k}_sd" in m}})
