@@ -210,8 +210,10 @@ def _card(model) -> str:
     else:
         recipe = "StyleGAN2 recipe" if m.mlp_layer == "equalized" and m.lr_multiplier != 1 else "RS-IMLE baseline"
         mapper = f"one-pass MLP ({recipe})"
-    step = meta.get("step")
-    trained = (f"trained {step if isinstance(step, int) else _code(step)} steps on "
+    step = meta.get("total_steps", meta.get("step"))   # a model trained in stages: all of them
+    stages = meta.get("stages")
+    in_stages = f" in {stages} stages" if isinstance(stages, int) and stages > 1 else ""
+    trained = (f"trained {f'{step:,}' if isinstance(step, int) else _code(step)} steps{in_stages} on "
                f"{_code(meta.get('data_source') or meta.get('data'))}" if "step" in meta else "untrained weights")
     card = (f"{_code(model.name)} — {mapper}; {cfg.decoder.kind} decoder, "
             f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {trained}.")

@@ -155,9 +155,11 @@ def main() -> None:
     lines = [
         front_matter(meta), f"# {folder.name}", "",
         f"An IMLE generator trained with RS-IMLE-style selection on {meta.get('num_images')} images "
-        f"({meta.get('data_source')}), mapper: **{describe_mapper(cfg.mapper)}**. One arm of the few-shot "
-        "experiment in docs/EXPERIMENTS.md: every arm shares the decoder, data, seed, optimizer steps and "
-        "loss, and differs only in the mapper.", "",
+        f"({meta.get('data_source')}), mapper: **{describe_mapper(cfg.mapper)}**. "
+        + ("Trained in stages, each continuing from the last shipped weights (`--init-from`): the budget and "
+           "lineage below, the runs in docs/EXPERIMENTS.md." if meta.get("lineage") else
+           "One arm of the few-shot experiment in docs/EXPERIMENTS.md: every arm shares the decoder, data, seed, "
+           "optimizer steps and loss, and differs only in the mapper."), "",
         "## Model", "",
         f"- Mapper: {describe_mapper(cfg.mapper)}; {params['mapping'] / 1e6:.2f} M parameters.",
         f"- Decoder: {cfg.decoder.kind}, {cfg.decoder.img_resolution}x{cfg.decoder.img_resolution} RGB, "
