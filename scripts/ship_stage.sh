@@ -3,7 +3,7 @@
 # (docs/TRAINING.md, "Continue from a checkpoint"): export (float16), evaluate per refinement
 # step, compare with the shipped eval.json at the trained H, then the app's map, nearest-image
 # set and the model card. A stage that is not better is not shipped: the folder is restored
-# from git.
+# from git. After shipping the app default, re-pin tests/test_pinned.py (its seed-42 values).
 #   bash scripts/ship_stage.sh runs/long/stage2 checkpoints/noto-faces-rtm data/noto-faces-32
 set -euo pipefail
 cd "$(dirname "$0")/.."
