@@ -261,14 +261,10 @@ def command_line(cfg: TrainConfig) -> list[str]:
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         if value == default:
             continue
-        if isinstance(value, dict):
-            for key, v in value.items():
-                name = _flag(f"{f.name}.{key}")
-                flags += [name] if v is True else [name.replace("--", "--no-", 1)] if v is False else [name, str(v)]
-        elif isinstance(value, bool):
-            flags.append(_flag(f.name) if value else _flag(f.name).replace("--", "--no-", 1))
-        else:
-            flags += [_flag(f.name), str(value)]
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, v in items:
+            name = _flag(f"{f.name}.{key}" if key else f.name)
+            flags += ([name if v else name.replace("--", "--no-", 1)] if isinstance(v, bool) else [name, str(v)])
     return flags
 
 
