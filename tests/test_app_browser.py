@@ -75,8 +75,14 @@ def test_scrub_play_and_the_marker_follows_without_server_requests(loaded):
     seed_box = page.locator("#rtm-seed input")
     seed_box.fill("7")
     page.get_by_role("button", name="Generate").click()
-    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-caption').textContent.includes('step 3 of 3')")
-    page.wait_for_function("getComputedStyle(document.querySelector('#rtm-viewer .rtm-marker')).display === 'block'")
+    # Seed 7's own trajectory, its map drawn and the ring placed (the page opened on another
+    # seed, also at "step 3 of 3": waiting on the caption alone raced with the new render).
+    page.wait_for_function("""() => {
+        const root = document.querySelector('#rtm-viewer .rtm-root');
+        const ring = root.querySelector('.rtm-marker');
+        return root.dataset.seed === '7' && ring !== null && getComputedStyle(ring).display === 'block'
+            && root.querySelectorAll('.rtm-map .scatterlayer .point').length === 4;
+    }""")
     step, src_last = current(page)
     assert step == "3" and marker_offset(page, 3) < 2.5
 
@@ -119,4 +125,4 @@ def test_bad_seed_shows_a_visible_error_and_the_app_keeps_working(loaded):
         page.get_by_text(message).first.wait_for(timeout=10_000)
     seed_box.fill("11")
     page.get_by_role("button", name="Generate").click()
-    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-caption').textContent.includes('step 3 of 3')")
+    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '11'")

@@ -322,6 +322,7 @@
     }
     const n = v.frames.length - 1;
     root.innerHTML = SKELETON;  // a constant: no data in it
+    root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
     $(".rtm-slider").max = String(n);
     $(".rtm-link-box").checked = !!window.__rtmLinked;
     const strip = $(".rtm-strip");
