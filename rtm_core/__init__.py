@@ -15,7 +15,7 @@ from .version import __version__
 
 _HOME = {
     "checkpoint": ("CheckpointError", "load_checkpoint", "read_config", "read_meta", "save_checkpoint"),
-    "config": ("DecoderConfig", "MapperConfig", "ModelConfig", "app_default", "tiny"),
+    "config": ("DecoderConfig", "MapperConfig", "ModelConfig", "app_default", "rs_imle_fewshot", "tiny"),
     "generator": ("Generator",),
     "mapper": ("MapperState", "MLPMapper", "RecursiveMapper"),
     "sampling": ("StepOutput", "Trajectory", "image_grid", "iter_steps", "refinement_grid", "sample", "seed_to_z",

@@ -14,15 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Bump when a change to the fields means an older rtm_core cannot read the file.
-CONFIG_VERSION = 2
-# Version 1 had no mapper.mlp_gain / mlp_layer; its MLP was equalized with no gain, which is what
-# a missing key means there.
-_ADDED_IN_VERSION_2 = {"mapper": {"mlp_gain": 1.0, "mlp_layer": "equalized"}}
+CONFIG_VERSION = 3
+# Fields a file of an older version lacks, with the value that reproduces the network it was
+# written for. Version 1 had no mapper.mlp_gain / mlp_layer (its MLP was equalized, no gain);
+# version 2 had no mapper.injection / mlp_init (RTM's embedding and the MLP's layers had
+# torch's and He's initialisation).
+_ADDED_IN_VERSION = {
+    2: {"mapper": {"mlp_gain": 1.0, "mlp_layer": "equalized"}},
+    3: {"mapper": {"injection": "torch", "mlp_init": "he"}},
+}
 
 MAPPER_KINDS = ("rtm", "mlp")
 DECODER_KINDS = ("stylegan2", "imle")
 STATE_INITS = ("fixed", "input")
 MLP_LAYERS = ("linear", "equalized")
+MLP_INITS = ("he", "torch")
+INJECTIONS = ("unit", "torch")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -66,6 +73,9 @@ class MapperConfig:
     num_cycles: int = 2          # L: inner z_L updates per outer step
     state_init: str = "fixed"    # "fixed": fixed (not learned) buffers shared by all seeds (TRM); "input": z_H starts at x
     grad_steps: int = 1          # last outer steps that carry gradient; >= num_steps means full backprop
+    injection: str = "unit"      # the input injection x = embed(z): "unit": weights N(0, 1/z_dim), zero bias, so x
+                                 # starts at unit RMS like the states it is added to (TRM scales its embedding so) |
+                                 # "torch": torch's Linear init, RMS ~0.58 (checkpoints of config version <= 2)
     # --- MLP baseline ----------------------------------------------------------------
     # Defaults are RS-IMLE's mapper (8 x torch Linear + leaky ReLU, full learning rate), the
     # baseline for IMLE training. StyleGAN2's mapping network (the adversarial baseline) is
@@ -75,6 +85,8 @@ class MapperConfig:
     mlp_layer: str = "linear"    # "linear": torch Linear, PyTorch init (RS-IMLE; Adam steps act on the
                                  # weights as RTM's own Linear layers do) | "equalized": StyleGAN's equalized lr
     mlp_gain: float = 1.0        # factor after each leaky ReLU: 1 (RS-IMLE) | sqrt(2) (StyleGAN2, keeps the scale)
+    mlp_init: str = "he"         # "linear" layers' weights: "he" (He init for leaky ReLU 0.2, keeps the scale) |
+                                 # "torch" (torch's default, as RS-IMLE's code; shrinks the signal per layer). Bias 0
     lr_multiplier: float = 1.0   # equalized-lr multiplier of the MLP: 1 (RS-IMLE) | 0.01 (StyleGAN2)
 
     def __post_init__(self) -> None:
@@ -88,6 +100,9 @@ class MapperConfig:
                  f"MapperConfig.expansion must be in (0, {LIMITS['expansion']}], got {self.expansion!r}")
         _require(self.mlp_layer in MLP_LAYERS,
                  f"MapperConfig.mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
+        _require(self.mlp_init in MLP_INITS, f"MapperConfig.mlp_init must be one of {MLP_INITS}, got {self.mlp_init!r}")
+        _require(self.injection in INJECTIONS,
+                 f"MapperConfig.injection must be one of {INJECTIONS}, got {self.injection!r}")
         _require(self.mlp_layer == "equalized" or self.lr_multiplier == 1,
                  f"MapperConfig.lr_multiplier {self.lr_multiplier} needs mlp_layer='equalized' (a torch Linear "
                  f"layer has no learning-rate multiplier)")
@@ -106,15 +121,16 @@ class MapperConfig:
 class DecoderConfig:
     """The synthesis network w -> image."""
 
-    kind: str = "stylegan2"      # "stylegan2" (modulated convs) | "imle" (AdaIN residual blocks)
+    kind: str = "stylegan2"      # "stylegan2" (modulated convs) | "imle" (RS-IMLE's AdaIN residual blocks)
     img_resolution: int = 64     # output height = width, a power of two
     img_channels: int = 3        # 3 for RGB, 1 for greyscale
-    channel_base: int = 2048     # channels at resolution r = min(channel_base // r, channel_max)
-    channel_max: int = 128       # cap on channels at any resolution
+    channel_base: int = 2048     # stylegan2: channels at resolution r = min(channel_base // r, channel_max)
+    channel_max: int = 128       # stylegan2: cap on channels at any resolution; imle: the channels at every
+                                 # resolution (RS-IMLE's one --width: its blocks add across upsampling)
     noise: bool = False          # per-pixel noise injection (StyleGAN2); off so a seed is one image
-    block_spec: str = "1x2,4m1,4x2,8m4,8x2,16m8,16x2,32m16,32x2,64m32,64x2"
-    # block_spec is read by the IMLE decoder only: comma-separated "RxN" (N residual
-    # blocks at resolution R) and "RmS" (nearest upsample from S to R), as in RS-IMLE.
+    block_spec: str = "1x2,4m1,4x2,8m4,8x2,16m8,16x2,32m16,32x2,64m32,64x2"  # imle only, as RS-IMLE's
+                                 # --dec_blocks: "RxN" = N blocks at resolution R, "RmS" = one block that first
+                                 # upsamples (nearest) from S to R; every block is AdaIN(w) + a residual bottleneck
 
     def __post_init__(self) -> None:
         _require(self.kind in DECODER_KINDS, f"DecoderConfig.kind must be one of {DECODER_KINDS}, got {self.kind!r}")
@@ -130,23 +146,34 @@ class DecoderConfig:
                      f"{self.img_resolution}; make its last entry '{self.img_resolution}xN'")
 
     def channels_at(self, resolution: int) -> int:
+        if self.kind == "imle":
+            return self.channel_max
         return max(1, min(self.channel_base // resolution, self.channel_max))
 
     def at_resolution(self, resolution: int, channels: int) -> "DecoderConfig":
-        """This decoder for images of another size: the IMLE block spec is rebuilt up to
-        `resolution` with as many blocks per resolution as this one's first entry has."""
-        blocks = parse_block_spec(self.block_spec)[0][2]
+        """This decoder for images of another size. The IMLE block spec is cut at `resolution`
+        (RS-IMLE's few-shot spec goes to 256 px) or, if it ends below, extended with as many
+        blocks per resolution as its last entry has."""
         return dataclasses.replace(self, img_resolution=resolution, img_channels=channels,
-                                   block_spec=imle_block_spec(resolution, blocks))
+                                   block_spec=imle_block_spec_at(self.block_spec, resolution))
 
 
-def imle_block_spec(resolution: int, blocks: int) -> str:
-    """'1xB,4m1,4xB,8m4,8xB,...' up to `resolution`: B residual blocks at every resolution."""
-    entries, res = [f"1x{blocks}", "4m1", f"4x{blocks}"], 4
+def imle_block_spec_at(spec: str, resolution: int) -> str:
+    """'1x4,4m1,4x4,8m4,8x2' at 4 -> '1x4,4m1,4x4'; at 16 -> '1x4,4m1,4x4,8m4,8x2,16m8,16x2'."""
+    entries = [(res, op, arg) for res, op, arg in parse_block_spec(spec) if res <= resolution]
+    res, blocks = entries[-1][0], [arg for _, op, arg in entries if op == "x"][-1]
+    if res < 4 and resolution >= 4:
+        entries += [(4, "m", res), (4, "x", blocks)]
+        res = 4
     while res < resolution:
-        entries += [f"{res * 2}m{res}", f"{res * 2}x{blocks}"]
+        entries += [(res * 2, "m", res), (res * 2, "x", blocks)]
         res *= 2
-    return ",".join(entries)
+    return ",".join(f"{r}{op}{a}" for r, op, a in entries)
+
+
+def imle_num_blocks(spec: str) -> int:
+    """Blocks of an IMLE block spec: N for each 'RxN', one for each 'RmS' (RS-IMLE's DecBlocks)."""
+    return sum(arg if op == "x" else 1 for _, op, arg in parse_block_spec(spec))
 
 
 def parse_block_spec(spec: str) -> list[tuple[int, str, int]]:
@@ -202,7 +229,7 @@ class ModelConfig:
         log2 = int(math.log2(self.decoder.img_resolution))
         if self.decoder.kind == "stylegan2":
             return 2 * log2 - 2  # one conv at 4x4, two per later resolution, +1 for the last ToRGB
-        return sum(arg for _, op, arg in parse_block_spec(self.decoder.block_spec) if op == "x")
+        return imle_num_blocks(self.decoder.block_spec)
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """Copy with some fields of mapper/decoder changed: replace(mapper={'kind': 'mlp'})."""
@@ -231,9 +258,13 @@ class ModelConfig:
                              f"({CONFIG_VERSION}); upgrade rtm_core to load it")
         _check_keys(data, {"version", "mapper", "decoder"}, "model config")
         sections = {name: data[name] for name in ("mapper", "decoder")}
-        if version < 2:
-            sections = {name: {**_ADDED_IN_VERSION_2.get(name, {}), **value} if isinstance(value, dict) else value
-                        for name, value in sections.items()}
+        for added_in, fields in _ADDED_IN_VERSION.items():
+            if version < added_in:
+                sections = {name: {**fields.get(name, {}), **value} if isinstance(value, dict) else value
+                            for name, value in sections.items()}
+        if version < 3 and isinstance(sections["decoder"], dict) and sections["decoder"].get("kind") == "imle":
+            raise ValueError(f"model config version {version} has the IMLE decoder of rtm_core < 0.3, which was not "
+                             f"RS-IMLE's (a different network): its weights cannot be loaded here. Retrain it")
         return cls(mapper=_section(MapperConfig, sections["mapper"], "mapper"),
                    decoder=_section(DecoderConfig, sections["decoder"], "decoder"))
 
@@ -270,6 +301,19 @@ def stylegan2_mapping() -> dict[str, Any]:
     layers, sqrt(2) gain after each leaky ReLU and a 0.01 learning-rate multiplier. Under IMLE
     its weights barely move (0.17 % in 8,000 steps, measured), so IMLE's baseline is RS-IMLE's."""
     return {"kind": "mlp", "mlp_layer": "equalized", "mlp_gain": math.sqrt(2), "lr_multiplier": 0.01}
+
+
+def rs_imle_fewshot(mapper: str = "mlp", decoder: str = "imle") -> ModelConfig:
+    """RS-IMLE's few-shot generator, as its code builds it (SerChirag/rs-imle, hps.py "fewshot"):
+    1,024-d latent, its mapping network (PixelNorm, 8 x torch Linear with torch's init and zero
+    bias + leaky ReLU 0.2), its decoder at width 384 with the few-shot block spec (to 256 px;
+    train.config cuts it at the data's resolution). 8.4 M + 21.0 M parameters at 32x32."""
+    return ModelConfig(
+        mapper=MapperConfig(kind=mapper, z_dim=1024, w_dim=1024, mlp_layers=8, mlp_width=1024, mlp_layer="linear",
+                            mlp_init="torch", mlp_gain=1.0),
+        decoder=DecoderConfig(kind=decoder, img_resolution=256, channel_max=384,
+                              block_spec="1x4,4m1,4x4,8m4,8x4,16m8,16x3,32m16,32x2,64m32,64x2,128m64,128x2,256m128"),
+    )
 
 
 def app_default(mapper: str = "rtm", decoder: str = "stylegan2") -> ModelConfig:

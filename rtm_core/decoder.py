@@ -5,9 +5,9 @@ weight demodulation, ToRGB at every resolution summed through upsampling skips.
 Upsampling is bilinear instead of StyleGAN2's FIR-filtered transposed conv (simpler,
 no custom kernels; the skip architecture is unchanged).
 
-`IMLEDecoder`: the RS-IMLE decoder: a learned constant, then residual bottleneck blocks
-each preceded by AdaIN from w, nearest upsampling between resolutions, as laid out by
-the block spec string.
+`IMLEDecoder`: RS-IMLE's decoder, as its authors' code builds it: a learned constant, then
+blocks of AdaIN from w + a residual bottleneck, nearest upsampling where the block spec
+string says, one width throughout, a 1x1 conv to RGB with a learned gain and bias.
 
 Both take w of shape (B, w_dim), broadcast to every layer, or (B, num_ws, w_dim).
 """
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import DecoderConfig, parse_block_spec
-from .layers import AdaIN, StyledConv, ToRGB, count_parameters
+from .config import DecoderConfig, imle_num_blocks, parse_block_spec
+from .layers import StyledConv, ToRGB, count_parameters
 
 
 def _per_layer_ws(w: torch.Tensor, w_dim: int, num_ws: int) -> torch.Tensor:
@@ -69,22 +69,47 @@ class StyleGAN2Decoder(nn.Module):
         return img
 
 
-class ResBlock(nn.Module):
-    """AdaIN(w), then x + bottleneck(x): GELU, 1x1, GELU, 3x3, GELU, 3x3, GELU, 1x1 at width/4."""
+class IMLEAdaIN(nn.Module):
+    """RS-IMLE's adaptive instance norm: instance norm (eps 1e-2, skipped on a 1-wide map,
+    where it would be 0 and starve the learned constant of gradient), then gamma * x + beta
+    from w by a torch Linear whose bias starts gamma at 1 and beta at 0."""
 
-    def __init__(self, channels: int, w_dim: int, num_blocks_total: int):
+    def __init__(self, channels: int, w_dim: int):
         super().__init__()
-        mid = max(1, channels // 4)
-        self.adain = AdaIN(channels, w_dim)
-        self.c1 = nn.Conv2d(channels, mid, 1)
-        self.c2 = nn.Conv2d(mid, mid, 3, padding=1)
-        self.c3 = nn.Conv2d(mid, mid, 3, padding=1)
-        self.c4 = nn.Conv2d(mid, channels, 1)
-        # VDVAE-style: shrink the last conv so a deep stack starts near the identity.
+        self.style = nn.Linear(w_dim, 2 * channels)
         with torch.no_grad():
-            self.c4.weight.mul_(math.sqrt(1.0 / num_blocks_total))
+            self.style.bias[:channels] = 1.0
+            self.style.bias[channels:] = 0.0
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.style(w)[:, :, None, None].chunk(2, dim=1)
+        if x.shape[3] > 1:
+            x = F.instance_norm(x, eps=1e-2)
+        return gamma * x + beta
+
+
+def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+    nn.init.zeros_(conv.bias)   # RS-IMLE (VDVAE) zeroes every conv bias
+    return conv
+
+
+class DecBlock(nn.Module):
+    """One RS-IMLE decoder block: [nearest upsample], AdaIN(w), then x + bottleneck(x) with
+    GELU, 1x1, GELU, kxk, GELU, kxk, GELU, 1x1 at width/4 (k = 3, or 1 on maps of 2 px or less)."""
+
+    def __init__(self, width: int, w_dim: int, resolution: int, upsample: bool, num_blocks: int):
+        super().__init__()
+        self.resolution, self.upsample = resolution, upsample
+        mid, k = max(1, int(width * 0.25)), (3 if resolution > 2 else 1)
+        self.adain = IMLEAdaIN(width, w_dim)
+        self.c1, self.c2, self.c3, self.c4 = _conv(width, mid, 1), _conv(mid, mid, k), _conv(mid, mid, k), _conv(mid, width, 1)
+        with torch.no_grad():   # a deep stack starts near the identity
+            self.c4.weight.mul_(math.sqrt(1.0 / num_blocks))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="nearest")
         x = self.adain(x, w)
         h = self.c1(F.gelu(x))
         h = self.c2(F.gelu(h))
@@ -93,30 +118,25 @@ class ResBlock(nn.Module):
 
 
 class IMLEDecoder(nn.Module):
-    """RS-IMLE decoder built from a block spec such as '1x2,4m1,4x2,8m4,8x2'."""
+    """RS-IMLE's decoder (Vashist et al. 2024, after VDVAE), built from a block spec such as
+    '1x4,4m1,4x4,8m4,8x4': a learned constant, then one DecBlock per 'RmS' entry and N per
+    'RxN' entry, all `channel_max` wide; a 1x1 conv to RGB, then a learned gain and bias."""
 
     def __init__(self, config: DecoderConfig, w_dim: int):
         super().__init__()
         self.config, self.w_dim = config, w_dim
         spec = parse_block_spec(config.block_spec)
-        ch = config.channels_at
-        self.num_ws = sum(arg for _, op, arg in spec if op == "x")
+        width = config.channel_max
+        self.num_ws = imle_num_blocks(config.block_spec)
         start = spec[0][0]
-        self.const = nn.Parameter(torch.randn(ch(start), start, start))
-        self.layers = nn.ModuleList()
-        # Parallel to self.layers: ("x", res) for a ResBlock, ("m", res) for an upsample to res.
-        self.ops: list[tuple[str, int]] = []
+        self.const = nn.Parameter(torch.randn(width, start, start))
+        self.blocks = nn.ModuleList()
         for res, op, arg in spec:
-            if op == "x":
-                for _ in range(arg):
-                    self.layers.append(ResBlock(ch(res), w_dim, self.num_ws))
-                    self.ops.append(("x", res))
-            else:
-                # Nearest upsample to `res`, then a 1x1 conv when the channel count changes.
-                change = nn.Conv2d(ch(arg), ch(res), 1) if ch(arg) != ch(res) else nn.Identity()
-                self.layers.append(change)
-                self.ops.append(("m", res))
-        self.to_rgb = nn.Conv2d(ch(config.img_resolution), config.img_channels, 1)
+            for _ in range(arg if op == "x" else 1):
+                self.blocks.append(DecBlock(width, w_dim, res, upsample=(op == "m"), num_blocks=self.num_ws))
+        self.to_rgb = _conv(width, config.img_channels, 1)
+        self.gain = nn.Parameter(torch.ones(config.img_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(config.img_channels, 1, 1))
 
     def num_parameters(self) -> int:
         return count_parameters(self)
@@ -124,13 +144,9 @@ class IMLEDecoder(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         ws = _per_layer_ws(w, self.w_dim, self.num_ws).unbind(1)
         x = self.const[None].expand(ws[0].shape[0], -1, -1, -1)
-        style = iter(ws)
-        for (op, res), layer in zip(self.ops, self.layers):
-            if op == "x":
-                x = layer(x, next(style))
-            else:
-                x = layer(F.interpolate(x, size=(res, res), mode="nearest"))
-        return self.to_rgb(x)
+        for block, w_i in zip(self.blocks, ws):
+            x = block(x, w_i)
+        return self.gain * self.to_rgb(x) + self.bias
 
 
 def build_decoder(config: DecoderConfig, w_dim: int) -> nn.Module:

@@ -162,24 +162,6 @@ class ToRGB(nn.Module):
         return self.conv(x, w) + self.bias[:, None, None]
 
 
-class AdaIN(nn.Module):
-    """Adaptive instance norm: normalise each channel, then scale and shift from w."""
-
-    def __init__(self, channels: int, w_dim: int):
-        super().__init__()
-        self.affine = EqualLinear(w_dim, 2 * channels)
-        self.channels = channels
-
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.affine(w).chunk(2, dim=1)             # (B, C) each
-        # Normalised by hand: F.instance_norm refuses 1x1 maps in training. On a 1x1 map
-        # the normalised value is 0, so the block's input is the style shift alone.
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        var = x.var(dim=(2, 3), keepdim=True, unbiased=False)
-        x = (x - mean) * torch.rsqrt(var + 1e-5)
-        return x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
-
-
 def set_modconv_impl(module: nn.Module, impl: str) -> None:
     """Force every ModulatedConv2d under `module` to one implementation."""
     if impl not in MODCONV_IMPLS:

@@ -81,6 +81,12 @@ class RecursiveMapper(nn.Module):
         T, d = config.num_tokens, config.token_dim
         self.norm_z = PixelNorm()
         self.embed = nn.Linear(config.z_dim, T * d)                      # z -> T tokens of width d
+        if config.injection == "unit":
+            # x is added to unit-RMS states at every inner cycle: start it at unit RMS too (TRM
+            # scales its embedding so). torch's init gives RMS ~0.58, which left H = 1 with a
+            # third of H = 8's seed spread of w at initialisation.
+            nn.init.normal_(self.embed.weight, std=config.z_dim ** -0.5)
+            nn.init.zeros_(self.embed.bias)
         self.pos_emb = nn.Parameter(torch.randn(T, d) * 0.02)
         self.block = nn.Sequential(*[MixerLayer(T, d, config.expansion) for _ in range(config.block_layers)])
         self.readout_proj = nn.Linear(T * d, config.w_dim)
@@ -131,12 +137,13 @@ class ScaledLeakyReLU(nn.Module):
         return x * self.gain if self.gain != 1 else x
 
 
-def _he_linear(fan_in: int, fan_out: int) -> nn.Linear:
-    """A torch Linear with He init for leaky ReLU 0.2 and zero bias. PyTorch's default init
-    shrinks the signal ~2.4x per layer here: after 8 layers the styles of different seeds
-    differed by 0.0005 (std), so the baseline would start from one image for every seed."""
+def _linear(fan_in: int, fan_out: int, init: str) -> nn.Linear:
+    """A torch Linear with zero bias (RS-IMLE zeroes it) and weights "torch" (torch's default,
+    RS-IMLE's code: shrinks the signal ~2.4x per layer here, so after 8 layers the styles of
+    different seeds differ by ~0.0005) or "he" (He init for leaky ReLU 0.2: keeps the scale)."""
     layer = nn.Linear(fan_in, fan_out)
-    nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
+    if init == "he":
+        nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
     nn.init.zeros_(layer.bias)
     return layer
 
@@ -162,7 +169,7 @@ class MLPMapper(nn.Module):
             # An equalized layer stores its weights at unit scale, so the same Adam step changes the
             # function ~sqrt(fan_in) times less than a torch Linear's: not a fair IMLE baseline.
             layers.append(EqualLinear(fan_in, fan_out, lr_mul=config.lr_multiplier) if config.mlp_layer == "equalized"
-                          else _he_linear(fan_in, fan_out))
+                          else _linear(fan_in, fan_out, config.mlp_init))
             layers.append(ScaledLeakyReLU(config.mlp_gain))
         self.net = nn.Sequential(*layers)
 

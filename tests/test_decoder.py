@@ -43,8 +43,56 @@ def test_imle_decoder_follows_its_block_spec():
     config = DecoderConfig(kind="imle", img_resolution=8, channel_base=64, channel_max=16,
                            block_spec="1x3,4m1,4x2,8m4,8x1")
     decoder = IMLEDecoder(config, w_dim=4)
-    assert [op for op, _ in decoder.ops] == ["x", "x", "x", "m", "x", "x", "m", "x"]
-    assert decoder.num_ws == 6 and decoder.const.shape == (16, 1, 1)
+    # RS-IMLE's DecBlocks: one per "RmS" entry (upsampling first), N per "RxN"
+    assert [(b.resolution, b.upsample) for b in decoder.blocks] == [(1, False)] * 3 + [(4, True)] + [(4, False)] * 2 \
+        + [(8, True), (8, False)]
+    assert decoder.num_ws == 8 and decoder.const.shape == (16, 1, 1)
+    # 3x3 convs only where the map is wider than 2 px; one width everywhere, bottleneck width / 4
+    assert decoder.blocks[0].c2.kernel_size == (1, 1) and decoder.blocks[3].c2.kernel_size == (3, 3)
+    assert {b.c1.out_channels for b in decoder.blocks} == {4}
+
+
+def test_rs_imle_fewshot_generator_has_the_reference_parameter_count():
+    """Counted by hand from SerChirag/rs-imle (models.py, mapping_network.py) for its few-shot
+    settings (width 384, latent 1,024, bottleneck 0.25, 8 mapping layers) cut at 32x32:
+    dec_blocks '1x4,4m1,4x4,8m4,8x4,16m8,16x3,32m16,32x2' = 21 DecBlocks.
+      AdaIN style Linear 1024 -> 2 x 384:            1024 * 768 + 768 = 787,200
+      c1 1x1 384 -> 96: 36,960 | c4 1x1 96 -> 384: 37,248
+      c2, c3 3x3 96 -> 96: 83,040 each (1x1 on the 1x1 map: 9,312 each)
+      block at 1x1: 880,032 (x 4); wider: 1,027,488 (x 17)
+      constant 384 x 1 x 1 + out 1x1 conv 384 -> 3 (1,155) + gain 3 + bias 3
+    decoder = 3,520,128 + 17,467,296 + 384 + 1,155 + 6 = 20,988,969
+    mapper  = 8 x (1024 * 1024 + 1024) = 8,396,800"""
+    from train.config import TrainConfig
+
+    config = TrainConfig(model="rs-imle").model_config(32, 3)
+    assert config.decoder.block_spec == "1x4,4m1,4x4,8m4,8x4,16m8,16x3,32m16,32x2"
+    g = Generator(config)
+    assert g.parameter_counts() == {"mapping": 8_396_800, "synthesis": 20_988_969, "total": 29_385_769}
+    shapes = {n: tuple(p.shape) for n, p in g.synthesis.named_parameters()}
+    assert shapes["const"] == (384, 1, 1) and shapes["blocks.0.adain.style.weight"] == (768, 1024)
+    assert shapes["blocks.0.c2.weight"] == (96, 96, 1, 1) and shapes["blocks.4.c2.weight"] == (96, 96, 3, 3)
+    assert shapes["to_rgb.weight"] == (3, 384, 1, 1) and shapes["gain"] == shapes["bias"] == (3, 1, 1)
+    with torch.no_grad():
+        assert g(torch.randn(2, 1024)).shape == (2, 3, 32, 32)
+
+
+def test_imle_decoder_initialises_as_rs_imle_does():
+    decoder = IMLEDecoder(DecoderConfig(kind="imle", img_resolution=8, channel_max=16, block_spec="1x2,4m1,4x1,8m4"),
+                          w_dim=6)
+    for block in decoder.blocks:
+        assert all(float(c.bias.abs().max()) == 0 for c in (block.c1, block.c2, block.c3, block.c4))
+        style = block.adain.style.bias
+        assert torch.equal(style[:16], torch.ones(16)) and torch.equal(style[16:], torch.zeros(16))  # gamma 1, beta 0
+    assert torch.equal(decoder.gain, torch.ones(3, 1, 1)) and torch.equal(decoder.bias, torch.zeros(3, 1, 1))
+
+
+def test_the_learned_constant_gets_a_gradient():
+    """Instance norm of a 1x1 map is 0: RS-IMLE skips it there, so the constant is learned."""
+    decoder = IMLEDecoder(DecoderConfig(kind="imle", img_resolution=8, channel_max=8, block_spec="1x2,4m1,4x1,8m4"),
+                          w_dim=6)
+    decoder(torch.randn(3, 6)).square().mean().backward()
+    assert float(decoder.const.grad.abs().max()) > 0
 
 
 def test_noise_is_off_by_default_so_a_seed_is_one_image():

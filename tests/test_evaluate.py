@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rtm_core import Generator, sample, save_checkpoint, seeds_to_z, tiny
+from rtm_core.metrics import seed_diversity
 from train import evaluate as ev
 from train.data import prepare_digits
 
@@ -112,17 +113,17 @@ def test_seed_diversity_counts_distinct_nearest_training_images():
     as_images = torch.from_numpy(data).permute(0, 3, 1, 2).double() / 127.5 - 1          # exact copies
     collapsed = as_images[[3] * 50]                                                        # one image for every seed
     spread = as_images[np.arange(50) % 20] + 0.01 * torch.randn(50, 3, 4, 4, dtype=torch.float64)
-    one = ev.seed_diversity(collapsed, data, num_seeds=50)
+    one = seed_diversity(collapsed, data, num_seeds=50)
     assert one["distinct_nearest"] == 1 and one["diversity_seeds"] == 50
     assert one["pixel_rms_nearest_median"] == pytest.approx(0, abs=1e-9)
-    many = ev.seed_diversity(spread, data, num_seeds=50)
+    many = seed_diversity(spread, data, num_seeds=50)
     assert many["distinct_nearest"] == 20
     assert many["distinct_nearest_uniform"] == pytest.approx(20 * (1 - 0.95 ** 50))     # 18.5: uniform draws
     # Near-copies sit ~1 grey level from a training image; the images are ~100 apart (uniform noise).
     assert many["pixel_rms_nearest_median"] < 3 and many["pixel_rms_data_nn_median"] > 50
-    assert ev.seed_diversity(spread, data, num_seeds=10)["diversity_seeds"] == 10
+    assert seed_diversity(spread, data, num_seeds=10)["diversity_seeds"] == 10
     with pytest.raises(ValueError, match="cannot be compared"):
-        ev.seed_diversity(spread[:, :, :2, :2], data)
+        seed_diversity(spread[:, :, :2, :2], data)
 
 
 def test_cli_errors(setup, capsys):

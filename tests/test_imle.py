@@ -124,3 +124,39 @@ def test_every_image_rejected_falls_back_to_random_latents_and_noise_is_added():
     assert torch.equal(plain.index, noisy.index)
     difference = noisy.latents - plain.latents
     assert 0.005 < difference.std() < 0.02          # latent_noise is the std of what is added
+
+
+def test_knn_rejection_lets_a_sixth_sample_inside_eps_survive():
+    """RS-IMLE's code: each image rejects only its knn_ignore nearest samples of a block of
+    1,024 that fall within eps. Six samples inside eps of image 0: the nearest 5 go, the 6th
+    stays and is the match; the rule "any" rejects all six."""
+    data = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    inside = torch.tensor([[0.01 * (i + 1), 0.0] for i in range(6)])        # distances 0.01 .. 0.06 < eps
+    pool = torch.cat([inside, torch.tensor([[1.0, 0.0], [10.0, 0.5]])])
+    knn = select_nearest(data, pool, eps=0.1, knn_ignore=5)
+    assert knn.rejected.tolist() == [True] * 5 + [False, False, False]
+    assert knn.index.tolist() == [5, 7]
+    torch.testing.assert_close(knn.distance, torch.tensor([0.06, 0.5]))
+    anywhere = select_nearest(data, pool, eps=0.1)
+    assert anywhere.rejected.tolist() == [True] * 6 + [False, False] and anywhere.index.tolist() == [6, 7]
+
+
+def test_knn_rejection_counts_per_block_of_1024():
+    """The same 6 close samples split over two blocks of 1,024: each block rejects its own
+    nearest 5, so all 6 go (3 in each block)."""
+    pool = torch.stack([100.0 + 0.001 * torch.arange(2048.0), torch.zeros(2048)], dim=1)   # far, nearest first
+    for j, row in enumerate([0, 1, 2, 1024, 1025, 1026]):
+        pool[row] = torch.tensor([0.01 * (j + 1), 0.0])
+    m = select_nearest(torch.zeros(1, 2), pool, eps=0.1, knn_ignore=5)
+    assert m.rejected.nonzero().squeeze(1).tolist() == [0, 1, 2, 1024, 1025, 1026]
+    assert m.index.tolist() == [3]   # none of the close ones survived: the nearest far sample
+
+
+def test_pool_is_rounded_up_to_a_multiple():
+    g = torch.nn.Sequential(torch.nn.Linear(16, 12), torch.nn.Tanh(), torch.nn.Unflatten(1, (3, 2, 2)))
+    data = torch.rand(10, 3, 2, 2) * 2 - 1
+    project = RandomProjection(12, 8)
+    kwargs = dict(z_dim=16, seed=0, round_=0, force_factor=10, eps=0.0, latent_noise=0.0, pool_batch=64,
+                  info=ONE_PROCESS)
+    assert reselect(g, project(data), project, **kwargs).pool_size == 100
+    assert reselect(g, project(data), project, pool_multiple=1024, knn_ignore=5, **kwargs).pool_size == 1024

@@ -402,4 +402,4 @@ def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
         weights[procs] = torch.load(out / "checkpoint" / TRAIN_STATE_FILE, weights_only=True)["model"]
     for name, value in weights[1].items():
         torch.testing.assert_close(weights[2][name], value, rtol=1e-4, atol=1e-5, msg=name)
-    assert read_meta(tmp_path / "run1" / "checkpoint")["weight_change"]["mapping"] > 0.001   # and it did train
+    assert read_meta(tmp_path / "run1" / "checkpoint")["weight_change"]["mapping"] > 3e-4   # and it did train (3 steps in warmup)

@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, tiny
+from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, rs_imle_fewshot, tiny
 
-MODEL_PRESETS = {"app": app_default, "tiny": tiny}
+MODEL_PRESETS = {"app": app_default, "tiny": tiny, "rs-imle": rs_imle_fewshot}
+REJECTIONS = ("any", "knn")             # train/imle.py:select_nearest
 OBJECTIVES = ("imle", "adversarial")
 LR_SCHEDULES = ("constant", "cosine")   # train/loop.py:learning_rate
 AUGMENT_POLICIES = ("color,translation,cutout", "translation,cutout", "none")   # train/augment.py
@@ -38,7 +39,7 @@ class TrainConfig:
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
     objective: str = "imle"         # "imle" (RS-IMLE, train/loop.py) | "adversarial" (StyleGAN2's, train/adversarial.py)
     # --- the model: a preset of rtm_core plus field overrides ----------------------------
-    model: str = "app"              # "app" (rtm_core.app_default) | "tiny" (tests)
+    model: str = "app"              # "app" (rtm_core.app_default) | "rs-imle" (RS-IMLE's few-shot generator) | "tiny"
     mapper: dict = field(default_factory=dict)   # MapperConfig fields to change, e.g. {"kind": "mlp"}
     decoder: dict = field(default_factory=dict)  # DecoderConfig fields to change (resolution comes from the data)
     # --- loss: a perceptual distance (RS-IMLE's kind) + weighted pixel L2 ---------------
@@ -53,6 +54,8 @@ class TrainConfig:
                                     # mapper's torch Linear layers; StyleGAN2 trains them at 2.5e-3
     mapping_lr_scale: float = 1.0   # the mapper's rate = lr x this
     weight_decay: float = 0.0       # AdamW weight decay
+    adam_beta1: float = 0.9         # AdamW betas of the IMLE objective (RS-IMLE: 0.9, 0.9; the adversarial one keeps StyleGAN2's)
+    adam_beta2: float = 0.99
     warmup_steps: int = 200         # linear LR warmup; then lr_schedule
     lr_schedule: str = "constant"   # after warmup: "constant" | "cosine" (IMLE only): down to lr_final_scale x lr at
                                     # max_steps; for the last stage of a long run, with a max_steps it will reach
@@ -69,6 +72,10 @@ class TrainConfig:
                                     # nearest other training image (the data's own scale), replacing eps
     search_dim: int = 800           # dimension of the random projection used for matching
     latent_noise: float = 0.001     # std of the noise added to each matched latent
+    rejection: str = "any"          # "any": drop every pool sample within eps of any image | "knn": RS-IMLE's code,
+                                    # each image drops only its knn_ignore nearest samples within eps per 1,024 samples
+    knn_ignore: int = 5             # "knn" rejection: samples each image drops per block of 1,024 (RS-IMLE: 5)
+    pool_multiple: int = 1          # the pool (force_factor x images) is rounded up to a multiple of this (RS-IMLE: 1024)
     pool_batch: int = 256           # images generated per batch while building the pool
     # --- adversarial (objective "adversarial") ---------------------------------------------
     d_lr_scale: float = 1.0         # the discriminator's rate = lr x this (x r1_every / (r1_every + 1), lazy R1)
@@ -109,7 +116,9 @@ class TrainConfig:
             "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
             "d_channel_max": self.d_channel_max >= 1, "eval_every": self.eval_every >= 0,
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
-            "lr_final_scale": 0 <= self.lr_final_scale <= 1,
+            "lr_final_scale": 0 <= self.lr_final_scale <= 1, "adam_beta1": 0 <= self.adam_beta1 < 1,
+            "adam_beta2": 0 <= self.adam_beta2 < 1, "rejection": self.rejection in REJECTIONS,
+            "knn_ignore": self.knn_ignore >= 1, "pool_multiple": self.pool_multiple >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -155,6 +164,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": dict(batch_size=64, lr=2e-4, synthesis_lr_scale=4.0, max_steps=50_000, force_factor=20, resample_every=30,
                 loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5,
                 sample_every=2000, checkpoint_every=2000, compile=True, pool_batch=512),
+    # RS-IMLE's official few-shot recipe (SerChirag/rs-imle, hps.py "fewshot" with --use_rsimle): its
+    # generator (rtm_core.rs_imle_fewshot), AdamW lr 2e-4 for everything, betas (0.9, 0.9), weight decay
+    # 0.01, 10 warmup steps then constant (its StepLR is only stepped during warmup), no clipping, EMA
+    # 0.9999, batch 4; pool 10 x images rounded up to 1,024; the knn rejection (5 per 1,024) at eps 0.1
+    # in a random projection of the pixels (800 dims, L2-normalised), as its "l2" search; perturbation
+    # 0.001; loss 1 x perceptual + 0.1 x pixel MSE. Ours differs in: the perceptual distance (an offline
+    # EfficientNet-Lite1 one stands in for LPIPS-VGG) and re-selection (every image every 30 epochs; its
+    # code also re-selects an image early once its distance fell 4 % below its last, AdaIMLE's rule).
+    "rs-imle": dict(model="rs-imle", batch_size=4, lr=2e-4, synthesis_lr_scale=1.0, mapping_lr_scale=1.0,
+                    weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.9, warmup_steps=10, grad_clip=0.0,
+                    ema_decay=0.9999, force_factor=10, pool_multiple=1024, rejection="knn", knn_ignore=5,
+                    resample_every=30, eps=0.1, eps_nn_fraction=0.0, search_dim=800, latent_noise=0.001,
+                    loss_perceptual=1.0, loss_pixel=0.1, pool_batch=16, log_every=50, sample_every=500,
+                    checkpoint_every=250),
 }
 
 

@@ -2,8 +2,11 @@
 
 IMLE trains a generator so that every data point has a sample close to it (mode
 coverage). RS-IMLE (Vashist et al., ECCV 2024) adds rejection sampling: pool samples that
-already lie within `eps` of *any* data point are discarded before matching, so each image
-is pulled towards a sample that is not yet a copy of some image.
+already lie within `eps` of a data point are discarded before matching, so each image is
+pulled towards a sample that is not yet a copy of some image. Two rules (TrainConfig.rejection):
+"any" drops every sample within eps of any data point (the paper's rule); "knn" is what
+RS-IMLE's code does: in each block of 1,024 pool samples, each data point drops only its
+`knn_ignore` (5) nearest samples that fall within eps, so a 6th sample within eps survives.
 
 Everything here is a pure function of its inputs, chunked so that memory stays bounded
 (a distance block is at most `chunk` x `chunk`, and the pool is generated, searched and
@@ -72,7 +75,7 @@ def nearest_neighbour_distances(features: torch.Tensor, chunk: int = 4096) -> to
 class Matches:
     index: torch.Tensor       # (N,) long: for each data point, the chosen pool sample (-1 if none survived)
     distance: torch.Tensor    # (N,) float: its distance (inf if none survived)
-    rejected: torch.Tensor    # (P,) bool: pool samples within eps of some data point
+    rejected: torch.Tensor    # (P,) bool: pool samples rejected (within eps of a data point, by the rule)
     pool_nearest: torch.Tensor  # (P,) float: each pool sample's distance to its nearest data point
 
 
@@ -81,16 +84,21 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a.float(), b.float())
 
 
+KNN_BLOCK = 1024  # RS-IMLE's imle_db_size: the "knn" rule rejects per block of this many pool samples
+
+
 @torch.no_grad()
 def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 8,
-                   chunk: int = 4096) -> Matches:
-    """For every data feature, the nearest pool feature that is not within eps of any data point.
+                   chunk: int = 4096, knn_ignore: int = 0) -> Matches:
+    """For every data feature, the nearest pool feature that was not rejected.
 
-    data (N, d) and pool (P, d) are features in the search space. One pass over the
-    (N x P) distances, in blocks, keeps two small summaries: each pool sample's distance
-    to its nearest data point (-> the rejection mask) and each data point's k nearest pool
-    samples. A data point takes the nearest of its k that survived; the rare point whose k
-    nearest were all rejected gets an exact second search over the survivors only.
+    data (N, d) and pool (P, d) are features in the search space. Rejected: within eps of
+    any data point (knn_ignore = 0), or, RS-IMLE's code (knn_ignore > 0), among some data
+    point's knn_ignore nearest samples of its block of KNN_BLOCK and within eps of it.
+    One pass over the (N x P) distances, in blocks, keeps small summaries: each pool
+    sample's distance to its nearest data point, the knn rejections, and each data point's
+    k nearest pool samples. A data point takes the nearest of its k that survived; the rare
+    point whose k nearest were all rejected gets an exact second search over the survivors.
     """
     if data.ndim != 2 or pool.ndim != 2 or data.shape[1] != pool.shape[1]:
         raise ValueError(f"data and pool must be (N, d) and (P, d) with the same d, "
@@ -100,13 +108,18 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
     N, P = data.shape[0], pool.shape[0]
     k = max(1, min(k, P))
     pool_min = torch.full((P,), float("inf"), device=pool.device)
+    knn_rejected = torch.zeros(P, dtype=torch.bool, device=pool.device)
     top_d = torch.full((N, k), float("inf"), device=data.device)
     top_i = torch.full((N, k), -1, dtype=torch.long, device=data.device)
-    for p0 in range(0, P, chunk):
-        pool_chunk = pool[p0:p0 + chunk]
+    pool_step = KNN_BLOCK if knn_ignore else chunk   # the knn rule needs its blocks whole
+    for p0 in range(0, P, pool_step):
+        pool_chunk = pool[p0:p0 + pool_step]
         for n0 in range(0, N, chunk):
             d = _distances(data[n0:n0 + chunk], pool_chunk)                     # (n, p)
-            pool_min[p0:p0 + chunk] = torch.minimum(pool_min[p0:p0 + chunk], d.min(dim=0).values)
+            pool_min[p0:p0 + pool_step] = torch.minimum(pool_min[p0:p0 + pool_step], d.min(dim=0).values)
+            if knn_ignore:
+                near_d, near_i = d.topk(min(knn_ignore, d.shape[1]), dim=1, largest=False)
+                knn_rejected[near_i[near_d < eps] + p0] = True
             # merge this block's k nearest into the running k nearest of these data points
             kk = min(k, d.shape[1])
             bd, bi = d.topk(kk, dim=1, largest=False)
@@ -115,7 +128,7 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
             best_d, order = cand_d.topk(k, dim=1, largest=False)
             top_d[n0:n0 + chunk], top_i[n0:n0 + chunk] = best_d, cand_i.gather(1, order)
 
-    rejected = pool_min < eps
+    rejected = knn_rejected if knn_ignore else pool_min < eps
     ok = (top_i >= 0) & ~rejected[top_i.clamp(min=0)]
     first = ok.float().argmax(dim=1)                 # the nearest surviving candidate (topk is sorted)
     found = ok.any(dim=1)
@@ -148,7 +161,7 @@ def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
 
 # --- one re-selection round, sharded across ranks -------------------------------------------
 
-POOL_BLOCK = 4096  # the pool is made of fixed blocks, so any rank can regenerate any latent
+POOL_BLOCK = 4096  # the pool is made of fixed blocks, so any rank can regenerate any latent (a multiple of KNN_BLOCK)
 
 
 def stream_seed(seed: int, stream: str, *indices: int) -> int:
@@ -185,12 +198,13 @@ class Selection:
 @torch.no_grad()
 def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: Callable, *, z_dim: int,
              seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
-             info: DistInfo) -> Selection:
+             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0) -> Selection:
     """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
     nearest surviving sample per data point over all ranks wins. A rank with no block (more
-    ranks than blocks) offers nothing (distance inf)."""
+    ranks than blocks) offers nothing (distance inf). The pool has force_factor x N samples,
+    rounded up to a multiple of pool_multiple (RS-IMLE's code: 1,024)."""
     N = data_features.shape[0]
-    pool_size = force_factor * N
+    pool_size = -(-force_factor * N // pool_multiple) * pool_multiple
     sizes = [min(POOL_BLOCK, pool_size - b) for b in range(0, pool_size, POOL_BLOCK)]
     mine = list(range(info.rank, len(sizes), info.world_size))
 
@@ -208,7 +222,7 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
         features = generate_pool_features(generator, z, project, pool_batch)
         generate_s += time.perf_counter() - start
         start = time.perf_counter()
-        found = select_nearest(data_features, features, eps)
+        found = select_nearest(data_features, features, eps, knn_ignore=knn_ignore)
         better = found.distance < distance
         distance = torch.where(better, found.distance, distance)
         index = torch.where(better, found.index + block * POOL_BLOCK, index)

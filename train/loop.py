@@ -24,8 +24,9 @@ from typing import IO, Any, Callable, Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from rtm_core import Generator, refinement_grid, save_checkpoint, to_pil
+from rtm_core import Generator, refinement_grid, save_checkpoint, seeds_to_z, to_pil
 from rtm_core.checkpoint import read_config
+from rtm_core.metrics import seed_diversity, w_spread
 
 from . import distributed
 from .config import TrainConfig, command_line
@@ -76,6 +77,27 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
+
+
+class DiversityProbe:
+    """Seed diversity, logged at every interval for the model and its EMA: the seed spread of w
+    and the distinct nearest training images (pixel RMS) of seeds 0..99's final frames. A
+    collapsed arm shows here within a few hundred steps, long before any evaluation."""
+
+    SEEDS = 100
+
+    def __init__(self, data: torch.Tensor, z_dim: int):
+        self.data = data.permute(0, 2, 3, 1).cpu().numpy()        # (N, R, R, C) uint8, as seed_diversity reads it
+        self.z = seeds_to_z(range(self.SEEDS), z_dim).to(data.device)
+
+    @torch.no_grad()
+    def __call__(self, generator: Generator) -> dict:
+        w = generator.map(self.z)
+        images = torch.cat([generator.synthesis(chunk) for chunk in w.split(25)])
+        return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data)["distinct_nearest"]}
+
+    def both(self, run: "Run") -> dict:
+        return {"model": self(run.model), "ema": self(run.ema)}
 
 
 def epoch_order(seed: int, epoch: int, n: int, info: distributed.DistInfo) -> torch.Tensor:
@@ -152,9 +174,10 @@ class Run(RunFolder):
     latents: Optional[torch.Tensor] = None
     latents_epoch: int = -1
     wall_time_s: float = 0.0
+    diversity: dict = field(default_factory=dict)   # DiversityProbe at the run's first and latest log
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
-    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s")
+    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s", "diversity")
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
@@ -211,7 +234,7 @@ def setup(cfg: TrainConfig) -> Run:
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": cfg.mapping_lr_scale},
                              {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
-                            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+                            lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
     train_model = DistributedDataParallel(model) if info.enabled else model
     pool_model = model
     if cfg.compile:
@@ -280,7 +303,8 @@ def load_state(run: Run, model_config) -> None:
     if "rng_cuda" in saved and run.info.device.type == "cuda":
         torch.cuda.set_rng_state_all(saved["rng_cuda"])
     for key in Run.STATE_KEYS:
-        setattr(run, key, saved[key])
+        if key in saved:   # "diversity" came later: older states lack it
+            setattr(run, key, saved[key])
     if run.latents is not None:
         run.latents = run.latents.to(run.info.device)
 
@@ -291,7 +315,7 @@ def save_state(run: Run) -> None:
     if run.info.is_main:
         state = {key: getattr(run, key) for key in Run.STATE_KEYS}
         state["latents"] = run.latents.cpu() if run.latents is not None else None
-        meta = {**run.meta, **budget_meta(run),
+        meta = {**run.meta, **budget_meta(run), "seed_diversity": run.diversity,
                 "weight_change": weight_change(run.model, run.initial), "train_config": dataclasses.asdict(run.cfg)}
         save_all(run.ckpt_dir, run.model, run.ema, run.opt, state, meta)
     distributed.barrier(run.info)
@@ -302,7 +326,8 @@ def select_latents(run: Run, epoch: int) -> Selection:
     cfg = run.cfg
     selection = reselect(run.pool_model, run.data_features, run.project, z_dim=run.model.z_dim, seed=cfg.seed,
                          round_=epoch, force_factor=cfg.force_factor, eps=run.eps, latent_noise=cfg.latent_noise,
-                         pool_batch=cfg.pool_batch, info=run.info)
+                         pool_batch=cfg.pool_batch, info=run.info, pool_multiple=cfg.pool_multiple,
+                         knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0)
     run.latents, run.latents_epoch = selection.latents.to(run.info.device), epoch
     matched = selection.index >= 0
     run.log({"event": "reselect", "step": run.step, "epoch": epoch, "pool": selection.pool_size, "eps": run.eps,
@@ -341,6 +366,9 @@ def status_line(record: dict, max_steps: int) -> str:
     """One greppable line per interval: `step 250/1500 | loss 0.4121 | ... | 38.1 img/s | 6.2 min`."""
     parts = [f"step {record['step']}/{max_steps}", f"loss {record['loss']:.4f}"]
     parts += [f"{k} {record[k]:.4f}" for k in ("pixel", "perceptual") if k in record]
+    if "seed_diversity" in record:
+        ema = record["seed_diversity"]["ema"]
+        parts.append(f"distinct {ema['distinct_nearest']}/{DiversityProbe.SEEDS} w-spread {ema['w_spread']:.2f}")
     parts += [f"{record['images_per_s']:.1f} img/s", f"{record['wall_time_s'] / 60:.1f} min"]
     return " | ".join(parts)
 
@@ -362,7 +390,10 @@ def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
     clock, order = Cadence(cfg, run.info, run.step, run.wall_time_s), None
-    evaluation = None
+    evaluation, probe = None, DiversityProbe(run.data, run.model.z_dim) if run.info.is_main else None
+    if probe and "first" not in run.diversity:   # where this run starts
+        run.diversity["first"] = {"step": run.step, **probe.both(run)}
+        run.log({"event": "seed_diversity", "step": run.step, **run.diversity["first"]})
     if cfg.eval_every and run.info.is_main:
         from .evaluate import TrainingEvaluation
         evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples)
@@ -383,6 +414,10 @@ def train(cfg: TrainConfig) -> Path:
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics,
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
+                if probe:
+                    record["seed_diversity"] = probe.both(run)
+                    run.diversity["last"] = {"step": run.step, **record["seed_diversity"]}
+                    clock.restart_window()   # img/s measures training, not the probe
                 run.log(record)
                 clock.status(status_line(record, cfg.max_steps))
             out_of_time = clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run))

@@ -4,9 +4,10 @@ Fréchet distance on EfficientNet-Lite0 features is *not* FID: every output call
 FD-EffNet. Standard FID needs Inception-v3 weights, which nothing here downloads.
 """
 
+from .diversity import seed_diversity, w_spread
 from .fd import feature_statistics, frechet_distance, kernel_inception_distance
 from .features import EfficientNetLite0Features
 from .prdc import precision_recall_density_coverage
 
 __all__ = ["EfficientNetLite0Features", "feature_statistics", "frechet_distance", "kernel_inception_distance",
-           "precision_recall_density_coverage"]
+           "precision_recall_density_coverage", "seed_diversity", "w_spread"]
