@@ -11,9 +11,9 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(ls "$OUT" | grep -v '\.' ))
 for name in "${names[@]}"; do
   data=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['data'])" "$OUT/$name/train_config.json")
-  echo "OMP_NUM_THREADS=1 python -m train.evaluate --checkpoint $OUT/$name/checkpoint --data $data --num-samples 550 --draws 5 --num-real 110 --steps 1,2,3,4,8,16,32,64" >> "$OUT/eval_commands.txt"
+  echo "OMP_NUM_THREADS=1 python -m train.evaluate --checkpoint $OUT/$name/checkpoint --data $data --num-samples 550 --draws 5 --steps 1,2,3,4,8,16,32,64" >> "$OUT/eval_commands.txt"
   OMP_NUM_THREADS=1 python -m train.evaluate --checkpoint "$OUT/$name/checkpoint" --data "$data" \
-    --num-samples 550 --draws 5 --num-real 110 --steps 1,2,3,4,8,16,32,64 > "$OUT/$name.eval.log" 2>&1 &
+    --num-samples 550 --draws 5 --steps 1,2,3,4,8,16,32,64 > "$OUT/$name.eval.log" 2>&1 &
   while [ "$(jobs -rp | wc -l)" -ge "${PARALLEL:-2}" ]; do sleep 5; done
 done
 wait

@@ -18,8 +18,21 @@ def read_run(folder: Path) -> dict:
     logs = [l for l in lines if "loss" in l or "loss_G" in l]
     rounds = [l for l in lines if l.get("event") == "reselect"]
     evaluation = json.loads((folder / "checkpoint" / "eval.json").read_text())
-    return {"name": folder.name, "logs": logs, "rounds": rounds, "eval": evaluation,
-            "config": json.loads((folder / "train_config.json").read_text())}
+    config = json.loads((folder / "train_config.json").read_text())
+    if not logs or logs[-1]["step"] < config["max_steps"]:
+        # Arms are compared at equal optimizer steps: one stopped early (--max-minutes on a busy
+        # machine) would make the table compare different budgets without saying so.
+        sys.exit(f"{folder.name} stopped at step {logs[-1]['step'] if logs else 0} of {config['max_steps']}; "
+                 f"continue it with --resume (same flags) before comparing")
+    first = next((l for l in lines if l.get("event") == "seed_diversity"), None)
+    diversity = [l["seed_diversity"] for l in logs if "seed_diversity" in l]
+    return {"name": folder.name, "logs": logs, "rounds": rounds, "eval": evaluation, "config": config,
+            "diversity_first": first, "diversity_last": diversity[-1] if diversity else None}
+
+
+def diversity(record) -> str:
+    """'0.54 / 12' (w spread / distinct nearest of seeds 0-99, EMA), '-' for runs made before the probe."""
+    return "-" if record is None else f"{record['ema']['w_spread']:.2f} / {record['ema']['distinct_nearest']}"
 
 
 def pm(p: dict, key: str, digits: int = 3) -> str:
@@ -37,15 +50,17 @@ def at(evaluation: dict, h: int) -> dict:
 def imle_record(runs: list[dict]) -> list[str]:
     out = ["### Training record", "",
            "| run | steps | loss first → last (mean of 5 logs) | pixel MSE last | mapper moved | decoder moved | "
-           "rounds | rejected per round (last 3) | matched distance first → last |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "rounds | pool | rejected per round (last 3) | matched distance p50 first → last | "
+           "w spread / distinct nearest at start → end |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         logs, rounds = r["logs"], r["rounds"]
         wc = logs[-1]["weight_change"]
         out.append(f"| {r['name']} | {logs[-1]['step']} | {mean('loss', logs[:5]):.3f} → {mean('loss', logs[-5:]):.3f} | {logs[-1]['pixel']:.4f} | "
-                   f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {len(rounds)} | "
+                   f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {len(rounds)} | {rounds[-1]['pool']} | "
                    f"{', '.join(str(x['rejected']) for x in rounds[-3:])} | "
-                   f"{rounds[0]['mean_distance']:.3f} → {rounds[-1]['mean_distance']:.3f} |")
+                   f"{rounds[0]['matched_distance']['p50']:.3f} → {rounds[-1]['matched_distance']['p50']:.3f} | "
+                   f"{diversity(r['diversity_first'])} → {diversity(r['diversity_last'])} |")
     return out
 
 

@@ -12,7 +12,7 @@ old=$(mktemp -d)
 trap 'rm -rf "$old"' EXIT
 cp "$ckpt/eval.json" "$old/eval.json"
 python scripts/export_checkpoint.py "$run" "$ckpt"
-python -m train.evaluate --checkpoint "$ckpt" --data "$data" --num-samples 550 --draws 5 --num-real 110 \
+python -m train.evaluate --checkpoint "$ckpt" --data "$data" --num-samples 550 --draws 5 \
   --out "reports/$(basename "$ckpt")" --steps "${STEPS:-1,2,3,4,6,8,12,16,24,32,48,64}"
 if ! python scripts/compare_eval.py "$ckpt/eval.json" "$old/eval.json"; then
   git checkout -- "$ckpt" && git clean -fdq -- "$ckpt"

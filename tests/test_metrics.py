@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from torchmetrics.image.fid import _compute_fid  # an independent Fréchet dista
 from torchmetrics.image.kid import poly_mmd  # an independent polynomial-kernel MMD
 
 from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
+                              frechet_distance_between,
                               kernel_inception_distance, precision_recall_density_coverage)
 
 
@@ -90,3 +93,14 @@ def test_fid_inception_from_a_weights_file(tmp_path):
     torch.save({"model": FIDInceptionV3}, tmp_path / "pickled.pth")  # a pickled class: refused, never run
     with pytest.raises(ValueError, match="not a plain PyTorch state dict"):
         load_fid_inception(tmp_path / "pickled.pth")
+
+
+def test_fd_on_fewer_samples_than_dimensions_says_why_it_is_inaccurate():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(20, 64)), rng.normal(size=(20, 64))     # rank <= 19 covariances of 64 dims
+    with pytest.warns(RuntimeWarning, match="20 samples of 64-dim features: with fewer samples than feature dim"):
+        value = frechet_distance_between(a, b)
+    assert value == pytest.approx(frechet_distance(*feature_statistics(a), *feature_statistics(b)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frechet_distance_between(rng.normal(size=(80, 8)), rng.normal(size=(80, 8)))   # enough samples: silent

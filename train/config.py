@@ -98,7 +98,7 @@ class TrainConfig:
                                     # seed diversity, memorisation); also at the last step; 0 = never (IMLE only)
     eval_samples: int = 550         # samples per evaluation, in 5 draws (mean and sd), seeds 0..eval_samples-1
     preview_seeds: int = 8          # rows of the refinement grid (fixed seeds 0..n-1)
-    progress: bool = True           # tqdm progress bar on rank 0
+    progress: bool = True           # tqdm progress bar on rank 0, when stderr is a terminal (not in a log file)
 
     def __post_init__(self) -> None:
         checks = {

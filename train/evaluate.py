@@ -32,9 +32,8 @@ import torch
 from PIL import Image
 
 from rtm_core import Generator, load_checkpoint, refinement_grid, seeds_to_z, to_pil, trajectory
-from rtm_core.metrics import (EfficientNetLite0Features, feature_statistics, frechet_distance,
-                              kernel_inception_distance, precision_recall_density_coverage)
-from rtm_core.metrics.diversity import seed_diversity
+from rtm_core.metrics import (EfficientNetLite0Features, frechet_distance_between, kernel_inception_distance,
+                              precision_recall_density_coverage, seed_diversity)
 from rtm_core.metrics.inception import load_fid_inception
 
 from .data import load_prepared
@@ -76,10 +75,8 @@ def real_features(data_dir: str, extractor: Extractor, limit: int, name: str = "
 
 def metrics(real: np.ndarray, fake: np.ndarray, fd_name: str = "fd_effnet",
             kid_name: str = "kid_effnet") -> dict[str, float]:
-    mu_r, sigma_r = feature_statistics(real)
-    mu_f, sigma_f = feature_statistics(fake)
     kid, kid_std = kernel_inception_distance(real, fake, num_subsets=50, subset_size=min(1000, len(real), len(fake)))
-    return {fd_name: frechet_distance(mu_r, sigma_r, mu_f, sigma_f), kid_name: kid, f"{kid_name}_std": kid_std,
+    return {fd_name: frechet_distance_between(real, fake), kid_name: kid, f"{kid_name}_std": kid_std,
             **precision_recall_density_coverage(real, fake, k=3)}
 
 
@@ -101,9 +98,7 @@ def metrics_over_draws(real: np.ndarray, fake: np.ndarray, draws: int, fd_name: 
         per_draw.append({kid_name: kid, f"{kid_name}_std": kid_std, **precision_recall_density_coverage(real, part, k=3)})
     out = {}
     if fd:
-        mu_r, sigma_r = feature_statistics(real)
-        mu_f, sigma_f = feature_statistics(fake)
-        out[fd_name] = frechet_distance(mu_r, sigma_r, mu_f, sigma_f)
+        out[fd_name] = frechet_distance_between(real, fake)
     for key in per_draw[0]:
         values = np.array([d[key] for d in per_draw], dtype=float)
         out[key] = float(values.mean())

@@ -285,7 +285,8 @@ def budget_meta(run) -> dict:
     """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
     lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
     images_seen = run.step * run.cfg.batch_size
-    meta = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "images_seen": images_seen,
+    meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": run.step / run.steps_per_epoch,
+            "images_seen": images_seen,
             "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
             "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
     if run.parent:
@@ -469,6 +470,9 @@ class Cadence:
             save_refinement_grid(ema, out / "samples" / f"step_{step:07d}.png", cfg.preview_seeds)
         if last or step % cfg.checkpoint_every == 0:
             save()
+        if out_of_time and step < cfg.max_steps:
+            self.status(f"stopped by --max-minutes {cfg.max_minutes:g} at step {step} of {cfg.max_steps} "
+                        f"(meta.json: planned_steps); runs compared at equal steps must not stop this way")
         return out_of_time
 
     def close(self, log_file: Optional[IO[str]]) -> None:
@@ -479,7 +483,9 @@ class Cadence:
 
 
 def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
-    if not (info.is_main and cfg.progress):
+    # Only on a terminal: redirected to a log file, a bar is thousands of "\r" redraws on one
+    # line; the status line every log_every steps says the same there.
+    if not (info.is_main and cfg.progress and sys.stderr.isatty()):
         return None
     from tqdm import tqdm
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -24,6 +26,22 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def frechet_distance_between(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance between two feature sets (N, d) and (M, d). With no more samples
+    than dimensions (~100 samples of 1,280-d EfficientNet features) each covariance is
+    singular: scipy's square root then warns "Matrix is singular" and says nothing of why, so
+    that warning is replaced by one that does."""
+    n, d = min(len(a), len(b)), a.shape[1]
+    if n <= d:
+        warnings.warn(f"Fréchet distance on {n} samples of {d}-dim features: with fewer samples than feature "
+                      f"dimensions each covariance is singular, its matrix square root approximate, and FD biased "
+                      f"upwards. Compare FD only between runs with the same sample count, or read KID (unbiased).",
+                      RuntimeWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100,
