@@ -18,7 +18,7 @@ from rtm_core import load_checkpoint, save_checkpoint
 
 
 KEEP = ("data", "data_source", "num_images", "step", "epoch", "images_seen", "wall_time_s", "threads", "world_size",
-        "argv", "weight_change", "train_config",
+        "argv", "weight_change", "train_config", "seed_diversity", "planned_steps",
         # --init-from: the lineage and the budget over every stage (train/init_from.py)
         "init_from", "lineage", "total_steps", "total_images_seen", "total_wall_time_s", "stages")
 

@@ -132,6 +132,17 @@ def training_command(meta: dict, cfg) -> str:
     return "OMP_NUM_THREADS=1 python -m train.train " + " ".join(flags)
 
 
+def diversity_lines(probe) -> list[str]:
+    """The seed diversity logged while training (train.loop.DiversityProbe), first and last."""
+    if not probe or "last" not in probe:
+        return []
+    first, last = probe["first"], probe["last"]
+    return [f"- Seed diversity of the EMA while training (seeds 0-99): w spread (std over seeds / RMS) "
+            f"{first['ema']['w_spread']:.2f} at step {first['step']:,} → {last['ema']['w_spread']:.2f} at step "
+            f"{last['step']:,}; distinct nearest training images {first['ema']['distinct_nearest']} → "
+            f"{last['ema']['distinct_nearest']} of 100."]
+
+
 def fmt(p: dict, key: str, digits: int = 3) -> str:
     sd = p.get(f"{key}_sd")
     return f"{p[key]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
@@ -179,9 +190,14 @@ def main() -> None:
            else "."),
         f"- Loss: {loss}.",
         f"- Selection: pool {t.get('force_factor')} x N every {t.get('resample_every')} epochs, "
-        f"{t.get('search_dim')}-d random projection; rejection radius eps = {t.get('eps_nn_fraction')} x the median "
-        f"nearest-neighbour distance between training images = {rs.get('eps', float('nan')):.3f}. "
-        f"Rejected pool samples per round, last rounds: {rs.get('rejected_last_rounds', 'n/a')}.",
+        f"{t.get('search_dim')}-d random projection; rejection radius eps = "
+        + (f"{t.get('eps_nn_fraction')} x the median nearest-neighbour distance between training images = "
+           if t.get("eps_nn_fraction") else "")
+        + f"{rs.get('eps', float('nan')):.3f}, "
+        + ("RS-IMLE's code's rule (each image drops its " f"{t.get('knn_ignore')} nearest samples within eps per 1,024)"
+           if t.get("rejection") == "knn" else "every sample within eps of any image rejected")
+        + f". Rejected pool samples per round, last rounds: {rs.get('rejected_last_rounds', 'n/a')}.",
+        *diversity_lines(meta.get("seed_diversity")),
         f"- The arm learned: its weights moved {100 * change.get('mapping', float('nan')):.1f} % (mapper) and "
         f"{100 * change.get('synthesis', float('nan')):.1f} % (decoder) from "
         + ("the parent checkpoint's weights in this stage " if meta.get("lineage") else "their initialisation ")
