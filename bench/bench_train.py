@@ -13,6 +13,10 @@
     (Noto Color Emoji's count) at force_factor x N.
 (c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps and lazy R1):
     RTM vs StyleGAN2's mapping network.
+(d) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
+    per optimizer step and pool samples/s of RTM (cpu preset, batch 16) and of RS-IMLE's own
+    arm (--preset rs-imle: its 29 M-parameter generator, batch 4), and what a 4,000-step run
+    of each costs in wall time on 103 images (steps + re-selection rounds).
 
 Results go to bench/results/train.json.
 """
@@ -190,9 +194,34 @@ def pool_costs(args, device) -> dict:
     return results
 
 
+def experiment_arms(args, device) -> dict:
+    """(d) per arm: s/step at its batch, pool samples/s, and the wall time of a 4,000-step run."""
+    N, steps_planned, results = 103, 4000, {}
+    project = RandomProjection(3 * 32 * 32, 800, seed=0, device=device)
+    arms = {"rtm_cpu_preset": dict(PRESETS["cpu"]),
+            "rs_imle_preset": {**PRESETS["rs-imle"], "perceptual_size": 32}}
+    for arm, preset in arms.items():
+        cfg = TrainConfig(**preset)
+        config = cfg.model_config(32, 3)
+        loss = ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size).to(device)
+        run = step_timer(config, device, cfg.batch_size, loss)
+        s_per_step = statistics.median(run(args.steps) for _ in range(args.rounds))
+        g = Generator(config).to(device).train()
+        samples_per_s = pool_rate(g, project, 256, cfg.pool_batch, inference=True)
+        pool = -(-cfg.force_factor * N // cfg.pool_multiple) * cfg.pool_multiple
+        rounds = -(-steps_planned // ((N // cfg.batch_size) * cfg.resample_every))
+        minutes = (steps_planned * s_per_step + rounds * pool / samples_per_s) / 60
+        results[arm] = {"batch": cfg.batch_size, "s_per_step": s_per_step, "pool_samples_per_s": samples_per_s,
+                        "pool": pool, "rounds_in_4000_steps": rounds, "minutes_for_4000_steps": minutes,
+                        "parameters": Generator(config).parameter_counts()["total"]}
+        print(f"  (d) {arm}: {s_per_step:.2f} s per step of batch {cfg.batch_size}; pool {samples_per_s:.1f} samples/s "
+              f"({pool} per round, {rounds} rounds) -> a 4,000-step run takes ~{minutes:.0f} min")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="a,b,c", help="which of (a), (b), (c) to run, e.g. 'c'")
+    parser.add_argument("--sections", default="a,b,c,d", help="which of (a)-(d) to run, e.g. 'c,d'")
     parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a), (c)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a), (c); the median counts")
@@ -211,6 +240,8 @@ def main() -> None:
         results["pool"] = pool_costs(args, device)
     if "c" in sections:
         results["adversarial"] = adversarial_rates(args.steps, args.rounds)
+    if "d" in sections:
+        results["experiment_arms"] = experiment_arms(args, device)
     write_results(results, args.out)
 
 
