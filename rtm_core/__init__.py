@@ -17,6 +17,7 @@ _HOME = {
     "checkpoint": ("CheckpointError", "load_checkpoint", "read_config", "read_meta", "save_checkpoint"),
     "config": ("DecoderConfig", "MapperConfig", "ModelConfig", "app_default", "rs_imle_fewshot", "tiny"),
     "generator": ("Generator",),
+    "interventions": ("TokenIntervention",),
     "mapper": ("MapperState", "MLPMapper", "RecursiveMapper"),
     "sampling": ("StepOutput", "Trajectory", "image_grid", "iter_steps", "refinement_grid", "sample", "seed_to_z",
                  "seeds_to_z", "to_pil", "to_uint8", "trajectory"),

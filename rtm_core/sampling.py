@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from .generator import Generator
+from .interventions import Intervention
 from .mapper import MapperState, check_num_steps
 
 MAX_SEED = 2**63 - 1  # torch.Generator takes 64-bit seeds; stay inside int64 for JSON and numpy
@@ -68,11 +69,13 @@ def _start(generator: Generator, z: torch.Tensor) -> MapperState:
 
 
 def iter_steps(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None,
-               decode: bool = True) -> Iterator[StepOutput]:
+               decode: bool = True, intervene: Optional[Intervention] = None) -> Iterator[StepOutput]:
     """Yield StepOutput for steps 0, 1, ..., num_steps (num_steps + 1 items).
 
     num_steps defaults to the trained H but may be anything >= 1: the recursion is simply
     run for longer or shorter (inference-time compute). No gradients are taken.
+    intervene(step, state) -> state, if given, is applied to every step's state before its
+    readout, the next step starting from what it returns (rtm_core.interventions).
     """
     num_steps = generator.num_steps if num_steps is None else check_num_steps(num_steps)
     mapper = generator.mapping
@@ -83,6 +86,8 @@ def iter_steps(generator: Generator, z: torch.Tensor, num_steps: Optional[int] =
         with torch.no_grad():
             if h > 0:
                 state = mapper.step(state)
+            if intervene is not None:
+                state = intervene(h, state)
             w = mapper.readout(state)
             image = generator.synthesize(w) if decode else None
         yield StepOutput(step=h, w=w, image=image, state=state)
@@ -96,16 +101,18 @@ class Trajectory:
 
 
 def trajectory(generator: Generator, z: torch.Tensor, num_steps: Optional[int] = None,
-               decode: bool = True, decode_batch: int = 64, tokens: bool = False) -> Trajectory:
+               decode: bool = True, decode_batch: int = 64, tokens: bool = False,
+               intervene: Optional[Intervention] = None) -> Trajectory:
     """Every step's w, and its image decoded in batches of `decode_batch` frames.
 
     Faster than decoding inside iter_steps: the mapper is cheap, and one decoder call on
     all frames at once uses the CPU far better than num_steps + 1 calls of batch B.
     tokens=True also keeps z_H after every step (RTM only; a one-pass MLP has no tokens: None).
+    intervene: as in iter_steps.
     """
     if not isinstance(decode_batch, int) or decode_batch < 1:
         raise ValueError(f"decode_batch must be an integer >= 1, got {decode_batch!r}")
-    steps = list(iter_steps(generator, z, num_steps, decode=False))
+    steps = list(iter_steps(generator, z, num_steps, decode=False, intervene=intervene))
     ws = torch.stack([out.w for out in steps])
     z_H = torch.stack([out.state.z_H for out in steps]) if tokens and steps[0].state.z_H.ndim == 3 else None
     if not decode:
