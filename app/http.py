@@ -1,5 +1,6 @@
-"""HTTP guards in front of Gradio: bodies are capped before anything parses them, and a refused
-input answers 422 on the REST API instead of Gradio's blanket 500.
+"""HTTP guards in front of Gradio: bodies are capped before anything parses them (413, also
+for chunked uploads), a call with the wrong number of inputs is refused before Gradio sees it,
+and a refused input answers 422 on the REST API instead of Gradio's blanket 500.
 
     launch(app_kwargs={"middleware": MIDDLEWARE})
 
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
+import re
 
 from starlette.middleware import Middleware
 
 MAX_BODY_BYTES = 64 * 1024   # a request of this app is a name and two numbers: well under 1 KB
 DISCARD_BYTES = 16 << 20     # a bigger body is cut off mid-upload (the client sees the connection close)
 _refused: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rtm_refused", default=None)
+API_CALL = re.compile(r"^/gradio_api/(?:run|call)/([A-Za-z0-9_]{1,64})/?$")
+log = logging.getLogger("rtm_explorer")
 
 
 def mark_refused() -> None:
@@ -37,16 +42,18 @@ class RequestGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._discard(receive)
             return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
-        received = 0
-
-        async def capped_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge()
-            return message
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            # Read the whole body first (at most max_body_bytes): a chunked upload that goes over
+            # gets the same 413 as a declared one, and the API call can be checked before Gradio.
+            body = await self._read_body(receive)
+            if body is None:
+                await self._discard(receive)
+                return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
+            problem = wrong_arity(scope, body)
+            if problem:
+                log.warning("refused %s: %s", scope["path"][:80], problem)
+                return await self._reject(send, 422, problem)
+            receive = replay(body, receive)
 
         flags: dict = {}
         token = _refused.set(flags)
@@ -57,11 +64,24 @@ class RequestGuard:
             await send(message)
 
         try:
-            await self.app(scope, capped_receive, status_send)
-        except BodyTooLarge:
-            await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
+            await self.app(scope, receive, status_send)
         finally:
             _refused.reset(token)
+
+    async def _read_body(self, receive) -> bytes | None:
+        """The request body, or None once it passes max_body_bytes."""
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
 
     @staticmethod
     async def _discard(receive, limit: int = DISCARD_BYTES) -> None:
@@ -82,8 +102,39 @@ class RequestGuard:
         await send({"type": "http.response.body", "body": body})
 
 
-class BodyTooLarge(Exception):
-    pass
+def replay(body: bytes, receive):
+    """A receive() that hands the app the body already read, then listens for a disconnect."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replayed
+
+
+def wrong_arity(scope, body: bytes) -> str | None:
+    """For POST /gradio_api/run/NAME or /call/NAME: why the body is not {"data": [one value per
+    input]} (Gradio answers that with a 500 and a traceback that copies the input into the log);
+    None when it is, or for any other route."""
+    match = API_CALL.match(scope.get("path", ""))
+    app = scope.get("app")
+    if not match or app is None or not hasattr(app, "get_blocks"):
+        return None
+    fn = next((f for f in app.get_blocks().fns.values() if f.api_name == match.group(1)), None)
+    if fn is None:
+        return None                                   # Gradio's own 404
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return 'the body must be a JSON object {"data": [...]}'
+    expected = len(fn.inputs)
+    if not isinstance(data, list) or len(data) != expected:
+        got = f"{len(data)} values" if isinstance(data, list) else f"a {type(data).__name__}"
+        return f'"{fn.api_name}" takes {expected} inputs ("data": a list of {expected} values), got {got}'
+    return None
 
 
 MIDDLEWARE = [Middleware(RequestGuard)]

@@ -82,6 +82,34 @@ def test_huge_bodies_and_names_are_capped_before_anything_reads_them(server, cap
     assert all(len(r.getMessage()) < 500 for r in caplog.records)
 
 
+@pytest.mark.parametrize("route", ["run", "call"])
+def test_a_call_with_the_wrong_number_of_inputs_is_a_422_with_one_short_log_line(server, caplog, route):
+    url = server + f"gradio_api/{route}/trajectory"
+    with caplog.at_level(logging.INFO):
+        status, body = _post(url, json.dumps({"data": ["x" * 60_000]}).encode())
+    assert status == 422 and body["error"].startswith('"trajectory" takes 3 inputs') and "got 1 values" in body["error"]
+    assert all(len(r.getMessage()) < 300 and r.exc_info is None for r in caplog.records)
+    assert sum(r.name == "rtm_explorer" for r in caplog.records) == 1
+    for bad in (b"[1, 2]", b"not json", json.dumps({"data": {"seed": 1}}).encode()):
+        assert _post(url, bad)[0] == 422
+    status, _ = _post(url, json.dumps({"data": ["tiny-rtm", 4, 3]}).encode())
+    assert status == 200                                               # and the server still serves
+
+
+def test_a_chunked_upload_over_the_cap_is_a_413_like_a_declared_one(server):
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(server)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    chunks = (b"x" * 65_536 for _ in range(32))                      # 2 MB, no Content-Length
+    connection.request("POST", "/gradio_api/run/trajectory", body=chunks, encode_chunked=True,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 413 and "at most" in json.loads(response.read())["error"]
+    connection.close()
+
+
 def test_gif_exports_are_pruned(tmp_path):
     for k in range(40):
         (tmp_path / f"{k}.gif").write_bytes(b"GIF89a")
