@@ -166,8 +166,38 @@ def check_weights_file(path: Path, config: ModelConfig) -> None:
                               f"the file is truncated or has extra data; save it again")
 
 
+# Where a checkpoint given by name is looked for, in this order (after the name as a path).
+CHECKPOINTS_ENV = "RTM_CHECKPOINTS"
+PROJECT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"   # the repository's shipped ones
+
+
+def find_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint folder from a path, or from a shipped checkpoint's name ("noto-faces-rtm"),
+    looked for in this order: the path as given (relative to the working directory), then
+    $RTM_CHECKPOINTS/NAME, then the project's checkpoints/NAME (beside rtm_core in a clone or
+    an editable install). So `load_checkpoint("noto-faces-rtm")` works from any directory."""
+    given = Path(name_or_path)
+    if given.is_dir():
+        return given            # a folder: what is wrong with it, if anything, read_config says
+    candidates = [given]
+    if len(given.parts) == 1 and given.name not in (".", ".."):
+        if os.environ.get(CHECKPOINTS_ENV):
+            candidates.append(Path(os.environ[CHECKPOINTS_ENV]) / given.name)
+        candidates.append(PROJECT_CHECKPOINTS / given.name)
+    for folder in candidates:
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    shipped = sorted(p.name for p in PROJECT_CHECKPOINTS.iterdir() if (p / CONFIG_FILE).is_file()) \
+        if PROJECT_CHECKPOINTS.is_dir() else []
+    raise CheckpointError(f"checkpoint {str(name_or_path)[:200]!r} does not exist: looked for {CONFIG_FILE} in "
+                          + ", ".join(str(c) for c in candidates)
+                          + (f"; give a path, or the name of one of {shipped}" if len(candidates) > 1 and shipped else ""))
+
+
 def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
-    """Rebuild the Generator saved in `folder`, in float32 and eval mode, and its meta."""
+    """Rebuild the Generator saved in `folder` (a path, or a shipped checkpoint's name: see
+    find_checkpoint), in float32 and eval mode, and its meta."""
+    folder = find_checkpoint(folder)
     config, meta = read_config(folder), read_meta(folder)
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():

@@ -169,3 +169,33 @@ def test_saving_without_an_atomic_exchange_still_works(saved, monkeypatch):
     save_checkpoint(g, folder, meta={"step": 99})
     assert load_checkpoint(folder)[1]["step"] == 99 and (folder / "eval.json").read_text() == "{}"
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_shipped_checkpoint_loads_by_name_from_any_directory(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from rtm_core.checkpoint import PROJECT_CHECKPOINTS, find_checkpoint
+
+    name = "noto-faces-rtm"
+    if not (PROJECT_CHECKPOINTS / name).is_dir():
+        pytest.skip("the shipped checkpoints are not in this checkout")
+    monkeypatch.chdir(tmp_path)
+    assert find_checkpoint(name) == PROJECT_CHECKPOINTS / name
+    # the README's snippet, run as a user would, from a directory with nothing in it
+    code = ("import rtm_core; g, meta = rtm_core.load_checkpoint('noto-faces-rtm'); "
+            "print(g.num_steps, meta['total_steps'] > 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["8", "True"]
+
+
+def test_a_name_is_looked_for_under_rtm_checkpoints_first(saved, tmp_path, monkeypatch):
+    from rtm_core.checkpoint import find_checkpoint
+
+    _, folder = saved
+    monkeypatch.setenv("RTM_CHECKPOINTS", str(folder.parent))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert find_checkpoint(folder.name) == folder.parent / folder.name
+    with pytest.raises(CheckpointError, match="checkpoint 'no-such-model' does not exist: looked for config.json in no-such-model, "):
+        find_checkpoint("no-such-model")
