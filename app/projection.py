@@ -18,12 +18,12 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import torch
-
-from rtm_core import Generator, load_checkpoint, seeds_to_z, trajectory
+if TYPE_CHECKING:
+    from rtm_core import Generator
+# torch and rtm_core are imported where they are used, so that --help answers at once.
 
 PROJECTION_FILE = "projection.npz"
 METHODS = ("umap", "pca")
@@ -75,13 +75,15 @@ def load_projection(folder: str | os.PathLike) -> Optional[Projection]:
                           mean=f["mean"].astype(np.float32), axes=f["axes"].astype(np.float32))
 
 
-def reference_cloud(generator: Generator, num_seeds: int, first_seed: int = 10_000_000,
+def reference_cloud(generator: "Generator", num_seeds: int, first_seed: int = 10_000_000,
                     batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """w at steps 0..H for seeds first_seed, first_seed+1, ...: (M, w_dim) and their steps (M,).
 
     The reference seeds start far above the seeds people type, so a user's seed 0..9,999,999
     is never part of the cloud it is compared with.
     """
+    from rtm_core import seeds_to_z, trajectory
+
     H = generator.num_steps
     ws, steps = [], []
     for start in range(0, num_seeds, batch):
@@ -119,6 +121,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seeds", type=int, default=1000, help="reference seeds (each gives H+1 points)")
     parser.add_argument("--method", choices=METHODS, default="umap")
     args = parser.parse_args(argv)
+    import torch
+
+    from rtm_core import load_checkpoint
+
     torch.manual_seed(0)
     generator, _ = load_checkpoint(args.checkpoint)
     ref_ws, ref_steps = reference_cloud(generator, args.seeds)

@@ -56,6 +56,6 @@ class PixelFeatures:
 @pytest.fixture
 def pixel_features(monkeypatch):
     """Evaluation during training uses PixelFeatures: seconds instead of a minute per evaluation."""
-    import train.evaluate
+    import train.evaluation
 
-    monkeypatch.setattr(train.evaluate, "EfficientNetLite0Features", PixelFeatures)
+    monkeypatch.setattr(train.evaluation, "EfficientNetLite0Features", PixelFeatures)

@@ -148,6 +148,27 @@ def test_help_needs_neither_torch_nor_gradio():
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+def test_every_tools_help_answers_without_torch():
+    """rtm-evaluate, rtm-prepare-data, train.ship and app.projection import torch (and the feature
+    networks) only once their flags are read: --help is a fraction of a second, not 3-5 s."""
+    code = ("import sys, contextlib, io, importlib\n"
+            "for name in ('train.evaluate', 'train.data', 'train.ship', 'app.projection'):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        importlib.import_module(name).main(['--help'])\n"
+            "print(sorted(m for m in ('torch', 'gradio', 'umap') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_usage_names_the_entry_point_it_was_run_as():
+    done = subprocess.run(["rtm-evaluate", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: rtm-evaluate ")
+    done = subprocess.run([sys.executable, "-m", "train.train", "--help"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.startswith("usage: python -m train.train ")
+
+
 def test_concurrent_clients(server):
     def one(i):
         return Client(server, verbose=False).predict("tiny-rtm", i, 3, api_name="/trajectory")["seed"]

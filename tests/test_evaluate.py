@@ -6,7 +6,8 @@ import torch
 
 from rtm_core import Generator, sample, save_checkpoint, seeds_to_z, tiny
 from rtm_core.metrics import seed_diversity
-from train import evaluate as ev
+from train import evaluation as ev
+from train.evaluate import main as evaluate_main
 from train.data import prepare_digits
 
 
@@ -63,7 +64,7 @@ def test_trajectory_statistics_on_a_hand_made_trajectory():
 def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
     root, data = setup
     monkeypatch.setattr(ev, "EfficientNetLite0Features", RecordingExtractor)
-    ev.main(["--checkpoint", str(root / "rtm"), "--compare", str(root / "mlp"), "--data", data,
+    evaluate_main(["--checkpoint", str(root / "rtm"), "--compare", str(root / "mlp"), "--data", data,
              "--steps", "1,3,4", "--num-samples", "16", "--draws", "2", "--num-real", "100", "--out", str(tmp_path)])
     metric_keys = {"kid_effnet", "precision", "recall", "density", "coverage"}
     for name, mapper in (("rtm", "rtm"), ("mlp", "mlp")):
@@ -130,7 +131,7 @@ def test_cli_errors(setup, capsys):
     root, data = setup
     for args in (["--steps", "0,2"], ["--steps", "a"], ["--num-samples", "2"], ["--num-samples", "8", "--draws", "3"]):
         with pytest.raises(SystemExit):
-            ev.main(["--checkpoint", str(root / "rtm"), "--data", data, *args])
+            evaluate_main(["--checkpoint", str(root / "rtm"), "--data", data, *args])
         assert "error:" in capsys.readouterr().err
 
 
@@ -141,7 +142,7 @@ def test_cli_with_inception_weights_reports_fid(setup, tmp_path):
     root, data = setup
     weights = tmp_path / "inception.pth"
     torch.save(FIDInceptionV3().state_dict(), weights)
-    ev.main(["--checkpoint", str(root / "rtm"), "--data", data, "--steps", "2", "--num-samples", "6",
+    evaluate_main(["--checkpoint", str(root / "rtm"), "--data", data, "--steps", "2", "--num-samples", "6",
              "--num-real", "12", "--inception", str(weights), "--out", str(tmp_path)])
     result = json.loads((root / "rtm" / "eval.json").read_text())
     assert result["fd_name"] == "fid" and "fid" in result["per_step"][0] and "standard FID" in result["features"]

@@ -442,3 +442,13 @@ def test_the_diversity_probe_sees_a_collapsed_generator(few_digits):
     images = torch.from_numpy(load_prepared(few_digits).images).permute(0, 3, 1, 2)
     probe = DiversityProbe(images, g.z_dim)(g)
     assert probe == {"w_spread": 0.0, "distinct_nearest": 1}
+
+
+def test_help_shows_the_chosen_presets_values_as_defaults(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--preset", "cpu", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 0.0005, from --preset cpu)" in text and "(default 1500, from --preset cpu)" in text
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    assert "(default 0.0002)" in " ".join(capsys.readouterr().out.split())

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Optional
 
 from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, rs_imle_fewshot, tiny
 
+from .cli import program_name
+
 MODEL_PRESETS = {"app": app_default, "tiny": tiny, "rs-imle": rs_imle_fewshot}
 REJECTIONS = ("any", "knn")             # train/imle.py:select_nearest
 OBJECTIVES = ("imle", "adversarial")
@@ -235,17 +237,21 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     argv = list(argv) if argv is not None else None
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--objective", choices=OBJECTIVES, default="imle")
-    objective = first.parse_known_args(argv)[0].objective
-    presets = PRESETS_BY_OBJECTIVE[objective]
-    parser = argparse.ArgumentParser(prog="python -m train.train",
+    first.add_argument("--preset", default=None)
+    known = first.parse_known_args(argv)[0]
+    objective, presets = known.objective, PRESETS_BY_OBJECTIVE[known.objective]
+    shown = presets.get(known.preset or "", {})   # --help shows the chosen preset's values as the defaults
+    parser = argparse.ArgumentParser(prog=program_name("rtm-train", "train.train"),
                                      description="Train an RTM (or one-pass MLP) generator with RS-IMLE or adversarially.")
     parser.add_argument("--preset", choices=sorted(presets), default=None,
-                        help=f"start from these settings (the presets of --objective {objective})")
+                        help=f"start from these settings (the presets of --objective {objective}); "
+                             f"--preset NAME --help shows its values as the defaults")
     notes = field_comments(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("mapper", "decoder"):
             continue
-        help_text = f"{notes.get(f.name, '')} (default {f.default!r})".strip()
+        default = shown.get(f.name, f.default)
+        help_text = f"{notes.get(f.name, '')} (default {default!r}{', from --preset ' + known.preset if f.name in shown else ''})".strip()
         if _flag_type(f.type) is None:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:

@@ -34,6 +34,8 @@ from PIL import Image, UnidentifiedImageError
 
 from rtm_core.atomic import write_files_atomically
 
+from .cli import program_name
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
@@ -321,7 +323,7 @@ def prepare_digits(resolution: int, out: str | os.PathLike, channels: int = 3, l
 
 
 def main(argv: Optional[Iterable[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__,
+    parser = argparse.ArgumentParser(prog=program_name("rtm-prepare-data", "train.data"), description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("folder", "noto-emoji", "fluent-emoji", "fashion-mnist", "digits"):

@@ -396,7 +396,7 @@ def train(cfg: TrainConfig) -> Path:
         run.diversity["first"] = {"step": run.step, **probe.both(run)}
         run.log({"event": "seed_diversity", "step": run.step, **run.diversity["first"]})
     if cfg.eval_every and run.info.is_main:
-        from .evaluate import TrainingEvaluation
+        from .evaluation import TrainingEvaluation
         evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples)
         if run.parent and run.step == 0:   # where this stage starts: the first point of its curve
             evaluate_now(run, evaluation, clock)

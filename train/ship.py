@@ -14,9 +14,6 @@ from typing import Optional
 
 import numpy as np
 
-from rtm_core import read_config
-from rtm_core.checkpoint import TRAINING_IMAGES_FILE
-
 from .data import load_prepared
 
 
@@ -26,6 +23,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder; training_images.npz is written into it")
     parser.add_argument("--data", required=True, help="the prepared dataset the checkpoint was trained on")
     args = parser.parse_args(argv)
+    from rtm_core.checkpoint import TRAINING_IMAGES_FILE, read_config   # torch: only once the flags are read
+
     config, data = read_config(args.checkpoint), load_prepared(args.data)
     if (data.resolution, data.channels) != (config.decoder.img_resolution, config.decoder.img_channels):
         parser.exit(2, f"error: the data is {data.resolution}px x {data.channels} channels but the model makes "
