@@ -23,5 +23,9 @@ mkdir -p "$out/checkpoints"
 for ckpt in "$root"/checkpoints/*/; do
   cp -r "$ckpt" "$out/checkpoints/"
 done
-mkdir -p "$out/docs" && cp "$root/docs/app.png" "$out/docs/"
+# Everything the README shows or links to by a relative path (pictures, docs/*.md), so that its
+# pictures and links work inside the Space too.
+grep -oE '\]\([^)#[:space:]]+' "$root/README.md" | cut -c3- | grep -vE '^[a-z]+:' | sort -u | while read -r f; do
+  if [ -f "$root/$f" ] && [ ! -e "$out/$f" ]; then mkdir -p "$out/$(dirname "$f")" && cp "$root/$f" "$out/$f"; fi
+done
 echo "Space folder ready: $out ($(du -sh "$out" | cut -f1))"

@@ -49,6 +49,29 @@ def test_space_requirements_install_cpu_torch_and_cover_the_app():
     assert "umap-learn" not in pins and "scikit-learn" not in pins   # offline tools stay out of the Space
 
 
+def test_the_space_readme_links_and_pictures_resolve_inside_the_folder(tmp_path):
+    out = tmp_path / "space"
+    subprocess.run(["bash", str(ROOT / "scripts" / "make_space.sh"), str(out)], check=True, capture_output=True)
+    readme = (out / "README.md").read_text()
+    targets = {t for t in re.findall(r"\]\(([^)#\s]+)", readme) + re.findall(r'src="([^"]+)"', readme)
+               if not re.match(r"[a-z]+:", t)}
+    assert "docs/app.png" in targets and "docs/TRAINING.md" in targets
+    missing = sorted(t for t in targets if not (out / t).is_file())
+    assert not missing, f"the Space's README points at files the Space does not have: {missing}"
+
+
+def test_push_space_stops_with_a_clear_message_without_git_lfs(tmp_path):
+    out = tmp_path / "space"
+    subprocess.run(["bash", str(ROOT / "scripts" / "make_space.sh"), str(out)], check=True, capture_output=True)
+    bare = tmp_path / "bin"                         # a PATH whose git has no lfs subcommand
+    bare.mkdir()
+    (bare / "git").symlink_to("/usr/bin/git")
+    done = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "push_space.sh"), str(out), "https://example.invalid/x"],
+                          capture_output=True, text=True, env={"PATH": str(bare), "HOME": str(tmp_path)})
+    assert done.returncode == 3 and "git-lfs is not installed" in done.stderr
+    assert not (out / ".git").exists()              # nothing was committed
+
+
 def test_make_space_builds_a_folder_whose_binaries_go_through_lfs(tmp_path):
     out = tmp_path / "space"
     subprocess.run(["bash", str(ROOT / "scripts" / "make_space.sh"), str(out)], check=True, capture_output=True)
