@@ -2,6 +2,7 @@
 
     python app.py [--host H] [--port P] [--checkpoints FOLDER] [--checkpoint NAME]
     rtm-explorer ...            # the same, once `pip install -e .` has run
+    rtm-explorer --run runs/mine [--name NAME]   # make a training run app-ready (app/prepare.py), then open it
 
 `start_in_background` runs the same app in this process (tests, benchmarks, screenshots).
 Gradio and torch are imported only after the flags are read, so --help and a wrong flag
@@ -20,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]        # the repository (or the Space
 DEFAULT_CHECKPOINTS = ROOT / "checkpoints"         # next to app.py, whatever the working directory
 
 
+def default_run_name(run: str) -> str:
+    from .prepare import default_name
+
+    return default_name(Path(run))
+
+
 def checkpoint_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
 
@@ -35,7 +42,20 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="folder of checkpoint folders (RTM_CHECKPOINTS; default: checkpoints/ next to app.py)")
     parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm"),
                         help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm)")
+    parser.add_argument("--run", default=None, help="a training run's folder (rtm-train's --out): made app-ready under "
+                        "--checkpoints with quick defaults (python -m app.prepare; minutes), then shown first")
+    parser.add_argument("--name", default=None, help="with --run: its name in the app (default: the run folder's name)")
     args = parser.parse_args(argv)
+    if args.run:
+        from .prepare import is_prepared, prepare
+
+        try:
+            folder = Path(args.checkpoints)
+            args.checkpoint = args.name or default_run_name(args.run)
+            if not is_prepared(args.run, folder / args.checkpoint):
+                prepare(args.run, args.checkpoint, folder=folder)
+        except (ValueError, FileNotFoundError) as e:
+            parser.error(str(e))
     folder = Path(args.checkpoints)
     if not folder.is_dir():
         parser.error(f"--checkpoints {str(folder)[:200]} is not a folder")

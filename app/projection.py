@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+
 if TYPE_CHECKING:
     from rtm_core import Generator
 # torch and rtm_core are imported where they are used, so that --help answers at once.

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 subset=$1 runs=${2:-runs/fewshot}
 for arm in rtm rtm-h1 mlp; do
   run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-$arm"
-  python scripts/export_checkpoint.py "$run" "$ckpt"
+  python -m train.export "$run" "$ckpt"
   python -m app.projection --checkpoint "$ckpt" --seeds 1000
   python -m train.ship --checkpoint "$ckpt" --data "data/noto-$subset-32"
   python - "$run/checkpoint/eval.json" "$ckpt/eval.json" <<'PY'

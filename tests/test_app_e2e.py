@@ -152,7 +152,7 @@ def test_every_tools_help_answers_without_torch():
     """rtm-evaluate, rtm-prepare-data, train.ship and app.projection import torch (and the feature
     networks) only once their flags are read: --help is a fraction of a second, not 3-5 s."""
     code = ("import sys, contextlib, io, importlib\n"
-            "for name in ('train.evaluate', 'train.data', 'train.ship', 'app.projection'):\n"
+            "for name in ('train.evaluate', 'train.data', 'train.ship', 'app.projection', 'app.prepare'):\n"
             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "        importlib.import_module(name).main(['--help'])\n"
             "print(sorted(m for m in ('torch', 'gradio', 'umap') if m in sys.modules))")

@@ -22,11 +22,11 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     settings = {**PRESETS["tiny"], "data": few_digits, "progress": False, "eval_every": 10, "eval_samples": 100}
     train(TrainConfig(**{**settings, "out": str(tmp_path / "stage1"), "max_steps": 20}))
     shipped1 = tmp_path / "shipped1"
-    run_script("scripts/export_checkpoint.py", str(tmp_path / "stage1"), str(shipped1))
+    run_script("-m", "train.export", str(tmp_path / "stage1"), str(shipped1))
     train(TrainConfig(**{**settings, "out": str(tmp_path / "stage2"), "max_steps": 10, "seed": 1,
                          "init_from": str(shipped1)}))
     shipped2 = tmp_path / "shipped2"
-    run_script("scripts/export_checkpoint.py", str(tmp_path / "stage2"), str(shipped2))
+    run_script("-m", "train.export", str(tmp_path / "stage2"), str(shipped2))
 
     meta = read_meta(shipped2)
     assert meta["stages"] == 2 and meta["total_steps"] == 30 and meta["init_from"] == str(shipped1)

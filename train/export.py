@@ -1,20 +1,21 @@
 """Export a training run's EMA checkpoint for shipping: float16 weights, no training state.
 
-    python scripts/export_checkpoint.py runs/fewshot/animals-rtm checkpoints/noto-faces-rtm
+    python -m train.export runs/fewshot/animals-rtm checkpoints/noto-faces-rtm
 
-Then add the app's files, the evaluation and the model card:
+`python -m train.prepare RUN` does this and the rest in one go, with quick defaults. By hand,
+add the app's files, the evaluation and the model card:
     python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
     python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
     python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 ...
     python scripts/model_card.py checkpoints/noto-faces-rtm
 """
 
+from __future__ import annotations
+
 import json
 import sys
 from pathlib import Path
-
-
-from rtm_core import load_checkpoint, save_checkpoint
+from typing import Optional
 
 
 KEEP = ("data", "data_source", "num_images", "step", "epoch", "images_seen", "wall_time_s", "threads", "world_size",
@@ -45,10 +46,10 @@ def training_curve(meta: dict, metrics: list[dict]) -> list[dict]:
     return curve
 
 
-def main() -> None:
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    run, out = Path(sys.argv[1]), Path(sys.argv[2])
+def export_run(run: Path, out: Path) -> str:
+    """run/checkpoint (EMA) -> out, float16, with the meta worth keeping; returns a summary line."""
+    from rtm_core import load_checkpoint, save_checkpoint
+
     generator, meta = load_checkpoint(run / "checkpoint")
     keep = {k: v for k, v in meta.items() if k in KEEP}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -62,7 +63,14 @@ def main() -> None:
                            "rejected_total": sum(m["rejected"] for m in rounds)}
     save_checkpoint(generator, out, meta=keep, storage_dtype="float16")
     size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
-    print(f"exported {run} (step {meta.get('step')}) to {out}: {size:.1f} MB")
+    return f"exported {run} (step {meta.get('step')}) to {out}: {size:.1f} MB"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] in ("-h", "--help"):
+        raise SystemExit(__doc__)
+    print(export_run(Path(argv[0]), Path(argv[1])))
 
 
 if __name__ == "__main__":
