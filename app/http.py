@@ -1,6 +1,8 @@
 """HTTP guards in front of Gradio: bodies are capped before anything parses them (413, also
 for chunked uploads), a call with the wrong number of inputs is refused before Gradio sees it,
-and a refused input answers 422 on the REST API instead of Gradio's blanket 500.
+and a refused input answers 422 on the REST API instead of Gradio's blanket 500. Also the
+page's static files (plotly.js, each checkpoint's map assets) under /rtm-static/, so that no
+response ever carries a server path (Gradio's /file= URLs would).
 
     launch(app_kwargs={"middleware": MIDDLEWARE})
 
@@ -14,6 +16,7 @@ import contextvars
 import json
 import logging
 import re
+from pathlib import Path
 
 from starlette.middleware import Middleware
 
@@ -22,6 +25,16 @@ DISCARD_BYTES = 16 << 20     # a bigger body is cut off mid-upload (the client s
 _refused: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rtm_refused", default=None)
 API_CALL = re.compile(r"^/gradio_api/(?:run|call)/([A-Za-z0-9_]{1,64})/?$")
 log = logging.getLogger("rtm_explorer")
+STATIC_PREFIX = "/rtm-static/"
+# route -> (folder, the file names it may serve, content type); filled by static_url()
+_static: dict[str, tuple[Path, re.Pattern, str]] = {}
+
+
+def static_url(route: str, folder: Path, names: str, content_type: str, name: str) -> str:
+    """Serve files of `folder` whose names match `names` at /rtm-static/ROUTE/NAME; returns the
+    URL of `name`. Only the route and the file name appear in the URL, never the folder."""
+    _static[route] = (Path(folder), re.compile(names), content_type)
+    return f"{STATIC_PREFIX}{route}/{name}"
 
 
 def mark_refused() -> None:
@@ -38,6 +51,8 @@ class RequestGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["path"].startswith(STATIC_PREFIX) and scope["method"] in ("GET", "HEAD"):
+            return await self._static(scope, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._discard(receive)
@@ -82,6 +97,20 @@ class RequestGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
+
+    @staticmethod
+    async def _static(scope, send) -> None:
+        route, _, name = scope["path"][len(STATIC_PREFIX):].partition("/")
+        folder, names, content_type = _static.get(route, (None, None, ""))
+        path = folder / name if folder is not None and names.fullmatch(name) else None
+        if path is None or not path.is_file():
+            return await RequestGuard._reject(send, 404, "not found")
+        body = path.read_bytes() if scope["method"] == "GET" else b""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type.encode()),
+                                (b"content-length", str(path.stat().st_size).encode()),
+                                (b"cache-control", b"public, max-age=86400")]})
+        await send({"type": "http.response.body", "body": body})
 
     @staticmethod
     async def _discard(receive, limit: int = DISCARD_BYTES) -> None:

@@ -15,8 +15,8 @@ import gradio as gr
 import plotly
 import plotly.graph_objects as go
 
-from .http import MIDDLEWARE, mark_refused
-from .service import ASSETS_DIR, UI_MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
+from .http import MIDDLEWARE, mark_refused, static_url
+from .service import UI_MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -40,12 +40,13 @@ METRICS_NOTE = """<small>Against the training set, on EfficientNet-Lite0 feature
 # One plotly.js for the whole page (the viewers and the metric curves share it), loaded by the
 # viewer after its first frame is on screen. No gr.Plot: its own bundled copy would load beside
 # it and race for window.Plotly.
-PLOTLY_URL = f"/gradio_api/file={PLOTLY_JS}"
+PLOTLY_URL = static_url("plotly", PLOTLY_JS.parent, r"plotly\.min\.js", "text/javascript", PLOTLY_JS.name)
 LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE})
 
 
 def asset_url(path: Path) -> str:
-    return f"/gradio_api/file={path}"
+    """A checkpoint's map assets (named by their content's hash), without the server's folder."""
+    return static_url("assets", path.parent, r"[0-9a-f]{24}\.json", "application/json", path.name)
 
 
 def shown_as_error(fn):
@@ -116,7 +117,6 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         raise ValueError(f"unknown checkpoint {preview(default)}; choose one of {names}")
     default_model = service.model(default)
     other = next((n for n in names if n != default), default)
-    gr.set_static_paths([PLOTLY_JS.parent, ASSETS_DIR])
 
     def payload(name, seed, steps) -> dict:
         result = service.trajectory(name, seed, steps)

@@ -31,6 +31,26 @@ def test_trajectory_endpoint_returns_frames_and_coordinates(server):
     assert compare["mapper"] == "mlp" and len(compare["frames"]) == 3
 
 
+def test_no_response_carries_a_server_path_and_the_static_files_are_served(server):
+    import tempfile
+
+    status, body = _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 42, 3]}).encode())
+    assert status == 200
+    text = json.dumps(body)
+    for folder in (tempfile.gettempdir(), str(Path(__file__).resolve().parents[1]), sys.prefix):
+        assert folder not in text, folder
+    payload = body["data"][0]
+    assert payload["plotly_url"] == "/rtm-static/plotly/plotly.min.js"
+    for url, kind in ((payload["plotly_url"], "text/javascript"), (payload["assets_url"], "application/json")):
+        with urllib.request.urlopen(server + url.lstrip("/"), timeout=30) as r:
+            assert r.status == 200 and r.headers["content-type"] == kind and len(r.read()) > 1000
+    for bad in ("rtm-static/assets/../../../etc/passwd", "rtm-static/assets/passwd", "rtm-static/nothing/x.js",
+                "rtm-static/plotly/plotly.js"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server + bad, timeout=30)
+        assert refused.value.code == 404
+
+
 def test_gif_endpoint(server):
     path = Client(server, verbose=False).predict("tiny-rtm", 1, 3, api_name="/gif")
     assert open(path, "rb").read(6) in (b"GIF89a", b"GIF87a")
