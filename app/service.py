@@ -328,9 +328,23 @@ def png_data_uri(frame: np.ndarray) -> str:
     return _data_uri(to_pil(frame))
 
 
+def label_step(image: Image.Image, step: int, steps: int) -> Image.Image:
+    """'step k/n' in the bottom-left corner, dark on a white box: readable on any emoji."""
+    from PIL import ImageDraw
+
+    draw, text = ImageDraw.Draw(image), f"step {step}/{steps}"
+    box = draw.textbbox((4, 0), text)
+    y = image.height - (box[3] - box[1]) - 8
+    draw.rectangle((2, y - 2, box[2] + 4, image.height - 2), fill="white")
+    draw.text((4, y - box[1]), text, fill=(40, 40, 40))
+    return image
+
+
 def gif_bytes(result: TrajectoryResult, size: int = 256, frame_ms: int = 100) -> bytes:
-    """The refinement as an animated GIF (each step `frame_ms`, the last held for a second)."""
-    frames = [to_pil(f).resize((size, size), Image.Resampling.NEAREST) for f in result.frames]
+    """The refinement as an animated GIF (each step `frame_ms`, the last held for a second),
+    every frame labelled with its step."""
+    frames = [label_step(to_pil(f).resize((size, size), Image.Resampling.NEAREST).convert("RGB"), k, result.num_steps)
+              for k, f in enumerate(result.frames)]
     buffer = io.BytesIO()
     durations = [frame_ms] * (len(frames) - 1) + [1000]
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)

@@ -165,8 +165,13 @@ def test_unknown_checkpoint(ckpt_root):
 
 def test_gif_export(ckpt_root):
     service = TrajectoryService(ckpt_root)
-    gif = Image.open(io.BytesIO(gif_bytes(service.trajectory("tiny-rtm", 1, 4), size=64)))
-    assert gif.format == "GIF" and gif.n_frames == 5 and gif.size == (64, 64)
+    result = service.trajectory("tiny-rtm", 1, 4)
+    gif = Image.open(io.BytesIO(gif_bytes(result, size=128)))
+    assert gif.format == "GIF" and gif.n_frames == 5 and gif.size == (128, 128)
+    # every frame carries its step in the bottom-left corner: a white box with dark text
+    plain = np.asarray(Image.fromarray(result.frames[0]).resize((128, 128), Image.Resampling.NEAREST).convert("RGB"))
+    corner = np.asarray(gif.convert("RGB"))[-16:, :40]
+    assert (corner != plain[-16:, :40]).any() and (corner.min(axis=2) < 100).any() and (corner.min(axis=2) > 230).any()
 
 
 def test_projection_round_trip_and_placement(ckpt_root, tmp_path):
