@@ -452,3 +452,35 @@ def test_help_shows_the_chosen_presets_values_as_defaults(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     assert "(default 0.0002)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ema_rampup_follows_stylegan2_ada():
+    """Half-life in images = min(that of ema_decay, ema_rampup x images seen): at the start the
+    EMA follows the model, later the configured decay holds."""
+    from train.loop import ema_decay
+
+    cfg = TrainConfig(batch_size=16, ema_decay=0.999, ema_rampup=0.05)
+    assert ema_decay(cfg, 0) < 1e-5                                   # 16 images seen: half-life 0.8 images
+    assert ema_decay(cfg, 99) == pytest.approx(0.5 ** (16 / 80))      # 1,600 images: half-life 80
+    assert ema_decay(cfg, 100_000) == pytest.approx(0.999)            # the cap: 0.999's half-life (11,082 images)
+    assert ema_decay(cfg, 0, images_before=10_000_000) == pytest.approx(0.999)   # a later stage: no ramp again
+    assert ema_decay(TrainConfig(ema_decay=0.999), 0) == 0.999         # off by default
+
+
+def test_with_the_rampup_a_short_run_s_ema_is_not_its_random_init(digits, tmp_path):
+    import copy
+
+    from rtm_core import Generator, tiny
+    from train.loop import relative_change
+
+    torch.manual_seed(0)
+    init = Generator(tiny())
+    moved = {}
+    for rampup in (0.0, 0.05):
+        folder = train(tiny_config(digits, tmp_path / f"r{rampup}", max_steps=20, ema_decay=0.999, ema_rampup=rampup))
+        ema = load_checkpoint(folder)[0]
+        raw = torch.load(folder / TRAIN_STATE_FILE, weights_only=True)["model"]
+        model = copy.deepcopy(init)
+        model.load_state_dict(raw)
+        moved[rampup] = relative_change((e, m) for e, m in zip(ema.parameters(), model.parameters()))
+    assert moved[0.05] < 0.1 * moved[0.0]       # the ramped EMA sits near the trained weights

@@ -47,8 +47,8 @@ from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
 from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
-                   epoch_order, load_data, open_run_folder, read_train_state, relative_change, update_ema,
-                   weight_change)
+                   ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state, relative_change,
+                   update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -207,7 +207,7 @@ def generator_step(run: GanRun) -> tuple[float, torch.Tensor]:
     loss = F.softplus(-judge(run, fake, "generator")).mean()     # non-saturating: maximise log D(G(z))
     value = _step(run, run.opt_G, run.G, loss, "generator")
     run.D.requires_grad_(True)
-    update_ema(run.G_ema, run.G, run.cfg.ema_decay)
+    update_ema(run.G_ema, run.G, ema_decay(run.cfg, run.step, images_before(run)))
     return value, fake.detach()
 
 

@@ -64,6 +64,9 @@ class TrainConfig:
     lr_final_scale: float = 0.1     # "cosine": the rate at max_steps, as a fraction of lr
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
+    ema_rampup: float = 0.0         # StyleGAN2-ADA's EMA ramp-up (0.05 there): the EMA's half-life in images is at most
+                                    # this x the images seen so far, so it does not keep the random init for thousands
+                                    # of steps; 0 = off (a fixed decay). An --init-from stage counts its parents' images
     max_steps: int = 10_000         # optimizer steps in total (a resumed run counts from 0)
     max_minutes: float = 0.0        # also stop after this much wall time; 0 = no limit
     # --- RS-IMLE -------------------------------------------------------------------------
@@ -108,7 +111,7 @@ class TrainConfig:
             "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "synthesis_lr_scale": self.synthesis_lr_scale > 0, "max_steps": self.max_steps >= 1,
             "force_factor": self.force_factor >= 1, "resample_every": self.resample_every >= 1,
             "eps": self.eps >= 0, "eps_nn_fraction": self.eps_nn_fraction >= 0, "search_dim": self.search_dim >= 1,
-            "ema_decay": 0 <= self.ema_decay < 1, "warmup_steps": self.warmup_steps >= 0,
+            "ema_decay": 0 <= self.ema_decay < 1, "ema_rampup": self.ema_rampup >= 0, "warmup_steps": self.warmup_steps >= 0,
             "log_every": self.log_every >= 1, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 0, "grad_clip": self.grad_clip >= 0, "pool_batch": self.pool_batch >= 1,
             "loss_perceptual": self.loss_perceptual >= 0, "loss_pixel": self.loss_pixel >= 0,

@@ -71,6 +71,22 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * warmup * (cfg.lr_final_scale + (1 - cfg.lr_final_scale) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def ema_decay(cfg: TrainConfig, step: int, images_before: int = 0) -> float:
+    """The EMA's decay at `step`: cfg.ema_decay, or with cfg.ema_rampup > 0 StyleGAN2-ADA's
+    ramp-up: the half-life (in images) of that decay, capped at ema_rampup x the images seen
+    (images_before: those of the stages an --init-from run continues)."""
+    if cfg.ema_rampup <= 0 or cfg.ema_decay == 0:
+        return cfg.ema_decay
+    half_life = cfg.batch_size * math.log(0.5) / math.log(cfg.ema_decay)
+    half_life = min(half_life, cfg.ema_rampup * (images_before + (step + 1) * cfg.batch_size))
+    return 0.5 ** (cfg.batch_size / max(half_life, 1e-8))
+
+
+def images_before(run) -> int:
+    """Images seen by the stages before this one (--init-from), for the EMA ramp-up."""
+    return sum(stage.get("images_seen") or 0 for stage in run.parent.lineage) if run.parent else 0
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -359,7 +375,7 @@ def train_step(run: Run, idx: torch.Tensor) -> dict[str, float]:
             f"Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
             f"Lower --lr or raise --warmup-steps, then continue with --resume.")
     run.opt.step()
-    update_ema(run.ema, run.model, cfg.ema_decay)
+    update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
     return {"loss": loss, **{k: v.item() for k, v in losses.items() if k != "loss"}, "grad_norm": grad_norm.item()}
 
 
