@@ -189,8 +189,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             walk_strip = gr.Gallery(label="final frames along the walk (refined for the trained H)", columns=8,
                                     height="auto", object_fit="contain")
 
-        generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory")
-        seed.submit(run, [checkpoint, seed, steps], view, api_name=False)
+        # always_last: a Generate pressed while one is pending runs once that one is done, so the
+        # last click wins (Gradio's default for a button ignores it while one is pending).
+        generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory", trigger_mode="always_last")
+        seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last")
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)
         checkpoint.change(on_checkpoint, checkpoint, [steps, curves, card], api_name=False).then(

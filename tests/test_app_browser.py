@@ -107,6 +107,27 @@ def test_scrub_play_and_the_marker_follows_without_server_requests(loaded):
     page.screenshot(path=str(SCREENSHOT_DIR / "app.png"), full_page=True)
 
 
+def test_the_last_generate_wins(loaded):
+    """A second Generate 150 ms after a slow first one (64 steps) is not dropped: the viewer
+    ends on the second seed and its step count."""
+    page = loaded["page"]
+    seed_box, steps_box = page.locator("#rtm-seed input"), page.locator("#rtm-steps input")
+    button = page.get_by_role("button", name="Generate")
+    seed_box.fill("5001")
+    steps_box.fill("64")
+    button.click()
+    page.wait_for_timeout(150)
+    seed_box.fill("5002")
+    steps_box.fill("2")
+    button.click()
+    page.wait_for_function("""() => {
+        const root = document.querySelector('#rtm-viewer .rtm-root');
+        return root.dataset.seed === '5002' && root.dataset.step === '2';
+    }""", timeout=30_000)
+    page.wait_for_timeout(1500)                      # nothing older arrives afterwards
+    assert page.get_attribute("#rtm-viewer .rtm-root", "data-seed") == "5002"
+
+
 def test_hostile_labels_render_as_text(loaded):
     page = loaded["page"]
     page.wait_for_selector("#rtm-viewer .rtm-nearest figcaption")
