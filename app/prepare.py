@@ -112,16 +112,10 @@ def evaluate(out: Path, data: str, settings: dict, full: bool) -> str:
 
 
 def make_map(out: Path, settings: dict) -> str:
-    import torch
+    from .projection import make_projection
 
-    from app.projection import fit_pca, fit_umap, reference_cloud
-    from rtm_core import load_checkpoint
-
-    torch.manual_seed(0)
-    generator, _ = load_checkpoint(out)
-    ref_ws, ref_steps = reference_cloud(generator, settings["map_seeds"])
-    projection = fit_umap(ref_ws, ref_steps) if settings["map"] == "umap" else fit_pca(ref_ws, ref_steps)
-    return f"wrote {projection.save(out)}"
+    path, points = make_projection(out, settings["map_seeds"], settings["map"])
+    return f"wrote {path} ({points} reference points)"
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -115,6 +115,20 @@ def fit_umap(ref_ws: np.ndarray, ref_steps: np.ndarray, seed: int = 0) -> Projec
                       mean=np.zeros(w_dim, np.float32), axes=np.zeros((2, w_dim), np.float32))
 
 
+def make_projection(folder: str | os.PathLike, seeds: int, method: str) -> tuple[Path, int]:
+    """Fit the map of a checkpoint folder on `seeds` reference seeds and save projection.npz
+    into it; returns (its path, the number of reference points)."""
+    import torch
+
+    from rtm_core import load_checkpoint
+
+    torch.manual_seed(0)
+    generator, _ = load_checkpoint(folder)
+    ref_ws, ref_steps = reference_cloud(generator, seeds)
+    projection = fit_umap(ref_ws, ref_steps) if method == "umap" else fit_pca(ref_ws, ref_steps)
+    return projection.save(folder), len(ref_ws)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.projection", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,16 +136,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seeds", type=int, default=1000, help="reference seeds (each gives H+1 points)")
     parser.add_argument("--method", choices=METHODS, default="umap")
     args = parser.parse_args(argv)
-    import torch
-
-    from rtm_core import load_checkpoint
-
-    torch.manual_seed(0)
-    generator, _ = load_checkpoint(args.checkpoint)
-    ref_ws, ref_steps = reference_cloud(generator, args.seeds)
-    projection = fit_umap(ref_ws, ref_steps) if args.method == "umap" else fit_pca(ref_ws, ref_steps)
-    path = projection.save(args.checkpoint)
-    print(f"wrote {path}: {len(ref_ws)} reference points ({args.seeds} seeds x {generator.num_steps + 1} steps), "
+    path, points = make_projection(args.checkpoint, args.seeds, args.method)
+    print(f"wrote {path}: {points} reference points ({args.seeds} seeds x {points // args.seeds} steps), "
           f"{args.method.upper()}, {path.stat().st_size / 1e6:.1f} MB")
 
 

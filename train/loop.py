@@ -302,8 +302,7 @@ def budget_meta(run) -> dict:
     lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
     images_seen = run.step * run.cfg.batch_size
     meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": run.step / run.steps_per_epoch,
-            "images_seen": images_seen,
-            "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
+            "images_seen": images_seen, "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
             "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
     if run.parent:
         meta.update(run.parent.meta(run.step, images_seen, run.wall_time_s))
