@@ -13,7 +13,7 @@
     (Noto Color Emoji's count) at force_factor x N.
 (c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps and lazy R1):
     RTM vs StyleGAN2's mapping network.
-(d) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
+(e) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
     per optimizer step and pool samples/s of RTM (cpu preset, batch 16) and of RS-IMLE's own
     arm (--preset rs-imle: its 29 M-parameter generator, batch 4), and what a 4,000-step run
     of each costs in wall time on 103 images (steps + re-selection rounds).
@@ -195,7 +195,7 @@ def pool_costs(args, device) -> dict:
 
 
 def experiment_arms(args, device) -> dict:
-    """(d) per arm: s/step at its batch, pool samples/s, and the wall time of a 4,000-step run."""
+    """(e) per arm: s/step at its batch, pool samples/s, and the wall time of a 4,000-step run."""
     N, steps_planned, results = 103, 4000, {}
     project = RandomProjection(3 * 32 * 32, 800, seed=0, device=device)
     arms = {"rtm_cpu_preset": dict(PRESETS["cpu"]),
@@ -214,14 +214,15 @@ def experiment_arms(args, device) -> dict:
         results[arm] = {"batch": cfg.batch_size, "s_per_step": s_per_step, "pool_samples_per_s": samples_per_s,
                         "pool": pool, "rounds_in_4000_steps": rounds, "minutes_for_4000_steps": minutes,
                         "parameters": Generator(config).parameter_counts()["total"]}
-        print(f"  (d) {arm}: {s_per_step:.2f} s per step of batch {cfg.batch_size}; pool {samples_per_s:.1f} samples/s "
+        print(f"  (e) {arm}: {s_per_step:.2f} s per step of batch {cfg.batch_size}; pool {samples_per_s:.1f} samples/s "
               f"({pool} per round, {rounds} rounds) -> a 4,000-step run takes ~{minutes:.0f} min")
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="a,b,c,d", help="which of (a)-(d) to run, e.g. 'c,d'")
+    parser.add_argument("--sections", default="a,b,c,e", help="which of (a), (b), (c), (e) to run, e.g. 'c,e' "
+                        "((d) in docs/BENCHMARKS.md was measured with whole training runs)")
     parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a), (c)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds the arms take turns in (a), (c); the median counts")
@@ -240,7 +241,7 @@ def main() -> None:
         results["pool"] = pool_costs(args, device)
     if "c" in sections:
         results["adversarial"] = adversarial_rates(args.steps, args.rounds)
-    if "d" in sections:
+    if "e" in sections:
         results["experiment_arms"] = experiment_arms(args, device)
     write_results(results, args.out)
 
