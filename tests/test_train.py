@@ -406,12 +406,12 @@ def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
     assert read_meta(tmp_path / "run1" / "checkpoint")["weight_change"]["mapping"] > 3e-4   # and it did train (3 steps in warmup)
 
 
-ARMS = {"rtm": {}, "recursion-off": {"mapper": {"num_steps": 1}}, "mlp": {"mapper": {"kind": "mlp"}},
+EXPERIMENT_ARMS = {"rtm": {}, "recursion-off": {"mapper": {"num_steps": 1}}, "mlp": {"mapper": {"kind": "mlp"}},
         "rs-imle": {"mapper": {"kind": "mlp", "mlp_init": "torch"}, "decoder": {"kind": "imle"}, "rejection": "knn",
                     "pool_multiple": 1024, "adam_beta2": 0.9, "weight_decay": 0.01, "grad_clip": 0.0}}
 
 
-@pytest.mark.parametrize("arm", sorted(ARMS))
+@pytest.mark.parametrize("arm", sorted(EXPERIMENT_ARMS))
 def test_no_arm_collapses_in_a_short_run(arm, few_digits, tmp_path):
     """Every arm of the experiment, tiny, 60 steps on 120 digits: the seed diversity logged at
     every interval must show seeds 0-99 landing on at least 6 different training images.
@@ -420,7 +420,7 @@ def test_no_arm_collapses_in_a_short_run(arm, few_digits, tmp_path):
     runs the arms reach 8-22 (RTM 20, H = 1 15, MLP 16, RS-IMLE-like 8; the ceiling for 100
     uniform draws from 120 images is 69), so 6 fails only an arm that collapsed to a few modes."""
     out = tmp_path / arm
-    train(tiny_config(few_digits, out, max_steps=60, log_every=20, **ARMS[arm]))
+    train(tiny_config(few_digits, out, max_steps=60, log_every=20, **EXPERIMENT_ARMS[arm]))
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     first = [l for l in lines if l.get("event") == "seed_diversity"]
     probes = [l["seed_diversity"] for l in lines if "seed_diversity" in l]
