@@ -155,29 +155,31 @@ def test_app_cli_names_the_valid_checkpoints_from_any_folder(tmp_path):
     assert helped.returncode == 0 and "--checkpoints" in helped.stdout and "folder of checkpoint folders" in helped.stdout
 
 
-def test_help_needs_neither_torch_nor_gradio():
-    """--help answers before the heavy imports (app.launcher and train.train read their flags first)."""
-    code = ("import sys, contextlib, io\n"
-            "from app.launcher import parse_args\nfrom train.train import parse_args as train_args\n"
-            "for parse in (parse_args, train_args):\n"
+def heavy_imports_after_help(setup: str, heavy: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """In a fresh interpreter: run `setup` (which defines `helps`, callables taking argv), call each
+    with ['--help'], and print which of the `heavy` modules got imported."""
+    code = ("import sys, contextlib, io\n" + setup +
+            "for parse in helps:\n"
             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "        parse(['--help'])\n"
-            "print(sorted(m for m in ('torch', 'gradio', 'numpy') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
+
+
+def test_help_needs_neither_torch_nor_gradio():
+    """--help answers before the heavy imports (app.launcher and train.train read their flags first)."""
+    done = heavy_imports_after_help("from app.launcher import parse_args\nfrom train.train import parse_args as train_args\n"
+                                    "helps = (parse_args, train_args)\n", ("torch", "gradio", "numpy"))
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_every_tools_help_answers_without_torch():
     """rtm-evaluate, rtm-prepare-data, train.ship and app.projection import torch (and the feature
     networks) only once their flags are read: --help is a fraction of a second, not 3-5 s."""
-    code = ("import sys, contextlib, io, importlib\n"
-            "for name in ('train.evaluate', 'train.data', 'train.ship', 'app.projection', 'app.prepare'):\n"
-            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-            "        importlib.import_module(name).main(['--help'])\n"
-            "print(sorted(m for m in ('torch', 'gradio', 'umap') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = heavy_imports_after_help("import importlib\nhelps = [importlib.import_module(name).main for name in "
+                                    "('train.evaluate', 'train.data', 'train.ship', 'app.projection', 'app.prepare')]\n",
+                                    ("torch", "gradio", "umap"))
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
