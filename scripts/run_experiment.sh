@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The few-shot IMLE experiment of docs/EXPERIMENTS.md, arms that their authors would sign:
+#   rs-imle    RS-IMLE as its code builds and trains it (--preset rs-imle: its decoder, mapper,
+#              optimiser, EMA, pool and rejection rule; batch 4), plus StyleGAN2-ADA's EMA
+#              ramp-up: at decay 0.9999 a 4,000-step EMA would still be 67 % initial weights
 #   rtm        RTM (H = 8, L = 2), the app's model (cpu preset)      training seeds 0 and 1
 #   rtm-h1     the same mapper with the recursion off (H = 1)        training seeds 0 and 1
 #   mlp        the one-pass MLP with RTM's decoder (the mapper's effect alone)
-#   rs-imle    RS-IMLE as its code builds and trains it (--preset rs-imle: its decoder, mapper,
-#              optimiser, EMA, pool and rejection rule; batch 4)
+# Both RTM arms start z_H at the input injection (--mapper.state-init input), so that at
+# initialisation H = 1 and H = 8 have the same w seed-spread (0.99 and 0.99; with the fixed
+# start they are 0.40 and 0.98): the recursion-off arm does not start handicapped.
 # Same data, loss family (perceptual + pixel, at 32 px) and optimizer steps (STEPS, 4,000) in
 # every arm. The budget is steps, never minutes: --max-minutes 0, and experiment_report.py
-# refuses an arm that stopped short. PARALLEL runs at a time (2), one thread each.
+# refuses an arm that stopped short. PARALLEL runs at a time (2), one thread each, the longest
+# first. Stopped part-way (a session ends), run it again: finished arms are skipped and the
+# others continue from their last checkpoint (--resume, exact).
 #   bash scripts/run_experiment.sh [runs/fewshot]          SUBSETS="faces animals fluent-faces" to add subsets
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +28,28 @@ prepare() {  # subset -> its data folder, prepared once
               echo "data/noto-$1-32" ;;
   esac
 }
+steps_done() {  # run folder -> the step of its last checkpoint (0 if none)
+  python -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$1/checkpoint/meta.json" 2>/dev/null || echo 0
+}
 launch() {  # name, data, flags...
   local name=$1 data=$2; shift 2
-  local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 --eval-every 500 $*"
+  local done_steps; done_steps=$(steps_done "$OUT/$name")
+  if [ "$done_steps" -ge "$STEPS" ]; then echo "$name: done ($done_steps steps)"; return; fi
+  local resume=""; [ -f "$OUT/$name/checkpoint/train_state.pt" ] && resume="--resume"
+  local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 --eval-every 500 $* $resume"
+  echo "$name: from step $done_steps"
   echo "OMP_NUM_THREADS=1 $cmd" >> "$OUT/commands.txt"
-  OMP_NUM_THREADS=1 nohup $cmd > "$OUT/$name.log" 2>&1 &
+  OMP_NUM_THREADS=1 nohup $cmd >> "$OUT/$name.log" 2>&1 &
   while [ "$(jobs -rp | wc -l)" -ge "${PARALLEL:-2}" ]; do sleep 10; done
 }
-: > "$OUT/commands.txt"
 for subset in ${SUBSETS:-faces}; do
   data=$(prepare "$subset")
+  launch "$subset-rs-imle" "$data" --preset rs-imle --perceptual-size 32 --ema-rampup 0.05
   for seed in 0 1; do
-    launch "$subset-rtm-s$seed" "$data" --preset cpu --seed "$seed"
-    launch "$subset-rtm-h1-s$seed" "$data" --preset cpu --seed "$seed" --mapper.num-steps 1
+    launch "$subset-rtm-s$seed" "$data" --preset cpu --seed "$seed" --mapper.state-init input
+    launch "$subset-rtm-h1-s$seed" "$data" --preset cpu --seed "$seed" --mapper.state-init input --mapper.num-steps 1
   done
   launch "$subset-mlp" "$data" --preset cpu --mapper.kind mlp
-  launch "$subset-rs-imle" "$data" --preset rs-imle --perceptual-size 32
 done
 wait
 echo "done: logs in $OUT/*.log, commands in $OUT/commands.txt; next: bash scripts/evaluate_experiment.sh $OUT"
