@@ -15,6 +15,7 @@ to PCA of a small reference cloud computed at start-up.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,18 @@ class Projection:
     axes: np.ndarray         # (2, w_dim) PCA only: the two principal axes
     k: int = 8
 
+    @functools.cached_property
+    def _ref_sq(self) -> np.ndarray:
+        """|ref_w|^2, computed once: every trajectory is placed against the same cloud."""
+        return (self.ref_ws * self.ref_ws).sum(1)
+
     def place(self, ws: np.ndarray) -> np.ndarray:
         """(S, w_dim) -> (S, 2)."""
         ws = np.asarray(ws, dtype=np.float32)
         if self.method == "pca":
             return (ws - self.mean) @ self.axes.T
-        d = np.sqrt(np.maximum(_sq_dists(ws, self.ref_ws), 0.0))        # (S, M)
+        d2 = (ws * ws).sum(1)[:, None] + self._ref_sq[None, :] - 2.0 * ws @ self.ref_ws.T
+        d = np.sqrt(np.maximum(d2, 0.0))                                 # (S, M)
         k = min(self.k, len(self.ref_ws))
         nearest = np.argpartition(d, k - 1, axis=1)[:, :k]              # (S, k)
         nd = np.take_along_axis(d, nearest, axis=1)
@@ -59,10 +66,6 @@ class Projection:
                             ref_xy=self.ref_xy, ref_steps=self.ref_steps.astype(np.int16), mean=self.mean,
                             axes=self.axes)
         return path
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
 
 
 def load_projection(folder: str | os.PathLike) -> Optional[Projection]:

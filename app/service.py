@@ -17,6 +17,7 @@ import json
 import math
 import tempfile
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,8 +28,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rtm_core import Generator, load_checkpoint, read_config, seed_to_z, seeds_to_z, to_pil, to_uint8, trajectory
+from rtm_core import Generator, load_checkpoint, read_config, seeds_to_z, to_pil, to_uint8, trajectory
+from rtm_core.interventions import KINDS as INTERVENTION_KINDS
+from rtm_core.interventions import Intervention, TokenIntervention
+from rtm_core.sampling import Trajectory
 
+from .batching import MicroBatcher
 from .nearest import TrainingImages, load_training_images
 from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, reference_cloud
 
@@ -39,8 +44,14 @@ MAX_NUMBER_CHARS = 32    # a seed or step count sent as text
 MAX_EVAL_BYTES = 4 << 20           # eval.json is ~15 KB
 MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few MB
 WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
+CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
+GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
+GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
+MIN_MAPPER_ROWS, MIN_DECODER_ROWS, DECODE_BATCH = 4, 16, 64   # see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
+GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid view's sprites, served likewise
+GRID_KEEP, GRID_MAX_AGE_S = 256, 3600
 
 
 def preview(value: Any, limit: int = 40) -> str:
@@ -77,6 +88,7 @@ class TrajectoryResult:
     displacement: np.ndarray      # (S,): ||w_h - w_{h-1}|| for h = 1..S
     token_change: Optional[np.ndarray]  # (S, T): ||z_H,t after h - before h|| per token; None for an MLP
     pixel_change: np.ndarray      # (S, R, R): mean |frame_h - frame_{h-1}| over channels, 0..255
+    tokens: Optional[np.ndarray] = None  # (S+1, T, d): z_H after every step (a swap's donor); None for an MLP
 
     @property
     def num_steps(self) -> int:
@@ -110,6 +122,54 @@ def parse_steps(steps: Any) -> int:
     return _whole_number(steps, "steps", 1, MAX_STEPS)
 
 
+def parse_seeds(seeds: Any) -> list[int]:
+    """A list of seeds (the grid view): 1 to 64 of them, each checked like one seed."""
+    if not isinstance(seeds, (list, tuple)):
+        raise ValueError(f"seeds must be a list of whole numbers, got {type(seeds).__name__}")
+    low, high = GRID_SEEDS
+    if not low <= len(seeds) <= high:
+        raise ValueError(f"between {low} and {high} seeds at once, got {len(seeds):,}")
+    return [parse_seed(s) for s in seeds]
+
+
+def grid_seeds(first: Any, count: Any) -> list[int]:
+    """`count` consecutive seeds from `first` (the grid view)."""
+    first, count = parse_seed(first), _whole_number(count, "number of seeds", *GRID_SEEDS)
+    if first + count - 1 > UI_MAX_SEED:
+        raise ValueError(f"the grid's last seed would be {first + count - 1}, past {UI_MAX_SEED}; start lower")
+    return list(range(first, first + count))
+
+
+def describe_intervention(kind: str, token: int, step: int, donor_seed: Optional[int] = None) -> str:
+    if kind == "swap":
+        return f"token {token} swapped with seed {donor_seed}'s at step {step}"
+    return f"token {token} {'frozen' if kind == 'freeze' else 'knocked out'} from step {step}"
+
+
+def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
+                       intervene: Optional[Intervention] = None) -> Trajectory:
+    """trajectory(), computed so that a seed gives the same bits alone or in any batch.
+
+    CPU kernels choose their blocking by the number of rows, and the rounding of the last
+    bits follows: here the mapper agrees with itself from 4 rows on and the decoder from 16
+    images on (measured; tests/test_app_service.py checks it on the machine that runs it). So
+    the mapper gets at least MIN_MAPPER_ROWS rows and every decoder call at least
+    MIN_DECODER_ROWS images, padded with copies whose results are dropped."""
+    rows = len(z)
+    with torch.inference_mode():
+        tr = trajectory(generator, _pad_rows(z, MIN_MAPPER_ROWS), steps, decode=False, tokens=True,
+                        intervene=intervene)
+        ws = tr.ws[:, :rows]                                                   # (S+1, B, w_dim)
+        images = torch.cat([generator.synthesize(_pad_rows(chunk, MIN_DECODER_ROWS))[:len(chunk)]
+                            for chunk in ws.flatten(0, 1).split(DECODE_BATCH)])
+    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]),
+                      tokens=tr.tokens[:, :rows] if tr.tokens is not None else None)
+
+
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    return x if len(x) >= rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
+
+
 def _read_eval(path: Path) -> Optional[dict]:
     if not path.is_file():
         return None
@@ -135,7 +195,7 @@ def _side_file(folder: Path, name: str, load, warnings: list[str], what: str):
 
 
 class TrajectoryService:
-    def __init__(self, root: str | Path = "checkpoints", cache_size: int = 64):
+    def __init__(self, root: str | Path = "checkpoints", cache_size: int = 128, max_batch: int = 32):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"checkpoint folder {self.root} does not exist")
@@ -144,6 +204,8 @@ class TrajectoryService:
         self._cache: OrderedDict[tuple, TrajectoryResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()   # guards the dicts above; never held while reading a file
+        # New seeds asked for at the same time (checkpoint, steps) share one forward pass.
+        self.batcher = MicroBatcher(lambda key, seeds: self._compute(self._models[key[0]], seeds, key[1]), max_batch)
 
     def names(self) -> list[str]:
         """Checkpoint folders directly under root (those with a config.json)."""
@@ -193,30 +255,85 @@ class TrajectoryService:
                            training_images=training_images, assets_file=write_assets(projection, training_images),
                            warnings=warnings)
 
+    def _steps(self, model: LoadedModel, steps: Any) -> int:
+        return model.trained_steps if steps is None else parse_steps(steps)
+
     def trajectory(self, name: Any, seed: Any, steps: Any = None) -> TrajectoryResult:
+        """One seed's trajectory: from the cache, or computed together with whatever other new
+        seeds are being asked for at the same moment (the micro-batcher)."""
         model = self.model(name)
-        seed = parse_seed(seed)
-        steps = model.trained_steps if steps is None else parse_steps(steps)
-        key = (model.name, seed, steps)
+        seed, steps = parse_seed(seed), self._steps(model, steps)
+        return self._cached((model.name, seed, steps)) or self._remember(self.batcher((model.name, steps), seed))
+
+    def trajectories(self, name: Any, seeds: Any, steps: Any = None) -> list[TrajectoryResult]:
+        """Many seeds' trajectories (the grid view), the new ones in one batched call."""
+        model = self.model(name)
+        seeds, steps = parse_seeds(seeds), self._steps(model, steps)
+        if len(seeds) * (steps + 1) > GRID_MAX_FRAMES:
+            raise ValueError(f"{len(seeds)} seeds x {steps + 1} frames is more than {GRID_MAX_FRAMES:,} frames at once; "
+                             f"show fewer seeds or fewer steps (at {steps} steps: at most "
+                             f"{GRID_MAX_FRAMES // (steps + 1)} seeds)")
+        found = {s: self._cached((model.name, s, steps)) for s in seeds}
+        new = [s for s in seeds if found[s] is None]
+        if new:
+            found.update({r.seed: self._remember(r) for r in self._compute(model, new, steps)})
+        return [found[s] for s in seeds]
+
+    def intervene(self, name: Any, seed: Any, steps: Any, kind: Any, token: Any, step: Any,
+                  donor_seed: Any = None) -> tuple[TrajectoryResult, TrajectoryResult, str]:
+        """The seed's trajectory, the same refinement with one token of z_H frozen, knocked out
+        or swapped with another seed's (rtm_core.interventions) from `step` on, and what was done
+        in words."""
+        model = self.model(name)
+        if model.generator.config.mapper.kind != "rtm":
+            raise ValueError("interventions need RTM's latent tokens; this checkpoint's mapper is a one-pass MLP. "
+                             "Choose an RTM checkpoint")
+        original = self.trajectory(model.name, seed, steps)
+        kind = kind[:MAX_NAME_CHARS] if isinstance(kind, str) else kind
+        if kind not in INTERVENTION_KINDS:
+            raise ValueError(f"intervention must be one of {list(INTERVENTION_KINDS)}, got {preview(kind)}")
+        token = _whole_number(token, "token", 0, model.generator.config.mapper.num_tokens - 1)
+        step = _whole_number(step, "intervention step", 0, original.num_steps)
+        donor, donor_seed = None, (parse_seed(donor_seed) if kind == "swap" else None)
+        if kind == "swap":
+            donor = torch.from_numpy(self.trajectory(model.name, donor_seed, original.num_steps).tokens[step])
+        [changed] = self._compute(model, [original.seed], original.num_steps, TokenIntervention(kind, token, step, donor))
+        return original, changed, describe_intervention(kind, token, step, donor_seed)
+
+    def _cached(self, key: tuple) -> Optional[TrajectoryResult]:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        z = seed_to_z(seed, model.generator.z_dim)[None]
-        with torch.inference_mode():
-            tr = trajectory(model.generator, z, steps, tokens=True)
-        ws, frames = tr.ws[:, 0].numpy(), to_uint8(tr.images[:, 0])      # (S+1, w_dim), (S+1, R, R, C)
-        tokens = tr.tokens[:, 0] if tr.tokens is not None else None      # (S+1, T, d)
-        result = TrajectoryResult(
-            checkpoint=model.name, seed=seed, frames=frames, ws=ws, xy=model.projection.place(ws),
-            displacement=np.linalg.norm(np.diff(ws, axis=0), axis=1),
-            token_change=(tokens[1:] - tokens[:-1]).norm(dim=-1).numpy() if tokens is not None else None,
-            pixel_change=np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=-1))
+        return None
+
+    def _remember(self, result: TrajectoryResult) -> TrajectoryResult:
         with self._lock:
-            self._cache[key] = result
+            self._cache[(result.checkpoint, result.seed, result.num_steps)] = result
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
+
+    def _compute(self, model: LoadedModel, seeds: list[int], steps: int,
+                 intervene: Optional[Intervention] = None) -> list[TrajectoryResult]:
+        """Trajectories of `seeds` (already checked) in one forward pass, in their order."""
+        unique = list(dict.fromkeys(seeds))
+        tr = batched_trajectory(model.generator, seeds_to_z(unique, model.generator.z_dim), steps, intervene)
+        xy = model.projection.place(tr.ws.transpose(0, 1).flatten(0, 1).numpy())  # every path in one call
+        xy = xy.reshape(len(unique), steps + 1, 2)
+        results = {seed: self._result(model, seed, tr, i, xy[i]) for i, seed in enumerate(unique)}
+        return [results[s] for s in seeds]
+
+    @staticmethod
+    def _result(model: LoadedModel, seed: int, tr: Trajectory, i: int, xy: np.ndarray) -> TrajectoryResult:
+        ws, frames = tr.ws[:, i].numpy(), to_uint8(tr.images[:, i])      # (S+1, w_dim), (S+1, R, R, C)
+        tokens = tr.tokens[:, i] if tr.tokens is not None else None      # (S+1, T, d)
+        return TrajectoryResult(
+            checkpoint=model.name, seed=seed, frames=frames, ws=ws, xy=xy,
+            displacement=np.linalg.norm(np.diff(ws, axis=0), axis=1),
+            token_change=(tokens[1:] - tokens[:-1]).norm(dim=-1).numpy() if tokens is not None else None,
+            pixel_change=np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=-1).astype(np.float32),
+            tokens=tokens.numpy() if tokens is not None else None)
 
     def payload(self, result: TrajectoryResult) -> dict:
         """Everything the browser needs to scrub without asking the server again. What is the
@@ -225,6 +342,7 @@ class TrajectoryService:
         model = self.model(result.checkpoint)
         peak = float(result.pixel_change.max()) if result.num_steps else 0.0
         return {
+            "title": f"{result.checkpoint} · seed {result.seed} · {result.num_steps} steps",
             "checkpoint": result.checkpoint, "seed": result.seed, "num_steps": result.num_steps,
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
             "frames": [png_data_uri(f) for f in result.frames],
@@ -235,6 +353,36 @@ class TrajectoryService:
             "reference_method": model.projection.method.upper(),
             "nearest": self.nearest(model, result.frames[-1]),
         }
+
+    def intervention_payload(self, original: TrajectoryResult, changed: TrajectoryResult, what: str) -> dict:
+        """The intervened trajectory's payload, with where its frames differ from the original's
+        at the same step (any channel by more than CHANGED_LEVELS of 255) as a red mask strip."""
+        differs = np.abs(changed.frames.astype(np.int16) - original.frames.astype(np.int16)).max(axis=-1) > CHANGED_LEVELS
+        return {**self.payload(changed), "title": f"{changed.checkpoint} · seed {changed.seed} · {what}",
+                "intervention": what, "changed_mask": mask_strip(differs),
+                "changed_fraction": [round(float(d.mean()), 4) for d in differs]}
+
+    def grid_payload(self, results: list[TrajectoryResult]) -> tuple[dict, Path]:
+        """Many seeds under one slider: every frame in one lossless WebP sprite (a row per step,
+        a column per seed; a file the page fetches, ~215 KB for 16 seeds at H = 8, a third more
+        as base64 in the JSON), each seed's path on the map, and each final frame's nearest
+        training image (how many distinct ones: how diverse the grid's final frames are)."""
+        model = self.model(results[0].checkpoint)
+        frames = np.stack([r.frames for r in results], axis=1)                # (S+1, N, R, R, C)
+        sprite = frames.transpose(0, 2, 1, 3, 4).reshape(frames.shape[0] * frames.shape[2], -1, frames.shape[-1])
+        buffer = io.BytesIO()
+        to_pil(sprite).save(buffer, format="WEBP", lossless=True, quality=50, method=3)  # 0.3 s; method 6: 30 s
+        prune(GRID_DIR, "*.webp", GRID_KEEP, GRID_MAX_AGE_S)
+        sprite_file = write_by_hash(GRID_DIR, buffer.getvalue(), ".webp")
+        nearest = [self.nearest(model, r.frames[-1], k=1) for r in results]
+        return {
+            "checkpoint": model.name, "seeds": [r.seed for r in results], "num_steps": results[0].num_steps,
+            "trained_steps": model.trained_steps, "resolution": int(frames.shape[2]),
+            "xy": [r.xy.round(3).tolist() for r in results],
+            "nearest": [n[0] if n else None for n in nearest],
+            "distinct_nearest": len({n[0]["index"] for n in nearest if n}) if all(nearest) else None,
+            "reference_method": model.projection.method.upper(),
+        }, sprite_file
 
     @staticmethod
     def nearest(model: LoadedModel, frame: np.ndarray, k: int = 3) -> list[dict]:
@@ -289,14 +437,29 @@ def write_assets(projection: Projection, training_images: Optional[TrainingImage
         images = training_images.images
         assets["training_images"] = png_data_uri(images.reshape(-1, *images.shape[2:]))
         assets["training_count"] = len(images)
-    body = json.dumps(assets).encode()
-    ASSETS_DIR.mkdir(parents=True, exist_ok=True)
-    path = ASSETS_DIR / f"{hashlib.sha256(body).hexdigest()[:24]}.json"
+    return write_by_hash(ASSETS_DIR, json.dumps(assets).encode(), ".json")
+
+
+def write_by_hash(folder: Path, body: bytes, suffix: str) -> Path:
+    """folder/HASH.suffix holding `body`, named by its content (24 hex digits of its SHA-256):
+    written once, atomically, so a page never fetches half a file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(body).hexdigest()[:24]}{suffix}"
     if not path.is_file():
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_bytes(body)
-        tmp.replace(path)  # atomic: a page never fetches half a file
+        tmp.replace(path)
     return path
+
+
+def prune(folder: Path, pattern: str, keep: int, max_age_s: float) -> None:
+    """Delete all but the newest `keep` files matching `pattern`, and any older than max_age_s:
+    downloads and grid sprites are fetched soon after they are made, never kept."""
+    files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    for k, path in enumerate(files):
+        if k >= keep or now - path.stat().st_mtime > max_age_s:
+            path.unlink(missing_ok=True)
 
 
 # A dark-to-bright colour map (black, purple, orange, yellow) for change maps, as a PNG palette.
@@ -315,6 +478,16 @@ def change_strip(change: np.ndarray, peak: float) -> Optional[str]:
     rows = levels.reshape(-1, levels.shape[-1])
     image = Image.frombytes("P", (rows.shape[1], rows.shape[0]), rows.tobytes())
     image.putpalette(CHANGE_PALETTE.tobytes())
+    return _data_uri(image)
+
+
+def mask_strip(differs: np.ndarray) -> str:
+    """(S+1, R, R) bool -> one PNG data URI, the masks stacked top to bottom: red where True,
+    transparent elsewhere, to lay over the frame."""
+    rows = differs.reshape(-1, differs.shape[-1]).astype(np.uint8)
+    image = Image.frombytes("P", (rows.shape[1], rows.shape[0]), rows.tobytes())
+    image.putpalette([0, 0, 0, 214, 39, 40])
+    image.info["transparency"] = 0
     return _data_uri(image)
 
 

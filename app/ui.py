@@ -16,7 +16,8 @@ import plotly
 import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, static_url
-from .service import UI_MAX_SEED, MAX_STEPS, WALK_FRAMES, TrajectoryService, gif_bytes, preview
+from .service import (GRID_DIR, GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, TrajectoryService, gif_bytes,
+                      grid_seeds, preview, prune)
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -63,14 +64,25 @@ def shown_as_error(fn):
     return wrapper
 
 
-def _html(elem_id: str, js: str, template: str, value=None) -> gr.HTML:
+def grid_url(path: Path) -> str:
+    """A grid's sprite (named by its content's hash), without the server's folder."""
+    return static_url("grids", GRID_DIR, r"[0-9a-f]{24}\.webp", "image/webp", path.name)
+
+
+def _html(elem_id: str, js: str, template: str, value=None, common: bool = True) -> gr.HTML:
+    script = ((ASSETS / "common.js").read_text() if common else "") + (ASSETS / js).read_text()
     return gr.HTML(value=value, html_template=template, css_template=(ASSETS / "viewer.css").read_text(),
-                   js_on_load=(ASSETS / js).read_text(), elem_id=elem_id, apply_default_css=False)
+                   js_on_load=script, elem_id=elem_id, apply_default_css=False)
 
 
 def viewer(elem_id: str, value: Optional[dict] = None) -> gr.HTML:
     """The refinement viewer: image, slider, play, ±1, change maps, filmstrip, trajectory map."""
     return _html(elem_id, "viewer.js", '<div class="rtm-root" data-step=""></div>', value)
+
+
+def grid_view(elem_id: str) -> gr.HTML:
+    """Many seeds under one slider, their paths on one map (app/assets/grid.js)."""
+    return _html(elem_id, "grid.js", '<div class="rtm-groot" data-step=""></div>')
 
 
 def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict]:
@@ -101,11 +113,7 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict
 
 
 def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AGE_S) -> None:
-    gifs = sorted(folder.glob("*.gif"), key=lambda p: p.stat().st_mtime, reverse=True)
-    now = time.time()
-    for k, path in enumerate(gifs):
-        if k >= keep or now - path.stat().st_mtime > max_age_s:
-            path.unlink(missing_ok=True)
+    prune(folder, "*.gif", keep, max_age_s)
 
 
 def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = None) -> gr.Blocks:
@@ -118,14 +126,31 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
     default_model = service.model(default)
     other = next((n for n in names if n != default), default)
 
+    def page_urls(name: str) -> dict:
+        return {"assets_url": asset_url(service.model(name).assets_file), "plotly_url": PLOTLY_URL}
+
     def payload(name, seed, steps) -> dict:
         result = service.trajectory(name, seed, steps)
-        return {**service.payload(result), "assets_url": asset_url(service.model(result.checkpoint).assets_file),
-                "plotly_url": PLOTLY_URL}
+        return {**service.payload(result), **page_urls(result.checkpoint)}
 
     @shown_as_error
     def run(name, seed, steps):
         return payload(name, seed, steps)
+
+    @shown_as_error
+    def follow(open_, name, seed, steps):
+        """The compare view follows the main seed once it is open."""
+        return payload(name, seed, steps) if open_ else gr.update()
+
+    @shown_as_error
+    def grid(name, first, count, steps):
+        payload_, sprite = service.grid_payload(service.trajectories(name, grid_seeds(first, count), steps))
+        return {**payload_, "sprite_url": grid_url(sprite), **page_urls(payload_["checkpoint"])}
+
+    @shown_as_error
+    def intervene(name, seed, steps, kind, token, step, donor_seed):
+        original, changed, what = service.intervene(name, seed, steps, kind, token, step, donor_seed)
+        return {**service.intervention_payload(original, changed, what), **page_urls(original.checkpoint)}
 
     @shown_as_error
     def on_checkpoint(name):
@@ -160,7 +185,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             dice = gr.Button("🎲 random seed", scale=0)
             steps = gr.Number(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
                               elem_id="rtm-steps", scale=1)
-            generate = gr.Button("Generate", variant="primary", scale=0)
+            generate = gr.Button("Generate", variant="primary", scale=0, elem_id="rtm-generate")
         card = gr.Markdown(_card(default_model))
         with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
             with gr.Row(equal_height=True):
@@ -173,10 +198,28 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 view = viewer("rtm-viewer", value=payload(default, 42, None))
             with gr.Column(min_width=340, visible=False) as column_b:
                 view_b = viewer("rtm-viewer-b")
+        with gr.Accordion("Reach into the recursion: freeze, knock out or swap one latent token", open=True):
+            gr.Markdown("Click a cell of the token-change heatmap to pick a token (row) and a step (column), or type "
+                        "them. **Freeze** holds the token at its value after that step; **knock out** holds it at the "
+                        "start every seed shares; **swap** puts in the donor seed's token at that step and lets the "
+                        "recursion go on. The result opens beside the original, the changed pixels in red.")
+            with gr.Row(equal_height=True):
+                int_kind = gr.Dropdown([("freeze", "freeze"), ("knock out", "knockout"), ("swap", "swap")],
+                                       value="freeze", label="intervention", allow_custom_value=True)
+                int_token = gr.Number(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
+                int_step = gr.Number(value=1, label="from step", elem_id="rtm-int-step")
+                int_donor = gr.Number(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")
+                intervene_button = gr.Button("Intervene")
+        with gr.Accordion("Many seeds at once: a grid refining under one slider", open=True):
+            with gr.Row(equal_height=True):
+                grid_first = gr.Number(value=0, label=f"first seed (0 to {UI_MAX_SEED})")
+                grid_count = gr.Number(value=16, label=f"seeds ({GRID_SEEDS[0]} to {GRID_SEEDS[1]})")
+                grid_button = gr.Button("Show grid")
+            grid_html = grid_view("rtm-grid")
         with gr.Row():
             with gr.Column(scale=2):
                 curves = _html("rtm-eval", "curves.js", '<div class="rtm-curves"></div>',
-                               eval_figure(default_model.eval, default_model.trained_steps))
+                               eval_figure(default_model.eval, default_model.trained_steps), common=False)
                 gr.Markdown(METRICS_NOTE)
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")
@@ -190,15 +233,28 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                                     height="auto", object_fit="contain")
 
         # always_last: a Generate pressed while one is pending runs once that one is done, so the
-        # last click wins (Gradio's default for a button ignores it while one is pending).
-        generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory", trigger_mode="always_last")
+        # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
+        # run at once: new seeds asked for together share one forward pass (app/batching.py).
+        compare_open = gr.State(False)
+        generated = generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory",
+                                   trigger_mode="always_last", concurrency_limit=32)
+        generate.click(lambda: gr.update(value="Generating…"), None, generate, queue=False, api_name=False)
+        generated.then(lambda: gr.update(value="Generate"), None, generate, api_name=False).then(
+            follow, [compare_open, checkpoint_b, seed, steps_b], view_b, api_name=False)
         seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last")
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)
         checkpoint.change(on_checkpoint, checkpoint, [steps, curves, card], api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)
-        compare_button.click(lambda: gr.update(visible=True), None, column_b, api_name=False).then(
-            run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
+        compare_button.click(lambda: (gr.update(visible=True), True), None, [column_b, compare_open],
+                             api_name=False).then(run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
+        intervened = intervene_button.click(intervene, [checkpoint, seed, steps, int_kind, int_token, int_step, int_donor],
+                                            view_b, api_name="intervene", trigger_mode="always_last")
+        intervene_button.click(lambda: (gr.update(visible=True), False), None, [column_b, compare_open], queue=False,
+                               api_name=False)
+        intervened.success(run, [checkpoint, seed, steps], view, api_name=False)
+        grid_button.click(grid, [checkpoint, grid_first, grid_count, steps], grid_html, api_name="grid",
+                          trigger_mode="always_last")
         gif_button.click(export_gif, [checkpoint, seed, steps], gif_file, api_name="gif")
         walk_button.click(walk, [checkpoint, seed, walk_to, walk_count], walk_strip, api_name="walk")
     return demo

@@ -11,43 +11,6 @@
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               mapPos: null, barPos: null, heatReady: false, thumbs: [] };
-  const $ = (sel) => element.querySelector(sel);
-  const assetCache = window.__rtmAssets || (window.__rtmAssets = new Map());  // url -> Promise(assets), one fetch per checkpoint
-
-  function make(tag, cls, attrs) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    for (const [k, val] of Object.entries(attrs || {})) e.setAttribute(k, String(val));
-    return e;
-  }
-
-  function assets(url) {
-    if (!assetCache.has(url)) {
-      assetCache.set(url, fetch(url).then((r) => {
-        if (!r.ok) throw new Error(`assets: HTTP ${r.status}`);
-        return r.json();
-      }));
-    }
-    return assetCache.get(url);
-  }
-
-  function whenPlotly(url, fn, waited = 0) {
-    if (window.Plotly) return fn(window.Plotly);
-    if (url && !document.getElementById("rtm-plotly")) {  // one copy for the page, loaded once
-      document.head.append(make("script", "", { id: "rtm-plotly", src: url, async: "" }));
-    }
-    if (waited > 30000) return;  // the map and chart stay empty; the frames still work
-    setTimeout(() => whenPlotly(url, fn, waited + 50), 50);
-  }
-
-  // Viridis, for "which step" colours (cloud and path share it).
-  const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-  function viridis(t) {
-    t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
-    const k = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - k;
-    return VIRIDIS[k].map((c, j) => Math.round(c + f * (VIRIDIS[k + 1][j] - c)));
-  }
-
   // --- one step on screen: only property writes --------------------------------------------
   function show(i) {
     const v = S.v;
@@ -62,7 +25,9 @@
     if (slider.value !== String(i)) slider.value = String(i);
     const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
     const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
-    $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}`;
+    const differs = v.changed_fraction ? `; ${(100 * v.changed_fraction[i]).toFixed(1)}% of its pixels differ from the original's` : "";
+    $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}${differs}`;
+    if (v.changed_mask) $(".rtm-mask").style.backgroundPosition = `0 ${n > 0 ? (i / n) * 100 : 0}%`;
     if (S.thumbs[prev]) S.thumbs[prev].classList.remove("rtm-current");
     if (S.thumbs[i]) S.thumbs[i].classList.add("rtm-current");
     placeMarker(i);
@@ -167,37 +132,22 @@
     }));
     ctx.putImageData(img, 0, 0);
     S.heatReady = true;
-    cap.textContent = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
-  }
-
-  function cloudImage(ref, range) {
-    // 3,000 reference points painted once on a canvas: far cheaper than 3,000 plotly markers.
-    const size = 600, c = document.createElement("canvas");
-    c.width = c.height = size;
-    const ctx = c.getContext("2d");
-    const maxStep = Math.max(1, ...ref.step);
-    const sx = (x) => ((x - range.x[0]) / (range.x[1] - range.x[0])) * size;
-    const sy = (y) => size - ((y - range.y[0]) / (range.y[1] - range.y[0])) * size;
-    ctx.globalAlpha = 0.35;
-    for (let k = 0; k < ref.x.length; k++) {
-      const [r, g, b] = viridis(ref.step[k] / maxStep);
-      ctx.fillStyle = `rgb(${r},${g},${b})`;
-      ctx.fillRect(sx(ref.x[k]) - 1.5, sy(ref.y[k]) - 1.5, 3, 3);
-    }
-    return c.toDataURL("image/png");
-  }
-
-  function extent(values, pad) {
-    let lo = Math.min(...values), hi = Math.max(...values);
-    if (!(hi > lo)) { lo -= 1; hi += 1; }
-    const p = (hi - lo) * pad;
-    return [lo - p, hi + p];
+    const about = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
+    cap.textContent = `${about} Click a cell to pick that token and step for an intervention.`;
+    canvas.style.cursor = "crosshair";
+    canvas.addEventListener("click", (e) => {  // pick (token, step) for "Reach into the recursion"
+      const box = canvas.getBoundingClientRect();
+      const token = Math.min(T - 1, Math.floor(((e.clientY - box.top) / box.height) * T));
+      const step = Math.min(S_, Math.floor(((e.clientX - box.left) / box.width) * S_) + 1);
+      const picked = setNumber("rtm-int-token", token) && setNumber("rtm-int-step", step);
+      cap.textContent = picked ? `${about} Picked token ${token} from step ${step}: choose freeze, knock out or swap under "Reach into the recursion" and press Intervene.`
+                               : about;
+    });
   }
 
   function drawMap(Plotly, v, a) {
     const map = $(".rtm-map");
     const xs = v.xy.map((p) => p[0]), ys = v.xy.map((p) => p[1]);
-    const range = { x: extent(a.reference.x.concat(xs), 0.05), y: extent(a.reference.y.concat(ys), 0.05) };
     const steps = v.xy.map((_, k) => k);
     const trace = { x: xs, y: ys, customdata: steps, mode: "lines+markers", type: "scatter", name: `seed ${v.seed}`,
                     line: { color: "#444", width: 1.5 },
@@ -205,12 +155,7 @@
                               line: { color: "#222", width: 1 }, showscale: true,
                               colorbar: { title: { text: "step" }, thickness: 10 } },
                     hovertemplate: "step %{customdata}<extra></extra>" };
-    const layout = { margin: { l: 30, r: 10, t: 30, b: 30 }, height: 340, showlegend: false, hovermode: "closest",
-                     title: { text: `${v.reference_method} of w at every step (cloud: reference seeds)`, font: { size: 13 } },
-                     xaxis: { range: range.x, zeroline: false }, yaxis: { range: range.y, zeroline: false },
-                     images: [{ source: cloudImage(a.reference, range), xref: "x", yref: "y", x: range.x[0], y: range.y[1],
-                                sizex: range.x[1] - range.x[0], sizey: range.y[1] - range.y[0], sizing: "stretch",
-                                layer: "below" }] };
+    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w at every step (cloud: reference seeds)`);
     Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = map._fullLayout;
@@ -282,9 +227,11 @@
   }
 
   const SKELETON = `
+    <div class="rtm-title"></div>
     <div class="rtm-top">
       <div class="rtm-left">
-        <img class="rtm-frame" alt="">
+        <div class="rtm-framebox"><img class="rtm-frame" alt=""><div class="rtm-mask" aria-hidden="true"></div></div>
+        <label class="rtm-masktoggle"><input type="checkbox" class="rtm-mask-box" checked> mark in red the pixels the intervention changed</label>
         <div class="rtm-caption" aria-live="polite"></div>
         <div class="rtm-controls">
           <button class="rtm-prev" type="button" aria-label="previous step">−1</button>
@@ -323,6 +270,16 @@
     const n = v.frames.length - 1;
     root.innerHTML = SKELETON;  // a constant: no data in it
     root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
+    $(".rtm-title").textContent = v.title || "";
+    const mask = $(".rtm-mask");
+    if (v.changed_mask) {
+      mask.style.backgroundImage = `url("${v.changed_mask}")`;
+      mask.style.backgroundSize = `100% ${(n + 1) * 100}%`;
+      $(".rtm-mask-box").addEventListener("change", (e) => { mask.style.display = e.target.checked ? "block" : "none"; });
+    } else {
+      mask.style.display = "none";
+      $(".rtm-masktoggle").style.display = "none";
+    }
     $(".rtm-slider").max = String(n);
     $(".rtm-link-box").checked = !!window.__rtmLinked;
     const strip = $(".rtm-strip");

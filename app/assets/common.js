@@ -1,0 +1,84 @@
+// Helpers shared by the viewer and the grid (app/ui.py puts this file in front of each
+// component's own script, so each gets its own copy in its own scope; nothing global but
+// the page's one plotly.js and the assets cache).
+const $ = (sel) => element.querySelector(sel);
+const assetCache = window.__rtmAssets || (window.__rtmAssets = new Map());  // url -> Promise(assets), one fetch per checkpoint
+
+function make(tag, cls, attrs) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, val] of Object.entries(attrs || {})) e.setAttribute(k, String(val));
+  return e;
+}
+
+function assets(url) {
+  if (!assetCache.has(url)) {
+    assetCache.set(url, fetch(url).then((r) => {
+      if (!r.ok) throw new Error(`assets: HTTP ${r.status}`);
+      return r.json();
+    }));
+  }
+  return assetCache.get(url);
+}
+
+function whenPlotly(url, fn, waited = 0) {
+  if (window.Plotly) return fn(window.Plotly);
+  if (url && !document.getElementById("rtm-plotly")) {  // one copy for the page, loaded once
+    document.head.append(make("script", "", { id: "rtm-plotly", src: url, async: "" }));
+  }
+  if (waited > 30000) return;  // the map and chart stay empty; the frames still work
+  setTimeout(() => whenPlotly(url, fn, waited + 50), 50);
+}
+
+// Viridis, for "which step" colours (cloud and path share it).
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+function viridis(t) {
+  t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+  const k = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - k;
+  return VIRIDIS[k].map((c, j) => Math.round(c + f * (VIRIDIS[k + 1][j] - c)));
+}
+
+function cloudImage(ref, range) {
+  // 3,000 reference points painted once on a canvas: far cheaper than 3,000 plotly markers.
+  const size = 600, c = document.createElement("canvas");
+  c.width = c.height = size;
+  const ctx = c.getContext("2d");
+  const maxStep = Math.max(1, ...ref.step);
+  const sx = (x) => ((x - range.x[0]) / (range.x[1] - range.x[0])) * size;
+  const sy = (y) => size - ((y - range.y[0]) / (range.y[1] - range.y[0])) * size;
+  ctx.globalAlpha = 0.35;
+  for (let k = 0; k < ref.x.length; k++) {
+    const [r, g, b] = viridis(ref.step[k] / maxStep);
+    ctx.fillStyle = `rgb(${r},${g},${b})`;
+    ctx.fillRect(sx(ref.x[k]) - 1.5, sy(ref.y[k]) - 1.5, 3, 3);
+  }
+  return c.toDataURL("image/png");
+}
+
+function extent(values, pad) {
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!(hi > lo)) { lo -= 1; hi += 1; }
+  const p = (hi - lo) * pad;
+  return [lo - p, hi + p];
+}
+
+// The map's frame: axis ranges over the cloud and the paths, and the cloud as one image below.
+function mapLayout(a, xs, ys, title) {
+  const range = { x: extent(a.reference.x.concat(xs), 0.05), y: extent(a.reference.y.concat(ys), 0.05) };
+  return { margin: { l: 30, r: 10, t: 30, b: 30 }, height: 340, showlegend: false, hovermode: "closest",
+           title: { text: title, font: { size: 13 } },
+           xaxis: { range: range.x, zeroline: false }, yaxis: { range: range.y, zeroline: false },
+           images: [{ source: cloudImage(a.reference, range), xref: "x", yref: "y", x: range.x[0], y: range.y[1],
+                      sizex: range.x[1] - range.x[0], sizey: range.y[1] - range.y[0], sizing: "stretch",
+                      layer: "below" }] };
+}
+
+// Type into one of Gradio's number boxes (by its elem_id) as a user would: its value follows.
+function setNumber(elemId, value) {
+  const input = document.querySelector(`#${elemId} input`);
+  if (!input) return false;
+  input.value = String(value);
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+  input.dispatchEvent(new Event("change", { bubbles: true }));
+  return true;
+}

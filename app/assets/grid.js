@@ -1,0 +1,173 @@
+// The grid: many seeds refining together under one step slider. `props.value` is the grid
+// payload (app/service.py grid_payload): the seeds, one sprite image of every frame (a row per
+// step, a column per seed; fetched once), each seed's path on the map, each final frame's
+// nearest training image.
+//
+// Speed: a step change is one CSS variable on the grid (every cell's background position
+// follows it) plus one transform per seed's marker on the map, coalesced to one animation
+// frame; plotly draws once per grid, and again only when the selection changes. Clicking a
+// cell opens that seed in the main viewer (it types the seed and presses Generate).
+(() => {
+  const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
+              selected: 0, markers: [], mapPos: null };
+
+  function show(i) {
+    const v = S.v, n = v.num_steps;
+    i = Math.max(0, Math.min(n, i));
+    S.step = i;
+    const root = $(".rtm-groot");
+    root.dataset.step = String(i);
+    $(".rtm-gcells").style.setProperty("--rtm-step-y", `${n > 0 ? (i / n) * 100 : 0}%`);
+    const slider = $(".rtm-slider");
+    if (slider.value !== String(i)) slider.value = String(i);
+    const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
+    $(".rtm-caption").textContent = `step ${i} of ${n} for all ${v.seeds.length} seeds${beyond}`;
+    if (S.mapPos) S.markers.forEach((m, k) => { const [x, y] = S.mapPos[k][i]; m.style.transform = `translate(${x}px, ${y}px)`; });
+  }
+
+  function request(i) {
+    S.pending = i;
+    if (!S.raf) S.raf = requestAnimationFrame(() => { S.raf = 0; show(S.pending); });
+  }
+
+  function stop() {
+    S.playing = false;
+    const play = $(".rtm-play");
+    if (play) play.textContent = "▶ play";
+  }
+
+  function play() {
+    if (S.playing) return stop();
+    const n = S.v.num_steps;
+    S.playing = true;
+    S.playFrom = S.step >= n ? 0 : S.step;
+    S.playStart = performance.now();
+    $(".rtm-play").textContent = "❚❚ pause";
+    show(S.playFrom);
+    const tick = (t) => {
+      if (!S.playing) return;
+      const i = Math.min(n, S.playFrom + Math.floor((t - S.playStart) / 100));
+      if (i !== S.step) show(i);
+      if (i >= n) return stop();
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }
+
+  function userStep(i) { stop(); request(i); }
+
+  function select(k, open) {
+    const v = S.v, cells = element.querySelectorAll(".rtm-gcell");
+    if (cells[S.selected]) cells[S.selected].classList.remove("rtm-selected");
+    S.selected = k;
+    cells[k].classList.add("rtm-selected");
+    const map = $(".rtm-map");
+    if (window.Plotly && map.data) {  // the selected seed's path on top, in red
+      window.Plotly.restyle(map, { "line.color": v.seeds.map((_, j) => (j === k ? "#d62728" : "rgba(90,90,90,0.45)")),
+                                   "line.width": v.seeds.map((_, j) => (j === k ? 3 : 1)) });
+    }
+    if (!open) return;
+    const typed = setNumber("rtm-seed", v.seeds[k]);
+    const generate = document.querySelector("#rtm-generate");
+    if (typed && generate) {
+      // After the seed box has taken the value (its input event runs first), press Generate.
+      setTimeout(() => generate.click(), 50);
+      $(".rtm-gnote").textContent = `Seed ${v.seeds[k]} opened in the viewer above.`;
+      document.querySelector("#rtm-viewer").scrollIntoView({ behavior: "smooth", block: "nearest" });
+    }
+  }
+
+  function drawMap(Plotly, v, a) {
+    const map = $(".rtm-map");
+    const xs = v.xy.flat().map((p) => p[0]), ys = v.xy.flat().map((p) => p[1]);
+    const traces = v.xy.map((path, k) => ({
+      x: path.map((p) => p[0]), y: path.map((p) => p[1]), type: "scatter", mode: "lines",
+      line: { color: k === S.selected ? "#d62728" : "rgba(90,90,90,0.45)", width: k === S.selected ? 3 : 1 },
+      name: `seed ${v.seeds[k]}`, hovertemplate: `seed ${v.seeds[k]}<extra></extra>`,
+    }));
+    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path (red: the selected one)`);
+    Plotly.newPlot(map, traces, layout, { displayModeBar: false, responsive: true }).then(() => {
+      const place = () => {
+        const fl = map._fullLayout;
+        if (S.v !== v || !fl || !fl.xaxis || !fl.xaxis.l2p) return;
+        S.mapPos = v.xy.map((path) => path.map(([x, y]) => [fl._size.l + fl.xaxis.l2p(x), fl._size.t + fl.yaxis.l2p(y)]));
+        show(S.step);
+      };
+      place();
+      map.on("plotly_afterplot", place);
+      map.on("plotly_click", (ev) => { if (ev.points[0]) select(ev.points[0].curveNumber, false); });
+    });
+  }
+
+  const SKELETON = `
+    <div class="rtm-gsummary"></div>
+    <div class="rtm-controls">
+      <button class="rtm-prev" type="button" aria-label="previous step">−1</button>
+      <button class="rtm-play" type="button">▶ play</button>
+      <button class="rtm-next" type="button" aria-label="next step">+1</button>
+      <input class="rtm-slider" type="range" min="0" step="1" aria-label="refinement step of every seed">
+    </div>
+    <div class="rtm-caption" aria-live="polite"></div>
+    <div class="rtm-top">
+      <div class="rtm-gcells"></div>
+      <div class="rtm-mapbox"><div class="rtm-map"></div><div class="rtm-gmarkers"></div></div>
+    </div>
+    <div class="rtm-gnote" aria-live="polite"></div>`;
+
+  function render() {
+    stop();
+    const root = $(".rtm-groot");
+    if (!root) return;
+    const v = props.value;
+    if (window.Plotly) root.querySelectorAll(".js-plotly-plot").forEach((p) => window.Plotly.purge(p));
+    S.v = v; S.mapPos = null; S.selected = 0; S.markers = [];
+    if (!v || !v.seeds) {
+      root.textContent = "";
+      const empty = make("div", "rtm-empty");
+      empty.textContent = "Choose a first seed and how many, then press Show grid.";
+      root.append(empty);
+      return;
+    }
+    const n = v.num_steps, N = v.seeds.length;
+    root.innerHTML = SKELETON;  // a constant: no data in it
+    root.dataset.seeds = String(N);
+    const distinct = v.distinct_nearest === null ? ""
+      : ` Their final frames' nearest training images: ${v.distinct_nearest} distinct of ${N} (how diverse the seeds end up).`;
+    $(".rtm-gsummary").textContent = `${N} seeds of ${v.checkpoint}, ${n} steps.${distinct} Click a cell to open its seed in the viewer.`;
+    $(".rtm-slider").max = String(n);
+    const cells = $(".rtm-gcells");
+    cells.style.setProperty("--rtm-cols", String(Math.ceil(Math.sqrt(N))));
+    v.seeds.forEach((seed, k) => {
+      const near = v.nearest[k] ? ` · nearest: ${v.nearest[k].label} (${v.nearest[k].distance})` : "";
+      const b = make("button", "rtm-gcell", { type: "button", "data-seed": seed, title: `seed ${seed}${near}`,
+                                              "aria-label": `open seed ${seed} in the viewer` });
+      const pic = make("div", "rtm-gpic");
+      pic.style.backgroundImage = `url("${v.sprite_url}")`;
+      pic.style.backgroundSize = `${N * 100}% ${(n + 1) * 100}%`;
+      pic.style.setProperty("--rtm-x", `${N > 1 ? (k / (N - 1)) * 100 : 0}%`);
+      const cap = make("span");
+      cap.textContent = String(seed);
+      b.append(pic, cap);
+      b.addEventListener("click", () => select(k, true));
+      cells.append(b);
+      const m = make("div", "rtm-gmarker");
+      $(".rtm-gmarkers").append(m);
+      S.markers.push(m);
+    });
+    cells.children[0].classList.add("rtm-selected");
+    $(".rtm-slider").addEventListener("input", (e) => userStep(Number(e.target.value)));
+    $(".rtm-prev").addEventListener("click", () => userStep(S.step - 1));
+    $(".rtm-next").addEventListener("click", () => userStep(S.step + 1));
+    $(".rtm-play").addEventListener("click", play);
+    S.step = n;
+    show(n);
+    requestAnimationFrame(() => setTimeout(() => whenPlotly(v.plotly_url, (Plotly) => {
+      if (S.v !== v || !v.assets_url) return;
+      assets(v.assets_url).then((a) => { if (S.v === v) drawMap(Plotly, v, a); })
+        .catch((err) => { $(".rtm-map").textContent = `The map could not be drawn (${err.message}).`; });
+    }), 0));
+  }
+
+  watch("value", render);
+  render();
+})();

@@ -1,0 +1,71 @@
+"""Micro-batching: concurrent requests for new seeds ride one forward pass.
+
+Twenty visitors asking at once used to wait in line, one trajectory after another. Here one
+worker thread runs the model; whatever arrives while it is busy waits and goes into its
+next call together, grouped by key (checkpoint and step count: only those can share a
+batch). No timer: an idle server answers a lone request at once, a busy one batches by
+itself.
+
+Our own batcher rather than Gradio's `batch=True`: there one bad input fails every
+request of its batch, here each request is checked before it joins one, so one visitor's
+typo never costs another visitor an answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Hashable, Sequence
+
+
+class MicroBatcher:
+    """`batcher(key, item)` blocks until `compute(key, items)` has run with `item` among its
+    items (at most `max_batch` of them) and returns that call's result for `item`;
+    `compute` returns one result per item, in order. An exception in `compute` is raised in
+    every request of that call."""
+
+    def __init__(self, compute: Callable[[Hashable, Sequence[Any]], Sequence[Any]], max_batch: int = 32):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._compute, self.max_batch = compute, max_batch
+        self._pending: list[tuple[Hashable, Any, Future]] = []
+        self._wake = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self.batch_sizes: list[int] = []   # every call's size, newest last (the last 1,000): for benchmarks
+
+    def __call__(self, key: Hashable, item: Any) -> Any:
+        future: Future = Future()
+        with self._wake:
+            self._pending.append((key, item, future))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="rtm-micro-batcher", daemon=True)
+                self._worker.start()
+            self._wake.notify()
+        return future.result()
+
+    def _next_batch(self) -> tuple[Hashable, list[tuple[Any, Future]]]:
+        """The oldest request's key and every waiting request with that key (up to max_batch)."""
+        with self._wake:
+            while not self._pending:
+                self._wake.wait()
+            key = self._pending[0][0]
+            batch, rest = [], []
+            for entry in self._pending:
+                (batch if entry[0] == key and len(batch) < self.max_batch else rest).append(entry)
+            self._pending = rest
+        return key, [(item, future) for _, item, future in batch]
+
+    def _run(self) -> None:
+        while True:
+            key, batch = self._next_batch()
+            self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
+            try:
+                results = self._compute(key, [item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"compute returned {len(results)} results for {len(batch)} items")
+            except BaseException as e:  # the requests learn of it; the worker lives on
+                for _, future in batch:
+                    future.set_exception(e)
+                continue
+            for (_, future), result in zip(batch, results):
+                future.set_result(result)
