@@ -1,6 +1,6 @@
 """Start the app: flags (or environment variables) -> service -> build_demo -> launch.
 
-    python app.py [--host H] [--port P] [--checkpoints FOLDER] [--checkpoint NAME]
+    python app.py [--host H] [--port P] [--checkpoints FOLDER] [--checkpoint NAME] [--max-batch N]
     rtm-explorer ...            # the same, once `pip install -e .` has run
     rtm-explorer --run runs/mine [--name NAME]   # make a training run app-ready (app/prepare.py), then open it
 
@@ -42,10 +42,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="folder of checkpoint folders (RTM_CHECKPOINTS; default: checkpoints/ next to app.py)")
     parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm"),
                         help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm)")
+    parser.add_argument("--max-batch", type=int, default=int(env("RTM_MAX_BATCH", "32")),
+                        help="new seeds asked for at the same moment share one forward pass, up to this many "
+                        "(RTM_MAX_BATCH; default 32; 1 = one after another)")
     parser.add_argument("--run", default=None, help="a training run's folder (rtm-train's --out): made app-ready under "
                         "--checkpoints with quick defaults (python -m app.prepare; minutes), then shown first")
     parser.add_argument("--name", default=None, help="with --run: its name in the app (default: the run folder's name)")
     args = parser.parse_args(argv)
+    if not 1 <= args.max_batch <= 256:
+        parser.error(f"--max-batch must be between 1 and 256, got {args.max_batch}")
     if args.run:
         from .prepare import is_prepared, prepare
 
@@ -66,19 +71,20 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _demo(checkpoints: Path, default: str):
+def _demo(checkpoints: Path, default: str, max_batch: int = 32):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no analytics calls
     from .service import TrajectoryService
     from .ui import build_demo
 
-    return build_demo(TrajectoryService(checkpoints), default_checkpoint=default).queue(default_concurrency_limit=2)
+    service = TrajectoryService(checkpoints, max_batch=max_batch)
+    return build_demo(service, default_checkpoint=default).queue(default_concurrency_limit=2)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
     from .ui import LAUNCH_KWARGS
 
-    _demo(Path(args.checkpoints), args.checkpoint).launch(server_name=args.host, server_port=args.port,
+    _demo(Path(args.checkpoints), args.checkpoint, args.max_batch).launch(server_name=args.host, server_port=args.port,
                                                           show_error=True, **LAUNCH_KWARGS)
 
 

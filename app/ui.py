@@ -42,6 +42,10 @@ METRICS_NOTE = """<small>Against the training set, on EfficientNet-Lite0 feature
 # viewer after its first frame is on screen. No gr.Plot: its own bundled copy would load beside
 # it and race for window.Plotly.
 PLOTLY_URL = static_url("plotly", PLOTLY_JS.parent, r"plotly\.min\.js", "text/javascript", PLOTLY_JS.name)
+PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
+  if (b) { b.textContent = 'Generating…'; b.setAttribute('aria-busy', 'true'); } }"""
+DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
+  if (b) { b.textContent = 'Generate'; b.removeAttribute('aria-busy'); } }"""
 LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE})
 
 
@@ -236,10 +240,14 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
         # run at once: new seeds asked for together share one forward pass (app/batching.py).
         compare_open = gr.State(False)
+        # The button says that work is pending, in the browser (a server round trip could arrive
+        # after a fast answer). Registered first: the page runs a click's events in this order.
+        # .then runs after success and failure alike.
+        generate.click(None, None, None, js=PENDING_JS, api_name=False)
         generated = generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory",
                                    trigger_mode="always_last", concurrency_limit=32)
-        generate.click(lambda: gr.update(value="Generating…"), None, generate, queue=False, api_name=False)
-        generated.then(lambda: gr.update(value="Generate"), None, generate, api_name=False).then(
+        generated.failure(None, None, None, js=DONE_JS, api_name=False)
+        generated.then(None, None, None, js=DONE_JS, api_name=False).then(
             follow, [compare_open, checkpoint_b, seed, steps_b], view_b, api_name=False)
         seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last")
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(

@@ -6,11 +6,16 @@
 (a) Cold start: `python app.py` as a new process until the first page is served.
 (b) A new seed's trajectory: server time (the service alone) and end to end through
     gradio_client, median over seeds never asked before.
-(c) 20 concurrent clients asking for 5 new seeds each: successes, p50 and p95.
+(c) 20 concurrent clients asking for 5 new seeds each: successes, p50 and p95, and the
+    server's peak memory; once with the micro-batcher (--max-batch 32, the default) and once
+    without (--max-batch 1: one forward pass after another), each on a fresh server.
 (d) The payload of a new seed, and the checkpoint's assets (fetched once per page).
 (e) In headless Chromium (what the user sees): first frame after a cold load (3 fresh
     contexts), input-to-paint while dragging the slider across 64 steps, play's steps/s,
     server requests while scrubbing, page errors.
+(f) The grid in headless Chromium: 16 seeds at the trained H; the bytes it fetched (JSON and
+    sprite), the time from the click to the grid on screen, and input-to-paint while dragging
+    its slider.
 
 Without the checkpoint under checkpoints/, a randomly initialised model of the app's
 default configuration stands in (the cost does not depend on the weights).
@@ -64,6 +69,57 @@ def checkpoint_root(name: str) -> tuple[Path, str, str]:
     return root, "app-default-random", "random weights, app_default() 64x64"
 
 
+def start_server(root: Path, name: str, port: int, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--checkpoints", str(root),
+                             "--checkpoint", name, *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: int) -> dict:
+    """20 clients at once, each asking for 5 seeds nobody asked for before, one after another."""
+    from gradio_client import Client
+
+    def one_client(c: int) -> list[float]:
+        cl = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        times = []
+        for k in range(5):
+            t = time.perf_counter()
+            out = cl.predict(name, first_seed + 100 * c + k, steps, api_name="/trajectory")
+            assert len(out["frames"]) == steps + 1
+            times.append((time.perf_counter() - t) * 1e3)
+        return times
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(one_client, c) for c in range(20)]
+        done = [f.result() for f in futures if f.exception() is None]
+    latencies = [t for times in done for t in times]
+    return {"clients": 20, "requests": 100, "succeeded": len(latencies), "p50_ms": percentile(latencies, 0.5),
+            "p95_ms": percentile(latencies, 0.95), "server_peak_mb": peak_memory_mb(pid)}
+
+
+def grid_in_browser(page) -> dict:
+    """(f): show the default grid (16 seeds), then drag its slider."""
+    from bench.browser import drag_latency
+
+    start = time.perf_counter()
+    page.get_by_role("button", name="Show grid").click()
+    page.wait_for_function("document.querySelector('#rtm-grid .rtm-groot').dataset.seeds === '16'", timeout=60_000)
+    page.wait_for_function("""() => { const c = document.querySelector('#rtm-grid .rtm-gpic');
+        return c && getComputedStyle(c).backgroundImage.includes('webp'); }""")
+    shown_s = time.perf_counter() - start
+    page.wait_for_timeout(1500)  # the map is drawn
+    latency = drag_latency(page, "#rtm-grid .rtm-slider", passes=16)
+    return {"seeds": 16, "shown_s": shown_s, "input_events": len(latency),
+            "p50_ms": percentile(latency, 0.5), "p95_ms": percentile(latency, 0.95), "max_ms": max(latency)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="noto-faces-rtm")
@@ -77,8 +133,7 @@ def main() -> None:
     # (a) cold start of a fresh process
     port = free_port()
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--checkpoints", str(root),
-                             "--checkpoint", name], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_server(root, name, port)
     try:
         wait_for(f"http://127.0.0.1:{port}/", 120)
         results["cold_start_s"] = time.perf_counter() - start
@@ -87,7 +142,7 @@ def main() -> None:
         # (b) a new seed: server time and end to end
         from gradio_client import Client
 
-        from app.service import TrajectoryService
+        from app.service import TrajectoryService, grid_seeds
 
         service = TrajectoryService(root)
         service.trajectory(name, 0)  # load the model once
@@ -109,33 +164,34 @@ def main() -> None:
         print(f"  (b) new seed, {steps} steps: server {results['new_seed_server_ms']:.0f} ms median; end to end "
               f"{statistics.median(e2e):.0f} ms median, p95 {percentile(e2e, 0.95):.0f} ms (target <= 300 ms)")
 
-        # (c) 20 concurrent clients x 5 new seeds
-        def one_client(c: int) -> list[float]:
-            cl = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            times = []
-            for k in range(5):
-                t = time.perf_counter()
-                out = cl.predict(name, 10_000 + 100 * c + k, steps, api_name="/trajectory")
-                assert len(out["frames"]) == steps + 1
-                times.append((time.perf_counter() - t) * 1e3)
-            return times
-
-        with concurrent.futures.ThreadPoolExecutor(20) as pool:
-            futures = [pool.submit(one_client, c) for c in range(20)]
-            done = [f.result() for f in futures if f.exception() is None]
-        latencies = [t for times in done for t in times]
-        results["concurrent"] = {"clients": 20, "requests": 100, "succeeded": len(latencies),
-                                 "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95)}
-        print(f"  (c) 20 clients x 5 seeds: {len(latencies)}/100 succeeded, p50 {percentile(latencies, 0.5):.0f} ms, "
-              f"p95 {percentile(latencies, 0.95):.0f} ms")
+        # (c) 20 concurrent clients x 5 new seeds, with and without the micro-batcher
+        results["concurrent"] = {"batched": concurrent_clients(port, proc.pid, name, steps, first_seed=10_000)}
+        unbatched_port = free_port()
+        unbatched = start_server(root, name, unbatched_port, "--max-batch", "1")
+        try:
+            wait_for(f"http://127.0.0.1:{unbatched_port}/", 120)
+            results["concurrent"]["one_at_a_time"] = concurrent_clients(unbatched_port, unbatched.pid, name, steps,
+                                                                        first_seed=20_000)
+        finally:
+            unbatched.terminate()
+            unbatched.wait(timeout=30)
+        for how, r in results["concurrent"].items():
+            print(f"  (c) 20 clients x 5 seeds, {how.replace('_', ' ')}: {r['succeeded']}/100 succeeded, "
+                  f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms (target <= 1500 ms); server peak memory "
+                  f"{r['server_peak_mb']:.0f} MB")
 
         # (d) payload of a new seed at the trained H (the reference cloud is fetched once per checkpoint)
 
         payload = service.payload(service.trajectory(name, 3000, steps))
         results["payload_kb"] = len(json.dumps(payload)) / 1024
         results["assets_kb"] = service.model(name).assets_file.stat().st_size / 1024
+        grid, sprite = service.grid_payload(service.trajectories(name, grid_seeds(0, 16), steps))
+        results["grid_kb"] = {"json": len(json.dumps(grid)) / 1024, "sprite": sprite.stat().st_size / 1024}
         print(f"  (d) payload of a new seed at H = {steps}: {results['payload_kb']:.1f} KB (target <= 40 KB); "
               f"the checkpoint's assets, once per page: {results['assets_kb']:.0f} KB")
+        g = results["grid_kb"]
+        print(f"  (d) a grid of 16 seeds at H = {steps}: {g['json'] + g['sprite']:.0f} KB ({g['json']:.0f} KB JSON + "
+              f"{g['sprite']:.0f} KB WebP sprite; target <= 250 KB)")
 
         # (e) in the browser: cold loads, dragging across 64 steps, play
         if CHROMIUM:
@@ -177,6 +233,9 @@ def main() -> None:
                 rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000)
                 results["play_steps_per_s"] = rate
                 print(f"  (e) play: {rate:.1f} steps/s over {len(times) - 1} steps (target 10)")
+                results["grid"] = g = grid_in_browser(page)
+                print(f"  (f) grid of 16 seeds: on screen {g['shown_s']:.2f} s after the click; dragging its slider ({g['input_events']} input events): input to "
+                      f"paint p50 {g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms (target <= 16 ms)")
                 results["page_errors"] = errors + loads[0]["errors"][len(errors):]
                 browser.close()
         else:
