@@ -112,7 +112,7 @@ def test_the_last_generate_wins(loaded):
     ends on the second seed and its step count."""
     page = loaded["page"]
     seed_box, steps_box = page.locator("#rtm-seed input"), page.locator("#rtm-steps input")
-    button = page.get_by_role("button", name="Generate")
+    button = page.locator("#rtm-generate")          # its label says "Generating…" while one is pending
     seed_box.fill("5001")
     steps_box.fill("64")
     button.click()
@@ -142,8 +142,42 @@ def test_bad_seed_shows_a_visible_error_and_the_app_keeps_working(loaded):
     seed_box = page.locator("#rtm-seed input")
     for bad, message in (("3.5", "not a whole number"), ("99999999999", "out of range")):
         seed_box.fill(bad)
-        page.get_by_role("button", name="Generate").click()
+        page.locator("#rtm-generate").click()
         page.get_by_text(message).first.wait_for(timeout=10_000)
+        page.wait_for_function("document.querySelector('#rtm-generate').textContent.trim() === 'Generate'")
     seed_box.fill("11")
-    page.get_by_role("button", name="Generate").click()
+    page.locator("#rtm-generate").click()
     page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '11'")
+
+
+def test_grid_scrubs_in_the_browser_and_a_click_opens_the_seed(loaded):
+    page = loaded["page"]
+    page.get_by_role("button", name="Show grid").click()
+    page.wait_for_function("document.querySelector('#rtm-grid .rtm-groot').dataset.seeds === '16'", timeout=30_000)
+    cells = page.locator("#rtm-grid .rtm-gcell")
+    assert cells.count() == 16 and cells.nth(5).get_attribute("data-seed") == "5"
+    before = len(page.requests)
+    page.locator("#rtm-grid .rtm-prev").click()
+    page.wait_for_function("document.querySelector('#rtm-grid .rtm-groot').dataset.step === '2'")
+    position = page.evaluate("getComputedStyle(document.querySelectorAll('#rtm-grid .rtm-gpic')[5]).backgroundPosition")
+    assert position.endswith("66.6667%") or position.endswith("66.667%"), position   # step 2 of 3, seed 5's column
+    assert len(page.requests) == before                  # scrubbing the grid never asks the server
+    cells.nth(5).click()
+    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '5'", timeout=30_000)
+
+
+def test_pick_a_token_on_the_heatmap_and_intervene(loaded):
+    page = loaded["page"]
+    heat = page.locator("#rtm-viewer .rtm-heat")
+    heat.scroll_into_view_if_needed()
+    box = heat.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.99)   # last token, step 2 of 3
+    page.wait_for_function("document.querySelector('#rtm-int-step input').value === '2'")
+    token = page.input_value("#rtm-int-token input")
+    assert int(token) >= 1
+    page.get_by_role("button", name="Intervene").click()
+    page.wait_for_function("""() => { const t = document.querySelector('#rtm-viewer-b .rtm-title');
+        return t && t.textContent.includes('frozen from step 2'); }""", timeout=30_000)
+    assert f"token {token} frozen" in page.text_content("#rtm-viewer-b .rtm-title")
+    assert "url(" in page.evaluate("getComputedStyle(document.querySelector('#rtm-viewer-b .rtm-mask')).backgroundImage")
+    assert "differ from the original" in page.text_content("#rtm-viewer-b .rtm-caption")
