@@ -44,9 +44,9 @@ def cold_load(browser, url: str, viewport=(1280, 1100), timeout_ms: int = 60_000
             "plotly_loads": scripts}
 
 
-PROBE = """() => {
+PROBE = """(selector) => {
   window.__lat = [];
-  const slider = document.querySelector('#rtm-viewer .rtm-slider');
+  const slider = document.querySelector(selector);
   slider.addEventListener('input', (e) => {
     const t0 = e.timeStamp;
     requestAnimationFrame(() => {
@@ -61,7 +61,7 @@ PROBE = """() => {
 def drag_latency(page, selector: str = "#rtm-viewer .rtm-slider", passes: int = 2) -> list[float]:
     """Drag the slider thumb from one end to the other `passes` times, one mouse move per
     step; returns the input-to-paint time of every input event, in ms."""
-    page.evaluate(PROBE)
+    page.evaluate(PROBE, selector)
     slider = page.locator(selector)
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
