@@ -11,7 +11,10 @@
 # start they are 0.40 and 0.98): the recursion-off arm does not start handicapped.
 # Same data, loss family (perceptual + pixel, at 32 px) and optimizer steps (STEPS, 4,000) in
 # every arm. The budget is steps, never minutes: --max-minutes 0, and experiment_report.py
-# refuses an arm that stopped short. PARALLEL runs at a time (2), one thread each, the longest
+# refuses an arm that stopped short. In training, each arm is evaluated every 1,500 steps on 200
+# samples (the learning curve and the 1,500-step figures; ~3 minutes each on one thread, where
+# 550 samples took 8): evaluate_experiment.sh does the full evaluation of the finished arms.
+# PARALLEL runs at a time (2), one thread each, the longest
 # first. Stopped part-way (a session ends), run it again: finished arms are skipped and the
 # others continue from their last checkpoint (--resume, exact).
 #   bash scripts/run_experiment.sh [runs/fewshot]          SUBSETS="faces animals fluent-faces" to add subsets
@@ -36,7 +39,7 @@ launch() {  # name, data, flags...
   local done_steps; done_steps=$(steps_done "$OUT/$name")
   if [ "$done_steps" -ge "$STEPS" ]; then echo "$name: done ($done_steps steps)"; return; fi
   local resume=""; [ -f "$OUT/$name/checkpoint/train_state.pt" ] && resume="--resume"
-  local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 --eval-every 500 $* $resume"
+  local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 --eval-every 1500 --eval-samples 200 $* $resume"
   echo "$name: from step $done_steps"
   echo "OMP_NUM_THREADS=1 $cmd" >> "$OUT/commands.txt"
   OMP_NUM_THREADS=1 nohup $cmd >> "$OUT/$name.log" 2>&1 &
