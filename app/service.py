@@ -103,6 +103,9 @@ def _whole_number(value: Any, name: str, low: int, high: int) -> int:
         raise ValueError(f"{message}; got {len(value):,} characters of text")
     if isinstance(value, bool):
         raise ValueError(f"{message}, got {value!r}")
+    if value is None:   # what a number box sends when empty, or for text no float holds (1e309)
+        raise ValueError(f"{message}; the box is empty or holds something the browser cannot read as a number "
+                         f"(such as 1e309)")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):

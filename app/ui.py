@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, static_url
 from .service import (GRID_DIR, GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, TrajectoryService, gif_bytes,
-                      grid_seeds, preview, prune)
+                      grid_seeds, png_data_uri, preview, prune, write_by_hash)
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -47,6 +47,15 @@ PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
 DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generate'; b.removeAttribute('aria-busy'); } }"""
 LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE})
+
+
+def on_screen_js(count: int) -> str:
+    """Browser code run before an event: the first `count` of (checkpoint, seed, steps) of the
+    trajectory on screen (the viewer's data attributes) replace the first `count` inputs, so a
+    GIF or walk starts from what the user sees even if the boxes were edited since."""
+    return f"""(...args) => {{ const r = document.querySelector('#rtm-viewer .rtm-root');
+  if (!r || !r.dataset.seed) return args;
+  return [r.dataset.checkpoint, Number(r.dataset.seed), Number(r.dataset.steps)].slice(0, {count}).concat(args.slice({count})); }}"""
 
 
 def asset_url(path: Path) -> str:
@@ -82,6 +91,15 @@ def _html(elem_id: str, js: str, template: str, value=None, common: bool = True)
 def viewer(elem_id: str, value: Optional[dict] = None) -> gr.HTML:
     """The refinement viewer: image, slider, play, ±1, change maps, filmstrip, trajectory map."""
     return _html(elem_id, "viewer.js", '<div class="rtm-root" data-step=""></div>', value)
+
+
+def figures(elem_id: str) -> gr.HTML:
+    """Pictures with captions and a download link (app/assets/figures.js): the walk, the GIF."""
+    return _html(elem_id, "figures.js", '<div class="rtm-figures"></div>', common=False)
+
+
+def gif_url(path: Path) -> str:
+    return static_url("gifs", GIF_DIR, r"[0-9a-f]{24}\.gif", "image/gif", path.name)
 
 
 def grid_view(elem_id: str) -> gr.HTML:
@@ -163,19 +181,22 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
 
     @shown_as_error
     def export_gif(name, seed, steps):
+        """The GIF under /rtm-static/gifs/ (named by its content: no server path in the answer)."""
         result = service.trajectory(name, seed, steps)
-        GIF_DIR.mkdir(exist_ok=True)
         prune_gifs(GIF_DIR)
-        path = GIF_DIR / f"{result.checkpoint}-seed{result.seed}-{result.num_steps}steps.gif"
-        path.write_bytes(gif_bytes(result))
-        return str(path)
+        path = write_by_hash(GIF_DIR, gif_bytes(result), ".gif")
+        filename = f"{result.checkpoint}-seed{result.seed}-{result.num_steps}steps.gif"
+        return {"items": [{"src": gif_url(path), "caption": f"seed {result.seed}, {result.num_steps} steps"}],
+                "download": {"url": gif_url(path), "filename": filename}}
 
     @shown_as_error
     def walk(name, seed_a, seed_b, count):
         frames = service.seed_walk(name, seed_a, seed_b, count)
         last = len(frames) - 1
-        return [(f, f"seed {int(float(seed_a))}" if k == 0 else f"seed {int(float(seed_b))}" if k == last
-                 else f"{k}/{last} of the way") for k, f in enumerate(frames)]
+        return {"items": [{"src": png_data_uri(f),
+                           "caption": f"seed {int(float(seed_a))}" if k == 0 else f"seed {int(float(seed_b))}"
+                           if k == last else f"{k}/{last} of the way"} for k, f in enumerate(frames)],
+                "download": None}
 
     with gr.Blocks(title="RTM Explorer") as demo:
         gr.Markdown(INTRO)
@@ -227,14 +248,14 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 gr.Markdown(METRICS_NOTE)
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")
-                gif_file = gr.File(label="GIF", interactive=False)
+                gif_file = figures("rtm-gif")
         with gr.Accordion("Seed walk: from one seed to another along the sphere of z", open=False):
             with gr.Row(equal_height=True):
                 walk_to = gr.Number(value=7, label="to seed")
                 walk_count = gr.Number(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
                 walk_button = gr.Button("Walk")
-            walk_strip = gr.Gallery(label="final frames along the walk (refined for the trained H)", columns=8,
-                                    height="auto", object_fit="contain")
+            gr.Markdown("Final frames along the walk, each refined for the trained H:")
+            walk_strip = figures("rtm-walk")
 
         # always_last: a Generate pressed while one is pending runs once that one is done, so the
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
@@ -263,8 +284,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         intervened.success(run, [checkpoint, seed, steps], view, api_name=False)
         grid_button.click(grid, [checkpoint, grid_first, grid_count, steps], grid_html, api_name="grid",
                           trigger_mode="always_last")
-        gif_button.click(export_gif, [checkpoint, seed, steps], gif_file, api_name="gif")
-        walk_button.click(walk, [checkpoint, seed, walk_to, walk_count], walk_strip, api_name="walk")
+        # The GIF and the walk start from what the viewer shows, even if the boxes were edited since.
+        gif_button.click(export_gif, [checkpoint, seed, steps], gif_file, api_name="gif", js=on_screen_js(3))
+        walk_button.click(walk, [checkpoint, seed, walk_to, walk_count], walk_strip, api_name="walk", js=on_screen_js(2))
     return demo
 
 

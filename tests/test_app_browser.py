@@ -181,3 +181,19 @@ def test_pick_a_token_on_the_heatmap_and_intervene(loaded):
     assert f"token {token} frozen" in page.text_content("#rtm-viewer-b .rtm-title")
     assert "url(" in page.evaluate("getComputedStyle(document.querySelector('#rtm-viewer-b .rtm-mask')).backgroundImage")
     assert "differ from the original" in page.text_content("#rtm-viewer-b .rtm-caption")
+
+
+def test_gif_and_walk_start_from_the_trajectory_on_screen(loaded):
+    """Edited boxes without a Generate: the GIF and the walk still use the seed and steps shown."""
+    page = loaded["page"]
+    shown = page.get_attribute("#rtm-viewer .rtm-root", "data-seed")
+    page.locator("#rtm-seed input").fill("777")        # typed, not generated
+    page.get_by_role("button", name="Export the refinement as GIF").click()
+    page.wait_for_selector("#rtm-gif .rtm-download", timeout=30_000)
+    assert page.text_content("#rtm-gif .rtm-download") == f"Download tiny-rtm-seed{shown}-3steps.gif"
+    assert page.get_attribute("#rtm-gif img", "src").startswith("/rtm-static/gifs/")
+    page.get_by_text("Seed walk").click()
+    page.get_by_role("button", name="Walk", exact=True).click()
+    page.wait_for_selector("#rtm-walk figcaption", timeout=30_000)
+    captions = page.locator("#rtm-walk figcaption").all_text_contents()
+    assert captions[0] == f"seed {shown}" and captions[-1] == "seed 7" and len(captions) == 8

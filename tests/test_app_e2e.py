@@ -34,11 +34,16 @@ def test_trajectory_endpoint_returns_frames_and_coordinates(server):
 def test_no_response_carries_a_server_path_and_the_static_files_are_served(server):
     import tempfile
 
+    calls = {"trajectory": ["tiny-rtm", 42, 3], "gif": ["tiny-rtm", 42, 3], "walk": ["tiny-rtm", 42, 7, 3],
+             "grid": ["tiny-rtm", 0, 4, 3], "intervene": ["tiny-rtm", 42, 3, "swap", 1, 2, 7],
+             "compare": ["tiny-mlp", 42, 2]}
+    for api, data in calls.items():
+        status, body = _post(server + f"gradio_api/run/{api}", json.dumps({"data": data}).encode())
+        assert status == 200, (api, body)
+        text = json.dumps(body)
+        for folder in (tempfile.gettempdir(), str(Path(__file__).resolve().parents[1]), sys.prefix):
+            assert folder not in text, (api, folder)
     status, body = _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 42, 3]}).encode())
-    assert status == 200
-    text = json.dumps(body)
-    for folder in (tempfile.gettempdir(), str(Path(__file__).resolve().parents[1]), sys.prefix):
-        assert folder not in text, folder
     payload = body["data"][0]
     assert payload["plotly_url"] == "/rtm-static/plotly/plotly.min.js"
     for url, kind in ((payload["plotly_url"], "text/javascript"), (payload["assets_url"], "application/json")):
@@ -52,8 +57,11 @@ def test_no_response_carries_a_server_path_and_the_static_files_are_served(serve
 
 
 def test_gif_endpoint(server):
-    path = Client(server, verbose=False).predict("tiny-rtm", 1, 3, api_name="/gif")
-    assert open(path, "rb").read(6) in (b"GIF89a", b"GIF87a")
+    out = Client(server, verbose=False).predict("tiny-rtm", 1, 3, api_name="/gif")
+    assert out["download"]["filename"] == "tiny-rtm-seed1-3steps.gif"
+    assert out["download"]["url"].startswith("/rtm-static/gifs/") and out["items"][0]["src"] == out["download"]["url"]
+    with urllib.request.urlopen(server + out["download"]["url"].lstrip("/"), timeout=30) as r:
+        assert r.headers["content-type"] == "image/gif" and r.read(6) in (b"GIF89a", b"GIF87a")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -140,8 +148,9 @@ def test_gif_exports_are_pruned(tmp_path):
 
 
 def test_seed_walk_endpoint(server):
-    gallery = Client(server, verbose=False).predict("tiny-rtm", 1, 9, 4, api_name="/walk")
-    assert len(gallery) == 4 and gallery[0]["caption"] == "seed 1" and gallery[-1]["caption"] == "seed 9"
+    items = Client(server, verbose=False).predict("tiny-rtm", 1, 9, 4, api_name="/walk")["items"]
+    assert len(items) == 4 and items[0]["caption"] == "seed 1" and items[-1]["caption"] == "seed 9"
+    assert all(item["src"].startswith("data:image/png;base64,") for item in items)
 
 
 def test_app_cli_names_the_valid_checkpoints_from_any_folder(tmp_path):

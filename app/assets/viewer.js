@@ -270,6 +270,8 @@
     const n = v.frames.length - 1;
     root.innerHTML = SKELETON;  // a constant: no data in it
     root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
+    root.dataset.checkpoint = v.checkpoint;  // and what the GIF and the walk start from
+    root.dataset.steps = String(n);
     $(".rtm-title").textContent = v.title || "";
     const mask = $(".rtm-mask");
     if (v.changed_mask) {
