@@ -85,7 +85,7 @@
       line: { color: k === S.selected ? "#d62728" : "rgba(90,90,90,0.45)", width: k === S.selected ? 3 : 1 },
       name: `seed ${v.seeds[k]}`, hovertemplate: `seed ${v.seeds[k]}<extra></extra>`,
     }));
-    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path (red: the selected one)`);
+    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path<br>(red: the selected one)`);
     Plotly.newPlot(map, traces, layout, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = map._fullLayout;

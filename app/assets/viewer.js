@@ -155,7 +155,7 @@
                               line: { color: "#222", width: 1 }, showscale: true,
                               colorbar: { title: { text: "step" }, thickness: 10 } },
                     hovertemplate: "step %{customdata}<extra></extra>" };
-    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w at every step (cloud: reference seeds)`);
+    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w at every step<br>(cloud: reference seeds)`);
     Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = map._fullLayout;
@@ -186,7 +186,8 @@
       { x: h, y: v.displacement, type: "bar", marker: { color: "#7f7f7f" }, hovertemplate: "step %{x}: %{y:.3f}<extra></extra>" },
     ], {
       margin: { l: 45, r: 10, t: 30, b: 35 }, height: 180,
-      title: { text: "How far w moved at each step, ‖w_h − w_(h−1)‖", font: { size: 13 } },
+      title: { text: "How far w moved at each step", font: { size: 13 } },
+      yaxis: { title: { text: "‖w_h − w_(h−1)‖" } },
       xaxis: { title: { text: "step h" }, dtick: h.length > 16 ? 4 : 1 },
       shapes: [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5, yref: "paper", y0: 0, y1: 1,
                  line: { dash: "dot", color: "#1f77b4" } }],
@@ -273,6 +274,9 @@
     root.dataset.checkpoint = v.checkpoint;  // and what the GIF and the walk start from
     root.dataset.steps = String(n);
     $(".rtm-title").textContent = v.title || "";
+    // An intervention's result opens in the compare view: bring it into sight (on a phone it
+    // is far above the button that asked for it).
+    if (v.intervention && root.closest("#rtm-viewer-b")) root.scrollIntoView({ behavior: "smooth", block: "start" });
     const mask = $(".rtm-mask");
     if (v.changed_mask) {
       mask.style.backgroundImage = `url("${v.changed_mask}")`;
