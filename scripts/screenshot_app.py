@@ -1,6 +1,7 @@
 """Take the README's screenshot: start the app, generate a seed in headless Chromium, save a PNG.
 
     python scripts/screenshot_app.py docs/app.png [--seed 42] [--step 3]
+    python scripts/screenshot_app.py docs/grid.png --grid 0 [--step 4]    # the grid of 16 seeds from seed 0
 """
 
 import argparse
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--seed", default="42")
     parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")
+    parser.add_argument("--grid", default=None, help="take the grid of 16 seeds from this one instead of the viewer")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -41,19 +43,39 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)
-            page.locator("#rtm-seed input").fill(args.seed)
-            page.get_by_role("button", name="Generate").click()
-            page.wait_for_function("document.querySelector('#rtm-viewer .rtm-map .main-svg') !== null", timeout=60_000)
-            page.wait_for_timeout(1000)
-            if args.step is not None:
-                page.locator(f"#rtm-viewer .rtm-thumb[data-step='{args.step}']").click()
-                page.wait_for_timeout(300)
-            page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 940})
+            if args.grid is not None:
+                grid_shot(page, args)
+            else:
+                viewer_shot(page, args)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     print(f"wrote {args.out}")
+
+
+def viewer_shot(page, args) -> None:
+    page.locator("#rtm-seed input").fill(args.seed)
+    page.locator("#rtm-generate").click()
+    page.wait_for_function("document.querySelector('#rtm-viewer .rtm-map .main-svg') !== null", timeout=60_000)
+    page.wait_for_timeout(1000)
+    if args.step is not None:
+        page.locator(f"#rtm-viewer .rtm-thumb[data-step='{args.step}']").click()
+        page.wait_for_timeout(300)
+    page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 940})
+
+
+def grid_shot(page, args) -> None:
+    page.get_by_role("button", name="Show grid").scroll_into_view_if_needed()
+    page.locator("label:has-text('first seed') input").fill(args.grid)
+    page.get_by_role("button", name="Show grid").click()
+    page.wait_for_function("document.querySelector('#rtm-grid .rtm-map .main-svg') !== null", timeout=60_000)
+    page.wait_for_timeout(1500)
+    if args.step is not None:
+        for _ in range(int(page.get_attribute("#rtm-grid .rtm-groot", "data-step")) - args.step):
+            page.locator("#rtm-grid .rtm-prev").click()
+        page.wait_for_timeout(300)
+    page.locator("#rtm-grid").screenshot(path=args.out)
 
 
 if __name__ == "__main__":
