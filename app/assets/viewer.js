@@ -71,7 +71,7 @@
     }
     d.style.visibility = "visible";
     d.style.backgroundPosition = `0 ${n > 1 ? ((i - 1) / (n - 1)) * 100 : 0}%`;
-    cap.textContent = `Pixel change from step ${i - 1} to ${i} (brightest = ${(100 * v.pixel_change_peak).toFixed(0)}% of full range, the largest change of any step).`;
+    cap.textContent = `Pixel change from step ${i - 1} to ${i}, per pixel, on one scale for all steps: the brightest colour is ${(100 * v.pixel_change_peak).toFixed(0)}% of the full 0-255 range, this seed's largest change at any step.`;
   }
 
   // Coalesce: however many input events arrive, one show() per animation frame.
@@ -132,8 +132,16 @@
     }));
     ctx.putImageData(img, 0, 0);
     S.heatReady = true;
+    $(".rtm-axis-lo").textContent = "step 1";   // columns; rows are tokens 0 (top) to T-1 (bottom)
+    $(".rtm-axis-hi").textContent = `step ${S_}`;
+    canvas.addEventListener("mousemove", (e) => {  // which cell the pointer is on, and its value
+      const box = canvas.getBoundingClientRect();
+      const t = Math.min(T - 1, Math.floor(((e.clientY - box.top) / box.height) * T));
+      const h = Math.min(S_ - 1, Math.floor(((e.clientX - box.left) / box.width) * S_));
+      canvas.title = `token ${t}, step ${h + 1}: moved ${v.token_change[h][t].toFixed(2)}`;
+    });
     const about = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
-    cap.textContent = `${about} Click a cell to pick that token and step for an intervention.`;
+    cap.textContent = `${about} Rows: tokens 0 (top) to ${T - 1}. Click a cell to pick that token and step for an intervention.`;
     canvas.style.cursor = "crosshair";
     canvas.addEventListener("click", (e) => {  // pick (token, step) for "Reach into the recursion"
       const box = canvas.getBoundingClientRect();
@@ -244,8 +252,11 @@
       </div>
       <div class="rtm-inside">
         <div class="rtm-heatbox"><canvas class="rtm-heat" aria-label="token change per step"></canvas><div class="rtm-heatmark"></div></div>
+        <div class="rtm-axis"><span class="rtm-axis-lo"></span><span class="rtm-axis-hi"></span></div>
         <div class="rtm-heatcap"></div>
         <div class="rtm-diff" role="img" aria-label="pixel change from the previous step"></div>
+        <div class="rtm-scale" aria-hidden="true"></div>
+        <div class="rtm-axis rtm-scale-axis"><span>0</span><span class="rtm-scale-hi"></span></div>
         <div class="rtm-diffcap"></div>
       </div>
       <div class="rtm-mapbox"><div class="rtm-map"></div><div class="rtm-marker"></div><img class="rtm-preview" alt=""></div>
@@ -298,6 +309,7 @@
     S.thumbs = Array.from(strip.children);  // the filmstrip, looked up once, not on every step
     const diff = $(".rtm-diff");
     if (v.pixel_change) {
+      $(".rtm-scale-hi").textContent = `${(100 * v.pixel_change_peak).toFixed(0)}% of 255`;
       diff.style.backgroundImage = `url("${v.pixel_change}")`;
       diff.style.backgroundSize = `100% ${n * 100}%`;
     }
