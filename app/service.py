@@ -473,11 +473,14 @@ CHANGE_PALETTE = np.stack([np.interp(np.linspace(0, len(_STOPS) - 1, 256), np.ar
 
 def change_strip(change: np.ndarray, peak: float) -> Optional[str]:
     """(S, R, R) change maps -> one PNG data URI, the maps stacked top to bottom (S*R x R) and
-    scaled so that `peak` is the brightest colour: one small palette image for all steps."""
+    scaled so that `peak` is the brightest colour (square-root scale): one small palette image
+    for all steps."""
     if len(change) == 0:
         return None
     # 16 levels: enough to see where the image changes, and the PNG stays small (payload <= 40 KB).
-    levels = (np.clip(np.round(change / max(peak, 1e-6) * 15), 0, 15) * 17).astype(np.uint8)
+    # On a square-root scale: most steps change a few levels where the first changes 100, and a
+    # linear scale showed them black; here a quarter of the peak is half as bright.
+    levels = (np.clip(np.round(np.sqrt(np.clip(change, 0, None) / max(peak, 1e-6)) * 15), 0, 15) * 17).astype(np.uint8)
     rows = levels.reshape(-1, levels.shape[-1])
     image = Image.frombytes("P", (rows.shape[1], rows.shape[0]), rows.tobytes())
     image.putpalette(CHANGE_PALETTE.tobytes())

@@ -46,7 +46,9 @@ PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generating…'; b.setAttribute('aria-busy', 'true'); } }"""
 DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generate'; b.removeAttribute('aria-busy'); } }"""
-LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE})
+# On a phone the viewers come first: the image and its slider, then the boxes that ask for it.
+PAGE_CSS = "@media (max-width: 640px) { #rtm-viewers { order: -1; } }"
+LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE}, css=PAGE_CSS)
 
 
 def on_screen_js(count: int) -> str:
@@ -160,9 +162,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         return payload(name, seed, steps)
 
     @shown_as_error
-    def follow(open_, name, seed, steps):
-        """The compare view follows the main seed once it is open."""
-        return payload(name, seed, steps) if open_ else gr.update()
+    def follow(open_, pinned, name, seed, steps):
+        """Once open, the compare view follows the main seed, unless pinned."""
+        return payload(name, seed, steps) if open_ and not pinned else gr.update()
 
     @shown_as_error
     def grid(name, first, count, steps):
@@ -216,8 +218,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             with gr.Row(equal_height=True):
                 checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B", allow_custom_value=True)
                 steps_b = gr.Number(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
+                pin_b = gr.Checkbox(value=False, label="pin B to its seed (else B follows every Generate)")
                 compare_button = gr.Button("Compare")
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="rtm-viewers"):
             with gr.Column(min_width=340):
                 # The first frame arrives with the page: no round trip before the user sees an image.
                 view = viewer("rtm-viewer", value=payload(default, 42, None))
@@ -243,7 +246,8 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             grid_html = grid_view("rtm-grid")
         with gr.Row():
             with gr.Column(scale=2):
-                curves = _html("rtm-eval", "curves.js", '<div class="rtm-curves"></div>',
+                curves = _html("rtm-eval", "curves.js",
+                               '<div class="rtm-curvebox"><div class="rtm-curves"></div><div class="rtm-curvemark"></div></div>',
                                eval_figure(default_model.eval, default_model.trained_steps), common=False)
                 gr.Markdown(METRICS_NOTE)
             with gr.Column():
@@ -269,7 +273,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                                    trigger_mode="always_last", concurrency_limit=32)
         generated.failure(None, None, None, js=DONE_JS, api_name=False)
         generated.then(None, None, None, js=DONE_JS, api_name=False).then(
-            follow, [compare_open, checkpoint_b, seed, steps_b], view_b, api_name=False)
+            follow, [compare_open, pin_b, checkpoint_b, seed, steps_b], view_b, api_name=False)
+        # A checkpoint chosen for B comes at its own trained H.
+        checkpoint_b.change(shown_as_error(lambda name: service.trained_steps(name)), checkpoint_b, steps_b,
+                            api_name=False)
         seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last")
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)

@@ -1,6 +1,7 @@
 """Test fixtures for the app: tiny checkpoints, one with hostile labels (the server itself is
 app.launcher.start_in_background)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,10 @@ def make_checkpoints(root: Path) -> Path:
     save_checkpoint(Generator(tiny("mlp")), root / "tiny-mlp")
     images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
     np.savez_compressed(root / "tiny-rtm" / TRAINING_IMAGES_FILE, images=images, labels=np.array([HOSTILE_LABEL] * 6))
+    # Made-up metric curves (the page draws them and marks the viewer's step on them).
+    rows = [{"steps": h, "precision": 0.2 * h, "recall": 0.1 * h, "density": 0.3 * h, "coverage": 0.15 * h}
+            for h in (1, 2, 3, 4)]
+    (root / "tiny-rtm" / "eval.json").write_text(json.dumps({"per_step": rows}))
     return root
 
 

@@ -197,3 +197,36 @@ def test_gif_and_walk_start_from_the_trajectory_on_screen(loaded):
     page.wait_for_selector("#rtm-walk figcaption", timeout=30_000)
     captions = page.locator("#rtm-walk figcaption").all_text_contents()
     assert captions[0] == f"seed {shown}" and captions[-1] == "seed 7" and len(captions) == 8
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+    def luminance(css):
+        r, g, b = (float(v) / 255 for v in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_controls_are_readable_in_both_themes(browser, app_url, theme):
+    load = cold_load(browser, app_url + f"?__theme={theme}")
+    page = load["page"]
+    try:
+        for selector in ("#rtm-viewer .rtm-play", "#rtm-viewer .rtm-prev", "#rtm-grid .rtm-groot"):
+            colours = page.evaluate("""(s) => { let e = document.querySelector(s), c = getComputedStyle(e).color, bg;
+                for (; e; e = e.parentElement) { bg = getComputedStyle(e).backgroundColor;
+                  if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') break; }
+                return [c, bg || 'rgb(255, 255, 255)']; }""", selector)
+            assert contrast(*colours) >= 4.5, (theme, selector, colours)
+        box = page.locator("#rtm-viewer .rtm-link-box")
+        unticked = box.screenshot()
+        box.check()
+        assert box.screenshot() != unticked               # a ticked box looks ticked
+        page.wait_for_function("document.querySelector('#rtm-eval .rtm-curvemark').style.display === 'block'",
+                               timeout=30_000)            # the metric curves mark the viewer's step
+    finally:
+        errors = load["errors"]
+        load["context"].close()
+    assert errors == [], errors

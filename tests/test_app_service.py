@@ -62,10 +62,17 @@ def test_token_and_pixel_change_are_the_steps_differences(ckpt_root):
     np.testing.assert_allclose(result.token_change, (z_H[1:] - z_H[:-1]).norm(dim=-1).numpy(), rtol=1e-5, atol=1e-6)
     assert result.token_change.shape == (5, 4) and (result.token_change > 0).all()   # every token moves
     frames = result.frames.astype(float)
-    np.testing.assert_allclose(result.pixel_change, np.abs(frames[1:] - frames[:-1]).mean(axis=-1))
-    # The strip image holds the 5 change maps stacked, one per step.
+    np.testing.assert_allclose(result.pixel_change, np.abs(frames[1:] - frames[:-1]).mean(axis=-1), rtol=1e-6)
+    # The strip image holds the 5 change maps stacked, one per step, on a square-root scale of
+    # 16 levels: the peak is the brightest, a quarter of it half as bright.
     strip = Image.open(io.BytesIO(base64.b64decode(service.payload(result)["pixel_change"].split(",")[1])))
-    assert strip.size == (16, 5 * 16)
+    assert strip.size == (16, 5 * 16) and strip.mode == "P"
+    levels = np.asarray(strip).reshape(5, 16, 16) // 17
+    expected = np.round(np.sqrt(result.pixel_change / result.pixel_change.max()) * 15)
+    np.testing.assert_array_equal(levels, expected)
+    from app.service import change_strip
+    quarter = Image.open(io.BytesIO(base64.b64decode(change_strip(np.full((1, 2, 2), 25.0), 100.0).split(",")[1])))
+    assert (np.asarray(quarter) // 17 == 8).all()                       # sqrt(1/4) x 15 = 7.5 -> 8 of 15
 
 
 def test_seed_walk_ends_at_both_seeds(ckpt_root):

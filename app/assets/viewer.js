@@ -34,6 +34,8 @@
     placeBar(i);
     placeHeat(i);
     showDiff(i);
+    // The metric curves (curves.js) mark the main viewer's step.
+    if (S.isMain) window.dispatchEvent(new CustomEvent("rtm-shown-step", { detail: { step: i } }));
   }
 
   function placeMarker(i) {
@@ -71,7 +73,7 @@
     }
     d.style.visibility = "visible";
     d.style.backgroundPosition = `0 ${n > 1 ? ((i - 1) / (n - 1)) * 100 : 0}%`;
-    cap.textContent = `Pixel change from step ${i - 1} to ${i}, per pixel, on one scale for all steps: the brightest colour is ${(100 * v.pixel_change_peak).toFixed(0)}% of the full 0-255 range, this seed's largest change at any step.`;
+    cap.textContent = `Pixel change from step ${i - 1} to ${i}, per pixel, on one square-root scale for all steps (half as bright = a quarter of the change): the brightest colour is ${(100 * v.pixel_change_peak).toFixed(0)}% of the full 0-255 range, this seed's largest change at any step.`;
   }
 
   // Coalesce: however many input events arrive, one show() per animation frame.
@@ -281,6 +283,7 @@
     }
     const n = v.frames.length - 1;
     root.innerHTML = SKELETON;  // a constant: no data in it
+    S.isMain = !!root.closest("#rtm-viewer");
     root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
     root.dataset.checkpoint = v.checkpoint;  // and what the GIF and the walk start from
     root.dataset.steps = String(n);
