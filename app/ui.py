@@ -233,7 +233,8 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                         "recursion go on. The result opens beside the original, the changed pixels in red.")
             with gr.Row(equal_height=True):
                 int_kind = gr.Dropdown([("freeze", "freeze"), ("knock out", "knockout"), ("swap", "swap")],
-                                       value="freeze", label="intervention", allow_custom_value=True)
+                                       value="freeze", label="intervention", allow_custom_value=True,
+                                       elem_id="rtm-int-kind")
                 int_token = gr.Number(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
                 int_step = gr.Number(value=1, label="from step", elem_id="rtm-int-step")
                 int_donor = gr.Number(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")

@@ -2,6 +2,7 @@
 
     python scripts/screenshot_app.py docs/app.png [--seed 42] [--step 3]
     python scripts/screenshot_app.py docs/grid.png --grid 0 [--step 4]    # the grid of 16 seeds from seed 0
+    python scripts/screenshot_app.py docs/intervention.png --seed 42 --intervene knockout:3:2   # kind:token:step
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--seed", default="42")
     parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")
     parser.add_argument("--grid", default=None, help="take the grid of 16 seeds from this one instead of the viewer")
+    parser.add_argument("--intervene", default=None, help="KIND:TOKEN:STEP[:DONOR]: the seed and its intervention, side by side")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -45,6 +47,8 @@ def main() -> None:
             page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)
             if args.grid is not None:
                 grid_shot(page, args)
+            elif args.intervene is not None:
+                intervention_shot(page, args)
             else:
                 viewer_shot(page, args)
             browser.close()
@@ -63,6 +67,23 @@ def viewer_shot(page, args) -> None:
         page.locator(f"#rtm-viewer .rtm-thumb[data-step='{args.step}']").click()
         page.wait_for_timeout(300)
     page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 940})
+
+
+def intervention_shot(page, args) -> None:
+    kind, token, step, *donor = args.intervene.split(":")
+    page.locator("#rtm-seed input").fill(args.seed)
+    page.locator("#rtm-generate").click()
+    page.wait_for_function(f"document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '{args.seed}'")
+    page.locator("#rtm-int-kind input").fill(kind)
+    page.keyboard.press("Enter")
+    page.locator("#rtm-int-token input").fill(token)
+    page.locator("#rtm-int-step input").fill(step)
+    if donor:
+        page.locator("#rtm-int-donor input").fill(donor[0])
+    page.get_by_role("button", name="Intervene").click()
+    page.wait_for_function("document.querySelector('#rtm-viewer-b .rtm-map .main-svg') !== null", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.locator("#rtm-viewers").screenshot(path=args.out)
 
 
 def grid_shot(page, args) -> None:

@@ -347,6 +347,16 @@
     }), 0));
   }
 
+  // plotly's "responsive" follows the window only: when the compare view opens beside this one,
+  // the column narrows with no window resize, so follow the column's width too.
+  let lastWidth = 0;
+  new ResizeObserver((entries) => {
+    const width = Math.round(entries[0].contentRect.width);
+    if (width === lastWidth || !window.Plotly) return;
+    lastWidth = width;
+    element.querySelectorAll(".js-plotly-plot").forEach((plot) => window.Plotly.Plots.resize(plot));
+  }).observe(element);
+
   window.addEventListener("rtm-step", (e) => {
     if (e.detail.from !== element && window.__rtmLinked && S.v) { stop(); request(e.detail.step); }
   });
