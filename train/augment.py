@@ -45,27 +45,38 @@ def color(x, gen, n, rows):
     return (x - mean) * contrast + mean
 
 
+def _randint(gen: torch.Generator, n: int, rows, low: int, high: int, device) -> torch.Tensor:
+    """(b,) integers uniform in [low, high), drawn for the global batch like _rand."""
+    return torch.randint(low, high, (n,), generator=gen)[rows].to(device)
+
+
 def translation(x, gen, n, rows, ratio: float = 0.125):
-    """Shift by up to 1/8 of the side, padding with zeros (a grid_sample, so it is differentiable)."""
+    """Shift each image by whole pixels, uniform in [-s, s] per axis (s = 1/8 of the side,
+    rounded: 4 at 32 px), filling with zeros: out[i, j] = x[i + dy, j + dx] where that is
+    inside, as the reference's rand_translation. An index gather, so it is differentiable."""
     B, _, H, W = x.shape
-    shift = (_rand(gen, n, rows, 2, device=x.device) * 2 - 1) * ratio * 2   # in [-1, 1] grid units
-    theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = shift.to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    sy, sx = int(H * ratio + 0.5), int(W * ratio + 0.5)
+    dy = _randint(gen, n, rows, -sy, sy + 1, x.device)
+    dx = _randint(gen, n, rows, -sx, sx + 1, x.device)
+    # Index a copy padded with one zero row/column each side; out-of-range indices land on it.
+    ys = (torch.arange(H, device=x.device)[None, :] + dy[:, None] + 1).clamp(0, H + 1)   # (B, H)
+    xs = (torch.arange(W, device=x.device)[None, :] + dx[:, None] + 1).clamp(0, W + 1)   # (B, W)
+    padded = F.pad(x, [1, 1, 1, 1])
+    batch = torch.arange(B, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
 
 
 def cutout(x, gen, n, rows, ratio: float = 0.5):
-    """Zero a square of half the side at a random place."""
+    """Zero a square of half the side (rounded: 16 x 16 at 32 px) placed uniformly, as the
+    reference's rand_cutout: its centre row/column o is uniform in [0, R] for an even size
+    ([0, R - 1] for odd), it covers o - size//2 ... o - size//2 + size - 1, cut at the border."""
     B, _, H, W = x.shape
     size = int(H * ratio + 0.5), int(W * ratio + 0.5)
-    centre = _rand(gen, n, rows, 2, device=x.device)
-    cy = (centre[:, 0] * (H + 1 - size[0] % 2)).long()
-    cx = (centre[:, 1] * (W + 1 - size[1] % 2)).long()
-    ys = torch.arange(H, device=x.device)[None, :, None]
-    xs = torch.arange(W, device=x.device)[None, None, :]
-    inside = ((ys - cy[:, None, None]).abs() < size[0] / 2) & ((xs - cx[:, None, None]).abs() < size[1] / 2)
+    cy = _randint(gen, n, rows, 0, H + (1 - size[0] % 2), x.device)
+    cx = _randint(gen, n, rows, 0, W + (1 - size[1] % 2), x.device)
+    ys = torch.arange(H, device=x.device)[None, :, None] - (cy[:, None, None] - size[0] // 2)
+    xs = torch.arange(W, device=x.device)[None, None, :] - (cx[:, None, None] - size[1] // 2)
+    inside = (ys >= 0) & (ys < size[0]) & (xs >= 0) & (xs < size[1])
     return x * (~inside)[:, None].to(x.dtype)
 
 
