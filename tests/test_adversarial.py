@@ -119,3 +119,24 @@ def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
     for part in ("G", "D"):
         for name, value in states[1][part].items():
             torch.testing.assert_close(states[2][part][name], value, rtol=1e-4, atol=1e-5, msg=f"{part}.{name}")
+
+
+def test_downsampling_pads_with_zeros_as_the_reference():
+    """StyleGAN2's conv2d_resample at down = 2, worked by hand on an image of ones: the 3x3 conv
+    sees the [1,3,3,1]/8 low-pass of a map padded with 2 zeros, whose first rows are 4/8, 7/8,
+    then 1; the 1x1 skip takes every second pixel of the low-pass with 1 zero of padding (7/8)."""
+    from train.discriminator import EqualConv2d
+
+    ones = torch.ones(1, 1, 32, 32)
+    conv = EqualConv2d(1, 1, 3, bias=False, down=2)
+    skip = EqualConv2d(1, 1, 1, bias=False, down=2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)      # gain 1/3: the output is 3 x the mean of the 3x3 window
+        skip.weight.fill_(1.0)      # gain 1
+        y, s = conv(ones), skip(ones)
+    assert y.shape == s.shape == (1, 1, 16, 16)
+    corner = (4 / 8 + 7 / 8 + 1) ** 2 / 3
+    assert y[0, 0, 0, 0].item() == pytest.approx(corner) and y[0, 0, 5, 5].item() == pytest.approx(3.0)
+    assert y[0, 0, 0, 5].item() == pytest.approx((4 / 8 + 7 / 8 + 1) * 3 / 3)
+    assert s[0, 0, 0, 0].item() == pytest.approx((7 / 8) ** 2) and s[0, 0, 7, 7].item() == pytest.approx(1.0)
+    assert s[0, 0, 15, 15].item() == pytest.approx((7 / 8) ** 2)   # symmetric: the last window ends in the padding

@@ -6,7 +6,8 @@
 Every conv and dense layer has StyleGAN's equalized learning rate (weights stored at unit
 scale, scaled at run time); activations are leaky ReLU 0.2 times sqrt(2). Downsampling
 low-pass filters with the [1, 3, 3, 1] binomial kernel before taking every second pixel
-(StyleGAN2's FIR filter), so the discriminator does not alias. A residual block's two paths
+(StyleGAN2's FIR filter), so the discriminator does not alias, with the reference's zero
+padding (at 32 px the 4x4 and 8x8 maps are mostly border, where padding decides the values). A residual block's two paths
 are summed and scaled by 1/sqrt(2) to keep the variance.
 """
 
@@ -51,11 +52,16 @@ class EqualConv2d(nn.Module):
         self.register_buffer("blur", (blur[:, None] * blur[None, :] / blur.sum() ** 2)[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.down > 1:
-            c = x.shape[1]  # depthwise low-pass, then the conv strides
-            x = F.conv2d(F.pad(x, (1, 2, 1, 2), mode="reflect"), self.blur.expand(c, 1, 4, 4), groups=c)
-            return F.conv2d(x, self.weight * self.gain, self.bias, stride=2, padding=self.padding)
-        return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.padding)
+        if self.down == 1:
+            return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.padding)
+        # As StyleGAN2's conv2d_resample: zeros around, the depthwise low-pass, then
+        # a 3x3 conv with stride 2 and no padding of its own (pad 2: 32 -> 33 -> 16), or for
+        # the 1x1 skip every second pixel of the low-passed map (pad 1: 32 -> 31 -> 16).
+        c, pad = x.shape[1], 2 if self.padding else 1
+        x = F.conv2d(F.pad(x, (pad,) * 4), self.blur.expand(c, 1, 4, 4), groups=c)
+        if self.padding:
+            return F.conv2d(x, self.weight * self.gain, self.bias, stride=2)
+        return F.conv2d(x[:, :, ::2, ::2], self.weight * self.gain, self.bias)
 
 
 class DiscriminatorBlock(nn.Module):
