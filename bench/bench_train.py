@@ -102,8 +102,8 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
         for _ in range(n):
             idx = torch.randint(0, run.data.shape[0], (run.per_rank_batch,))
             real = adversarial.as_float(run.data[idx])
-            _, fake = adversarial.generator_step(run)
-            adversarial.discriminator_step(run, fake, real)
+            adversarial.generator_step(run)
+            adversarial.discriminator_step(run, real)
             if run.step % run.cfg.r1_every == 0:
                 adversarial.r1_step(run, real)
             run.step += 1

@@ -140,3 +140,25 @@ def test_downsampling_pads_with_zeros_as_the_reference():
     assert y[0, 0, 0, 5].item() == pytest.approx((4 / 8 + 7 / 8 + 1) * 3 / 3)
     assert s[0, 0, 0, 0].item() == pytest.approx((7 / 8) ** 2) and s[0, 0, 7, 7].item() == pytest.approx(1.0)
     assert s[0, 0, 15, 15].item() == pytest.approx((7 / 8) ** 2)   # symmetric: the last window ends in the padding
+
+
+def test_the_discriminator_sees_fresh_fakes_of_the_updated_generator(digits, tmp_path, monkeypatch):
+    """As StyleGAN2's Dmain phase: new latents, and the generator after this step's update."""
+    seen = {}
+    real_judge = adversarial.judge
+
+    def spy(run, images, phase, D=None):
+        seen[phase] = (images.detach().clone(), {k: v.detach().clone() for k, v in run.G.state_dict().items()})
+        return real_judge(run, images, phase, D)
+
+    monkeypatch.setattr(adversarial, "judge", spy)
+    run = adversarial.setup(gan_config(digits, tmp_path, max_steps=1))
+    real = adversarial.as_float(run.data[:run.per_rank_batch])
+    adversarial.generator_step(run)
+    adversarial.discriminator_step(run, real)
+    g_images, g_weights = seen["generator"]
+    d_images, d_weights = seen["fake"]
+    assert any(not torch.equal(g_weights[k], d_weights[k]) for k in g_weights)   # G was updated in between
+    assert not torch.allclose(g_images, d_images)
+    with torch.no_grad():
+        assert torch.equal(d_images, adversarial.fake_images(run, "discriminator"))  # made by the updated G

@@ -8,8 +8,9 @@
 Every step, top to bottom (`train`):
 1. `generator_step`: images from fresh latents, with style mixing; the discriminator judges
    them through DiffAugment; non-saturating logistic loss softplus(-D(G(z))); Adam; EMA.
-2. `discriminator_step`: the same images (detached) and a batch of real images, both
-   augmented; softplus(D(fake)) + softplus(-D(real)); Adam.
+2. `discriminator_step`: fresh images from the updated generator (new latents, no
+   gradient, as StyleGAN2's Dmain phase) and a batch of real images, both augmented;
+   softplus(D(fake)) + softplus(-D(real)); Adam.
 3. every `r1_every` steps, `r1_step`: gamma / 2 x ||grad_x D(x)||^2 on the real batch,
    weighted by r1_every (lazy regularisation), and the discriminator's Adam is set up for
    it as StyleGAN2 does (lr and betas raised to r1_every / (r1_every + 1)).
@@ -157,11 +158,12 @@ def save_state(run: GanRun) -> None:
     distributed.barrier(run.info)
 
 
-def fake_images(run: GanRun) -> torch.Tensor:
-    """This rank's images of the step's global batch: fresh latents, styles mixed at a random
-    layer for a `style_mixing` share of them (so no layer can rely on one style only)."""
+def fake_images(run: GanRun, phase: str) -> torch.Tensor:
+    """This rank's images of the step's global batch for one phase ("generator" or
+    "discriminator": each has its own latents, as in StyleGAN2's training loop): styles mixed
+    at a random layer for a `style_mixing` share of them (so no layer can rely on one style)."""
     cfg, G, device = run.cfg, run.run_G, run.info.device
-    gen = stream(cfg.seed, "gan-latents", run.step)
+    gen = stream(cfg.seed, "gan-latents" if phase == "generator" else "gan-latents-d", run.step)
     B, z_dim = cfg.batch_size, run.G.z_dim
     z, z_mix = (torch.randn(B, z_dim, generator=gen)[run.rows].to(device) for _ in range(2))
     num_ws = run.G.config.num_ws
@@ -201,17 +203,21 @@ def _step(run: GanRun, opt: torch.optim.Optimizer, module: torch.nn.Module, loss
     return value
 
 
-def generator_step(run: GanRun) -> tuple[float, torch.Tensor]:
+def generator_step(run: GanRun) -> float:
     run.D.requires_grad_(False)
-    fake = fake_images(run)
+    fake = fake_images(run, "generator")
     loss = F.softplus(-judge(run, fake, "generator")).mean()     # non-saturating: maximise log D(G(z))
     value = _step(run, run.opt_G, run.G, loss, "generator")
     run.D.requires_grad_(True)
     update_ema(run.G_ema, run.G, ema_decay(run.cfg, run.step, images_before(run)))
-    return value, fake.detach()
+    return value
 
 
-def discriminator_step(run: GanRun, fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, float]:
+    """D against fresh fakes of the generator just updated (reusing the G step's images would
+    show D the generator of one step ago), and against the real batch."""
+    with torch.no_grad():
+        fake = fake_images(run, "discriminator")
     fake_logits, real_logits = judge(run, fake, "fake"), judge(run, real, "real")
     loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     value = _step(run, run.opt_D, run.D, loss, "discriminator")
@@ -241,8 +247,8 @@ def train(cfg: TrainConfig) -> Path:
             if order is None or pos == 0:
                 order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
             real = as_float(run.data[order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch]])
-            loss_G, fake = generator_step(run)
-            metrics = {"loss_G": loss_G, **discriminator_step(run, fake, real)}
+            loss_G = generator_step(run)
+            metrics = {"loss_G": loss_G, **discriminator_step(run, real)}
             if run.step % cfg.r1_every == 0:
                 r1 = r1_step(run, real)
             run.step += 1
