@@ -162,3 +162,12 @@ def test_the_discriminator_sees_fresh_fakes_of_the_updated_generator(digits, tmp
     assert not torch.allclose(g_images, d_images)
     with torch.no_grad():
         assert torch.equal(d_images, adversarial.fake_images(run, "discriminator"))  # made by the updated G
+
+
+def test_r1_gamma_defaults_to_the_reference_heuristic():
+    """StyleGAN2-ADA's 0.0002 x resolution^2 / batch: 0.0128 for the cpu preset (32 px, batch 16)."""
+    cfg = parse_args(["--objective", "adversarial", "--preset", "cpu", "--data", "x"])
+    assert cfg.r1_gamma == -1 and adversarial.r1_gamma(cfg, 32) == pytest.approx(0.0128)
+    gpu = parse_args(["--objective", "adversarial", "--preset", "gpu", "--data", "x"])
+    assert adversarial.r1_gamma(gpu, 64) == pytest.approx(0.0002 * 64 ** 2 / 64)
+    assert adversarial.r1_gamma(parse_args(["--objective", "adversarial", "--data", "x", "--r1-gamma", "0.5"]), 32) == 0.5

@@ -177,13 +177,20 @@ def fake_images(run: GanRun, phase: str) -> torch.Tensor:
         return G.synthesize(w).float()
 
 
-def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Module] = None) -> torch.Tensor:
-    """D's logits for this rank's images, augmented with the step's `phase` stream."""
+def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Module] = None,
+          amp: bool = True) -> torch.Tensor:
+    """D's logits for this rank's images, augmented with the step's `phase` stream (under
+    bf16 autocast on CUDA unless amp=False)."""
     cfg = run.cfg
     augmented = diff_augment(images, cfg.augment, stream(cfg.seed, "augment", run.step, _PHASES[phase]),
                              cfg.batch_size, run.rows)
-    with run.autocast:
+    with run.autocast if amp else nullcontext():
         return (run.run_D if D is None else D)(augmented).float()
+
+
+def r1_gamma(cfg: TrainConfig, resolution: int) -> float:
+    """--r1-gamma, or StyleGAN2-ADA's heuristic 0.0002 x resolution^2 / batch when it is -1."""
+    return cfg.r1_gamma if cfg.r1_gamma >= 0 else 0.0002 * resolution ** 2 / cfg.batch_size
 
 
 _PHASES = {"generator": 0, "fake": 1, "real": 2, "r1": 3}
@@ -228,12 +235,14 @@ def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, float]:
 
 
 def r1_step(run: GanRun, real: torch.Tensor) -> float:
-    """Lazy R1: gamma / 2 x E ||grad_x D(x)||^2 on reals, weighted by r1_every."""
+    """Lazy R1: gamma / 2 x E ||grad_x D(x)||^2 on reals, weighted by r1_every; in float32
+    (a gradient norm squared in bf16 loses the small penalties it exists for)."""
     real = real.detach().requires_grad_(True)
-    logits = judge(run, real, "r1", D=run.D)
+    logits = judge(run, real, "r1", D=run.D, amp=False)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     penalty = grad.square().sum(dim=(1, 2, 3)).mean()
-    _step(run, run.opt_D, run.D, penalty * (run.cfg.r1_gamma / 2) * run.cfg.r1_every, "R1")
+    gamma = r1_gamma(run.cfg, real.shape[-1])
+    _step(run, run.opt_D, run.D, penalty * (gamma / 2) * run.cfg.r1_every, "R1")
     return distributed.all_reduce_mean(penalty.item(), run.info)
 
 

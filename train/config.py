@@ -84,7 +84,8 @@ class TrainConfig:
     pool_batch: int = 256           # images generated per batch while building the pool
     # --- adversarial (objective "adversarial") ---------------------------------------------
     d_lr_scale: float = 1.0         # the discriminator's rate = lr x this (x r1_every / (r1_every + 1), lazy R1)
-    r1_gamma: float = 0.05          # weight of the R1 penalty on real images: gamma / 2 x ||grad_x D(x)||^2
+    r1_gamma: float = -1.0          # weight of the R1 penalty on real images: gamma / 2 x ||grad_x D(x)||^2;
+                                    # -1 = StyleGAN2-ADA's heuristic 0.0002 x resolution^2 / batch (0.0128 at 32 px, batch 16)
     r1_every: int = 16              # lazy R1: applied every this many steps, weighted by it (StyleGAN2: 16)
     style_mixing: float = 0.9       # probability that an image mixes the styles of two latents (StyleGAN2: 0.9)
     augment: str = "color,translation,cutout"   # DiffAugment policy for everything D sees; "none" = off
@@ -117,7 +118,7 @@ class TrainConfig:
             "loss_perceptual": self.loss_perceptual >= 0, "loss_pixel": self.loss_pixel >= 0,
             "perceptual_size": self.perceptual_size >= 32, "objective": self.objective in OBJECTIVES,
             "mapping_lr_scale": self.mapping_lr_scale > 0, "d_lr_scale": self.d_lr_scale > 0,
-            "r1_gamma": self.r1_gamma >= 0, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
+            "r1_gamma": self.r1_gamma >= 0 or self.r1_gamma == -1, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
             "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
             "d_channel_max": self.d_channel_max >= 1, "eval_every": self.eval_every >= 0,
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
@@ -196,10 +197,10 @@ ADVERSARIAL_PRESETS: dict[str, dict[str, Any]] = {
                  warmup_steps=0, grad_clip=0.0, r1_every=4, log_every=4, sample_every=0, checkpoint_every=12,
                  preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
     "cpu": dict(objective="adversarial", decoder={"channel_base": 1024}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
-                warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_gamma=0.05, r1_every=16,
+                warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_every=16,
                 log_every=50, sample_every=500, checkpoint_every=250, ema_decay=0.999, d_channel_base=1024),
     "gpu": dict(objective="adversarial", batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
-                max_steps=200_000, r1_gamma=0.1, r1_every=16, sample_every=2000, checkpoint_every=2000, compile=True,
+                max_steps=200_000, r1_every=16, sample_every=2000, checkpoint_every=2000, compile=True,
                 ema_decay=0.999, d_channel_base=2048),
 }
 PRESETS_BY_OBJECTIVE = {"imle": PRESETS, "adversarial": ADVERSARIAL_PRESETS}
