@@ -103,6 +103,8 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
             idx = torch.randint(0, run.data.shape[0], (run.per_rank_batch,))
             real = adversarial.as_float(run.data[idx])
             adversarial.generator_step(run)
+            if run.cfg.pl_weight > 0 and run.step % run.cfg.pl_every == 0:
+                adversarial.path_length_step(run)
             adversarial.discriminator_step(run, real)
             if run.step % run.cfg.r1_every == 0:
                 adversarial.r1_step(run, real)

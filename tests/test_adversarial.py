@@ -171,3 +171,32 @@ def test_r1_gamma_defaults_to_the_reference_heuristic():
     gpu = parse_args(["--objective", "adversarial", "--preset", "gpu", "--data", "x"])
     assert adversarial.r1_gamma(gpu, 64) == pytest.approx(0.0002 * 64 ** 2 / 64)
     assert adversarial.r1_gamma(parse_args(["--objective", "adversarial", "--data", "x", "--r1-gamma", "0.5"]), 32) == 0.5
+
+
+def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits, tmp_path, monkeypatch):
+    """StyleGAN2's: every pl_every steps, pl_weight x (|J_w^T y| - running mean)^2 x pl_every,
+    with G's Adam lr x 4/5 and beta2 0.99^(4/5); pl_mean is training state (resume is exact)."""
+    calls = []
+    real_step = adversarial._step
+
+    def spy(run, opt, module, loss, what):
+        if what == "path length":
+            calls.append((run.step, run.pl_mean))
+        return real_step(run, opt, module, loss, what)
+
+    monkeypatch.setattr(adversarial, "_step", spy)
+    changes = dict(pl_weight=2.0, pl_every=4, r1_every=4, checkpoint_every=6)
+    adversarial.train(gan_config(digits, tmp_path / "straight", max_steps=12, **changes))
+    assert [s for s, _ in calls] == [0, 4, 8] and all(m > 0 for _, m in calls)
+    # From 0, the running mean moves 1 % of the way to each batch's mean length: it grows.
+    assert calls[0][1] < calls[1][1] < calls[2][1]
+    run = adversarial.setup(gan_config(digits, tmp_path / "opt", max_steps=1, **changes))
+    group = run.opt_G.param_groups[1]
+    assert group["lr"] == pytest.approx(run.cfg.lr * 4 / 5) and group["betas"] == (0.0, pytest.approx(0.99 ** 0.8))
+    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=6, **changes))
+    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=12, resume=True, **changes))
+    a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
+    b = torch.load(tmp_path / "split/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
+    assert a["pl_mean"] == b["pl_mean"] > 0
+    for name, value in a["G"].items():
+        assert torch.equal(value, b["G"][name]), name

@@ -11,7 +11,10 @@ Every step, top to bottom (`train`):
 2. `discriminator_step`: fresh images from the updated generator (new latents, no
    gradient, as StyleGAN2's Dmain phase) and a batch of real images, both augmented;
    softplus(D(fake)) + softplus(-D(real)); Adam.
-3. every `r1_every` steps, `r1_step`: gamma / 2 x ||grad_x D(x)||^2 on the real batch,
+3. every `pl_every` steps (if --pl-weight > 0), `path_length_step`: StyleGAN2's path-length
+   regulariser on G, pl_weight x (|J_w^T y| - running mean)^2, weighted by pl_every, with
+   G's Adam set up for it as D's is for R1.
+4. every `r1_every` steps, `r1_step`: gamma / 2 x ||grad_x D(x)||^2 on the real batch,
    weighted by r1_every (lazy regularisation), and the discriminator's Adam is set up for
    it as StyleGAN2 does (lr and betas raised to r1_every / (r1_every + 1)).
 
@@ -78,9 +81,10 @@ class GanRun(RunFolder):
     per_rank_batch: int
     step: int = 0
     wall_time_s: float = 0.0
+    pl_mean: float = 0.0                # running mean of the path lengths (path_length_step)
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
-    STATE_KEYS = ("step", "wall_time_s")
+    STATE_KEYS = ("step", "wall_time_s", "pl_mean")
 
     def weight_change(self) -> dict[str, float]:
         """How far the mapper, the decoder and the discriminator moved from their initialisation."""
@@ -106,11 +110,13 @@ def setup(cfg: TrainConfig) -> GanRun:
 
     model_config, G, G_ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
     D = Discriminator(discriminator_config(cfg, dataset.resolution, dataset.channels)).to(device).train()
-    # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps.
+    # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps, G's
+    # for the lazy path-length steps (when they are on).
     ratio = cfg.r1_every / (cfg.r1_every + 1)
-    opt_G = torch.optim.Adam([{"params": G.mapping.parameters(), "lr": cfg.lr * cfg.mapping_lr_scale},
-                              {"params": G.synthesis.parameters(), "lr": cfg.lr * cfg.synthesis_lr_scale}],
-                             betas=(0.0, 0.99), eps=1e-8)
+    g_ratio = cfg.pl_every / (cfg.pl_every + 1) if cfg.pl_weight > 0 else 1.0
+    opt_G = torch.optim.Adam([{"params": G.mapping.parameters(), "lr": cfg.lr * cfg.mapping_lr_scale * g_ratio},
+                              {"params": G.synthesis.parameters(), "lr": cfg.lr * cfg.synthesis_lr_scale * g_ratio}],
+                             betas=(0.0, 0.99 ** g_ratio), eps=1e-8)
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr * cfg.d_lr_scale * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
     compiled = cfg.compile and device.type == "cuda"
     run = GanRun(cfg=cfg, info=info, data=data, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D,
@@ -158,23 +164,32 @@ def save_state(run: GanRun) -> None:
     distributed.barrier(run.info)
 
 
+_LATENTS = {"generator": "gan-latents", "discriminator": "gan-latents-d", "path-length": "gan-latents-pl"}
+
+
 def fake_images(run: GanRun, phase: str) -> torch.Tensor:
     """This rank's images of the step's global batch for one phase ("generator" or
-    "discriminator": each has its own latents, as in StyleGAN2's training loop): styles mixed
-    at a random layer for a `style_mixing` share of them (so no layer can rely on one style)."""
+    "discriminator": each has its own latents, as in StyleGAN2's training loop)."""
+    with run.autocast:
+        return run.run_G.synthesize(styles(run, phase, run.cfg.batch_size)).float()
+
+
+def styles(run: GanRun, phase: str, batch: int) -> torch.Tensor:
+    """This rank's w per layer (b, num_ws, w_dim) for a global batch of `batch` latents of the
+    phase's stream: styles mixed at a random layer for a `style_mixing` share of them (so no
+    layer can rely on one style)."""
     cfg, G, device = run.cfg, run.run_G, run.info.device
-    gen = stream(cfg.seed, "gan-latents" if phase == "generator" else "gan-latents-d", run.step)
-    B, z_dim = cfg.batch_size, run.G.z_dim
+    gen = stream(cfg.seed, _LATENTS[phase], run.step)
+    B, z_dim = batch, run.G.z_dim
     z, z_mix = (torch.randn(B, z_dim, generator=gen)[run.rows].to(device) for _ in range(2))
     num_ws = run.G.config.num_ws
     cutoff = torch.randint(1, max(2, num_ws), (B,), generator=gen)[run.rows].to(device)
     mixed = (torch.rand(B, generator=gen)[run.rows] < cfg.style_mixing).to(device)
-    with run.autocast:
-        w = G.map(z)[:, None].expand(-1, num_ws, -1)                         # (b, num_ws, w_dim)
-        if cfg.style_mixing > 0 and num_ws > 1:
-            take_mix = (torch.arange(num_ws, device=device)[None] >= cutoff[:, None]) & mixed[:, None]
-            w = torch.where(take_mix[..., None], G.map(z_mix)[:, None], w)
-        return G.synthesize(w).float()
+    w = G.map(z)[:, None].expand(-1, num_ws, -1)                             # (b, num_ws, w_dim)
+    if cfg.style_mixing > 0 and num_ws > 1:
+        take_mix = (torch.arange(num_ws, device=device)[None] >= cutoff[:, None]) & mixed[:, None]
+        w = torch.where(take_mix[..., None], G.map(z_mix)[:, None], w)
+    return w
 
 
 def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Module] = None,
@@ -234,6 +249,28 @@ def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, float]:
     return {"loss_D": value, "d_real": p_real, "d_fake": p_fake, "d_gap": p_real - p_fake}
 
 
+def path_length_step(run: GanRun) -> float:
+    """StyleGAN2's path-length regulariser: for y ~ N(0, I) / sqrt(pixels), the length of
+    J_w^T y per image should stay at its running mean (a fixed-size step in w makes a
+    fixed-size change in the image). pl_weight x (length - mean)^2, weighted by pl_every; in
+    float32. The running mean follows the mean over all ranks, so N ranks equal 1 process."""
+    cfg = run.cfg
+    run.D.requires_grad_(False)
+    batch = max(1, cfg.batch_size // cfg.pl_batch_shrink)
+    w = styles(run, "path-length", batch)            # not detached: the penalty reaches the mapper too
+    images = run.G.synthesize(w)
+    noise = torch.randn(batch, *images.shape[1:], generator=stream(cfg.seed, "gan-pl-noise", run.step))
+    noise = noise[run.rows].to(images.device) / math.sqrt(images.shape[2] * images.shape[3])
+    (grad,) = torch.autograd.grad((images * noise).sum(), w, create_graph=True)
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                    # (b,)
+    batch_mean = distributed.all_reduce_mean(lengths.mean().item(), run.info)
+    run.pl_mean += cfg.pl_decay * (batch_mean - run.pl_mean)
+    penalty = (lengths - run.pl_mean).square().mean()
+    _step(run, run.opt_G, run.G, penalty * cfg.pl_weight * cfg.pl_every, "path length")
+    run.D.requires_grad_(True)
+    return distributed.all_reduce_mean(penalty.item(), run.info)
+
+
 def r1_step(run: GanRun, real: torch.Tensor) -> float:
     """Lazy R1: gamma / 2 x E ||grad_x D(x)||^2 on reals, weighted by r1_every; in float32
     (a gradient norm squared in bf16 loses the small penalties it exists for)."""
@@ -249,7 +286,7 @@ def r1_step(run: GanRun, real: torch.Tensor) -> float:
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
-    clock, order, r1 = Cadence(cfg, run.info, run.step, run.wall_time_s), None, None
+    clock, order, r1, pl = Cadence(cfg, run.info, run.step, run.wall_time_s), None, None, None
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
@@ -257,13 +294,15 @@ def train(cfg: TrainConfig) -> Path:
                 order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
             real = as_float(run.data[order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch]])
             loss_G = generator_step(run)
+            if cfg.pl_weight > 0 and run.step % cfg.pl_every == 0:
+                pl = path_length_step(run)
             metrics = {"loss_G": loss_G, **discriminator_step(run, real)}
             if run.step % cfg.r1_every == 0:
                 r1 = r1_step(run, real)
             run.step += 1
             run.wall_time_s = clock.tick()
             if run.step % cfg.log_every == 0:
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1, "pl_penalty": pl, "pl_mean": run.pl_mean,
                           "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
                           "weight_change": run.weight_change()}
                 run.log(record)

@@ -88,6 +88,10 @@ class TrainConfig:
                                     # -1 = StyleGAN2-ADA's heuristic 0.0002 x resolution^2 / batch (0.0128 at 32 px, batch 16)
     r1_every: int = 16              # lazy R1: applied every this many steps, weighted by it (StyleGAN2: 16)
     style_mixing: float = 0.9       # probability that an image mixes the styles of two latents (StyleGAN2: 0.9)
+    pl_weight: float = 0.0          # path-length regularisation of G (StyleGAN2: 2, the adversarial cpu/gpu presets); 0 = off
+    pl_every: int = 4               # lazy: every this many steps, weighted by it; G's Adam adjusted as D's for R1
+    pl_decay: float = 0.01          # the running mean of path lengths follows each batch by this much
+    pl_batch_shrink: int = 2        # the path-length batch is the batch / this
     augment: str = "color,translation,cutout"   # DiffAugment policy for everything D sees; "none" = off
     d_channel_base: int = 1024      # discriminator channels at resolution r = min(d_channel_base // r, d_channel_max)
     d_channel_max: int = 128        # cap on the discriminator's channels
@@ -119,6 +123,8 @@ class TrainConfig:
             "perceptual_size": self.perceptual_size >= 32, "objective": self.objective in OBJECTIVES,
             "mapping_lr_scale": self.mapping_lr_scale > 0, "d_lr_scale": self.d_lr_scale > 0,
             "r1_gamma": self.r1_gamma >= 0 or self.r1_gamma == -1, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
+            "pl_weight": self.pl_weight >= 0, "pl_every": self.pl_every >= 1, "pl_decay": 0 < self.pl_decay <= 1,
+            "pl_batch_shrink": self.pl_batch_shrink >= 1,
             "augment": self.augment in AUGMENT_POLICIES, "d_channel_base": self.d_channel_base >= 1,
             "d_channel_max": self.d_channel_max >= 1, "eval_every": self.eval_every >= 0,
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
@@ -197,10 +203,10 @@ ADVERSARIAL_PRESETS: dict[str, dict[str, Any]] = {
                  warmup_steps=0, grad_clip=0.0, r1_every=4, log_every=4, sample_every=0, checkpoint_every=12,
                  preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
     "cpu": dict(objective="adversarial", decoder={"channel_base": 1024}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
-                warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_every=16,
+                warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_every=16, pl_weight=2.0,
                 log_every=50, sample_every=500, checkpoint_every=250, ema_decay=0.999, d_channel_base=1024),
     "gpu": dict(objective="adversarial", batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
-                max_steps=200_000, r1_every=16, sample_every=2000, checkpoint_every=2000, compile=True,
+                max_steps=200_000, r1_every=16, pl_weight=2.0, sample_every=2000, checkpoint_every=2000, compile=True,
                 ema_decay=0.999, d_channel_base=2048),
 }
 PRESETS_BY_OBJECTIVE = {"imle": PRESETS, "adversarial": ADVERSARIAL_PRESETS}
