@@ -127,7 +127,8 @@ class DecoderConfig:
     channel_base: int = 2048     # stylegan2: channels at resolution r = min(channel_base // r, channel_max)
     channel_max: int = 128       # stylegan2: cap on channels at any resolution; imle: the channels at every
                                  # resolution (RS-IMLE's one --width: its blocks add across upsampling)
-    noise: bool = False          # per-pixel noise injection (StyleGAN2); off so a seed is one image
+    noise: bool = False          # per-pixel noise (StyleGAN2): fresh in training, one fixed map per layer in eval mode (a
+                                 # seed stays one image); on in the adversarial presets, off in the IMLE ones
     block_spec: str = "1x2,4m1,4x2,8m4,8x2,16m8,16x2,32m16,32x2,64m32,64x2"  # imle only, as RS-IMLE's
                                  # --dec_blocks: "RxN" = N blocks at resolution R, "RmS" = one block that first
                                  # upsamples (nearest) from S to R; every block is AdaIN(w) + a residual bottleneck

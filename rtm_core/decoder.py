@@ -42,13 +42,13 @@ class StyleGAN2Decoder(nn.Module):
         ch = config.channels_at
         log2 = int(math.log2(config.img_resolution))
         self.const = nn.Parameter(torch.randn(ch(4), 4, 4))
-        self.conv4 = StyledConv(ch(4), ch(4), w_dim, config.noise)
+        self.conv4 = StyledConv(ch(4), ch(4), w_dim, config.noise, noise_seed=0)
         self.torgb4 = ToRGB(ch(4), config.img_channels, w_dim)
         self.blocks = nn.ModuleList()
         for res in (2 ** i for i in range(3, log2 + 1)):
             block = nn.Module()
-            block.conv0 = StyledConv(ch(res // 2), ch(res), w_dim, config.noise)
-            block.conv1 = StyledConv(ch(res), ch(res), w_dim, config.noise)
+            block.conv0 = StyledConv(ch(res // 2), ch(res), w_dim, config.noise, noise_seed=2 * len(self.blocks) + 1)
+            block.conv1 = StyledConv(ch(res), ch(res), w_dim, config.noise, noise_seed=2 * len(self.blocks) + 2)
             block.torgb = ToRGB(ch(res), config.img_channels, w_dim)
             self.blocks.append(block)
         self.num_ws = 2 * log2 - 2

@@ -123,24 +123,33 @@ class ModulatedConv2d(nn.Module):
 
 
 class NoiseInjection(nn.Module):
-    """Adds per-pixel Gaussian noise times a learned strength (starts at 0)."""
+    """Adds per-pixel Gaussian noise times a learned strength (starts at 0).
 
-    def __init__(self):
+    In training the noise is fresh for every image; in eval mode it is one fixed map per layer
+    (StyleGAN2's noise_mode="const"), drawn from the layer's own seed, so that a seed is still
+    one image in the app and in evaluation. No buffer: checkpoints stay as they were."""
+
+    def __init__(self, seed: int = 0):
         super().__init__()
         self.strength = nn.Parameter(torch.zeros(()))
+        self.seed = seed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        if self.training:
+            noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        else:
+            fixed = torch.Generator().manual_seed(self.seed)
+            noise = torch.randn(1, 1, *x.shape[2:], generator=fixed).to(x.device, x.dtype)
         return x + noise * self.strength
 
 
 class StyledConv(nn.Module):
     """ModulatedConv2d -> optional noise -> bias -> leaky ReLU (gain sqrt 2), as StyleGAN2."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, noise: bool):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, noise: bool, noise_seed: int = 0):
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim)
-        self.noise = NoiseInjection() if noise else None
+        self.noise = NoiseInjection(noise_seed) if noise else None
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

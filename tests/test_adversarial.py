@@ -175,7 +175,8 @@ def test_r1_gamma_defaults_to_the_reference_heuristic():
 
 def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits, tmp_path, monkeypatch):
     """StyleGAN2's: every pl_every steps, pl_weight x (|J_w^T y| - running mean)^2 x pl_every,
-    with G's Adam lr x 4/5 and beta2 0.99^(4/5); pl_mean is training state (resume is exact)."""
+    with G's Adam lr x 4/5 and beta2 0.99^(4/5); pl_mean is training state, and so is the RNG
+    the per-pixel noise draws from (resume is exact with both on)."""
     calls = []
     real_step = adversarial._step
 
@@ -185,7 +186,7 @@ def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits,
         return real_step(run, opt, module, loss, what)
 
     monkeypatch.setattr(adversarial, "_step", spy)
-    changes = dict(pl_weight=2.0, pl_every=4, r1_every=4, checkpoint_every=6)
+    changes = dict(pl_weight=2.0, pl_every=4, r1_every=4, checkpoint_every=6, decoder={"noise": True})
     adversarial.train(gan_config(digits, tmp_path / "straight", max_steps=12, **changes))
     assert [s for s, _ in calls] == [0, 4, 8] and all(m > 0 for _, m in calls)
     # From 0, the running mean moves 1 % of the way to each batch's mean length: it grows.
@@ -200,3 +201,4 @@ def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits,
     assert a["pl_mean"] == b["pl_mean"] > 0
     for name, value in a["G"].items():
         assert torch.equal(value, b["G"][name]), name
+

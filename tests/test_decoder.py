@@ -95,15 +95,25 @@ def test_the_learned_constant_gets_a_gradient():
     assert float(decoder.const.grad.abs().max()) > 0
 
 
-def test_noise_is_off_by_default_so_a_seed_is_one_image():
+def test_noise_is_fresh_in_training_and_one_fixed_map_in_eval():
+    """Off by default; when on (the adversarial presets), StyleGAN2's noise_mode: random while
+    training, "const" in eval mode, so that a seed is still one image in the app."""
     g = Generator(tiny()).eval()
     z = torch.randn(2, 16)
     assert torch.equal(g(z), g(z))
-    noisy = Generator(tiny().replace(decoder={"noise": True})).eval()
+    noisy = Generator(tiny().replace(decoder={"noise": True}))
     for p in noisy.parameters():  # the learned noise strength starts at 0; turn it up
         if p.ndim == 0:
             p.data.fill_(0.5)
-    assert not torch.equal(noisy(z), noisy(z))
+    with torch.no_grad():
+        assert not torch.equal(noisy.train()(z), noisy(z))
+        fixed = noisy.eval()(z)
+        assert torch.equal(fixed, noisy(z))
+        torch.testing.assert_close(noisy(z[:1]), fixed[:1], rtol=1e-4, atol=1e-4)   # whatever else is in the batch
+        for p in noisy.parameters():
+            if p.ndim == 0:
+                p.data.fill_(0.0)
+        assert not torch.allclose(noisy(z), fixed)   # the fixed maps do reach the image
 
 
 @pytest.mark.parametrize("demodulate", [True, False])

@@ -23,7 +23,9 @@ and train.evaluate open it unchanged; the discriminator is saved beside it
 (discriminator.safetensors + discriminator.json) and in train_state.pt for --resume.
 Every random draw of a step (latents, mixing, augmentation) comes from a named stream of
 (seed, step), drawn for the global batch and sliced to this rank's rows: a resumed run and
-a run on N ranks see the same numbers as one uninterrupted process.
+a run on N ranks see the same numbers as one uninterrupted process. The one exception is the
+decoder's per-pixel noise (on in the cpu and gpu presets, as StyleGAN2): drawn by each rank
+from torch's global generator, whose state --resume restores.
 """
 
 from __future__ import annotations
@@ -144,6 +146,10 @@ def load_state(run: GanRun, model_config) -> None:
         target.load_state_dict(saved[key])
     for key in GanRun.STATE_KEYS:
         setattr(run, key, saved[key])
+    # The generator's per-pixel noise (decoder.noise) is the one draw from the global generator.
+    torch.set_rng_state(saved["rng_cpu"])
+    if "rng_cuda" in saved and run.info.device.type == "cuda":
+        torch.cuda.set_rng_state_all(saved["rng_cuda"])
 
 
 def save_state(run: GanRun) -> None:
@@ -152,7 +158,9 @@ def save_state(run: GanRun) -> None:
     if run.info.is_main:
         state = {"G": run.G.state_dict(), "G_ema": run.G_ema.state_dict(), "D": run.D.state_dict(),
                  "opt_G": run.opt_G.state_dict(), "opt_D": run.opt_D.state_dict(),
-                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}}
+                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}, "rng_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}

@@ -202,10 +202,10 @@ ADVERSARIAL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(objective="adversarial", model="tiny", batch_size=8, max_steps=24, lr=2e-3, mapping_lr_scale=0.2,
                  warmup_steps=0, grad_clip=0.0, r1_every=4, log_every=4, sample_every=0, checkpoint_every=12,
                  preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
-    "cpu": dict(objective="adversarial", decoder={"channel_base": 1024}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
+    "cpu": dict(objective="adversarial", decoder={"channel_base": 1024, "noise": True}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
                 warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_every=16, pl_weight=2.0,
                 log_every=50, sample_every=500, checkpoint_every=250, ema_decay=0.999, d_channel_base=1024),
-    "gpu": dict(objective="adversarial", batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
+    "gpu": dict(objective="adversarial", decoder={"noise": True}, batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
                 max_steps=200_000, r1_every=16, pl_weight=2.0, sample_every=2000, checkpoint_every=2000, compile=True,
                 ema_decay=0.999, d_channel_base=2048),
 }
