@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Bump when a change to the fields means an older rtm_core cannot read the file.
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 # Fields a file of an older version lacks, with the value that reproduces the network it was
 # written for. Version 1 had no mapper.mlp_gain / mlp_layer (its MLP was equalized, no gain);
 # version 2 had no mapper.injection / mlp_init (RTM's embedding and the MLP's layers had
-# torch's and He's initialisation).
+# torch's and He's initialisation); version 3 had no mapper.rtm_layer (RTM's layers were torch Linear).
 _ADDED_IN_VERSION = {
     2: {"mapper": {"mlp_gain": 1.0, "mlp_layer": "equalized"}},
     3: {"mapper": {"injection": "torch", "mlp_init": "he"}},
+    4: {"mapper": {"rtm_layer": "linear"}},
 }
 
 MAPPER_KINDS = ("rtm", "mlp")
@@ -73,6 +74,9 @@ class MapperConfig:
     num_cycles: int = 2          # L: inner z_L updates per outer step
     state_init: str = "fixed"    # "fixed": fixed (not learned) buffers shared by all seeds (TRM); "input": z_H starts at x
     grad_steps: int = 1          # last outer steps that carry gradient; >= num_steps means full backprop
+    rtm_layer: str = "linear"    # RTM's dense layers (embed, the block's SwiGLUs, readout): "linear": torch Linear |
+                                 # "equalized": StyleGAN's equalized lr with lr_multiplier, so that under the
+                                 # adversarial objective RTM and StyleGAN2's mapping can run at one multiplier
     injection: str = "unit"      # the input injection x = embed(z): "unit": weights N(0, 1/z_dim), zero bias, so x
                                  # starts at unit RMS like the states it is added to (TRM scales its embedding so) |
                                  # "torch": torch's Linear init, RMS ~0.58 (checkpoints of config version <= 2)
@@ -87,7 +91,8 @@ class MapperConfig:
     mlp_gain: float = 1.0        # factor after each leaky ReLU: 1 (RS-IMLE) | sqrt(2) (StyleGAN2, keeps the scale)
     mlp_init: str = "he"         # "linear" layers' weights: "he" (He init for leaky ReLU 0.2, keeps the scale) |
                                  # "torch" (torch's default, as RS-IMLE's code; shrinks the signal per layer). Bias 0
-    lr_multiplier: float = 1.0   # equalized-lr multiplier of the MLP: 1 (RS-IMLE) | 0.01 (StyleGAN2)
+    lr_multiplier: float = 1.0   # equalized-lr multiplier of the MLP (1 RS-IMLE, 0.01 StyleGAN2), or of RTM's layers
+                                 # with rtm_layer "equalized"
 
     def __post_init__(self) -> None:
         _require(self.kind in MAPPER_KINDS, f"MapperConfig.kind must be one of {MAPPER_KINDS}, got {self.kind!r}")
@@ -103,9 +108,12 @@ class MapperConfig:
         _require(self.mlp_init in MLP_INITS, f"MapperConfig.mlp_init must be one of {MLP_INITS}, got {self.mlp_init!r}")
         _require(self.injection in INJECTIONS,
                  f"MapperConfig.injection must be one of {INJECTIONS}, got {self.injection!r}")
-        _require(self.mlp_layer == "equalized" or self.lr_multiplier == 1,
-                 f"MapperConfig.lr_multiplier {self.lr_multiplier} needs mlp_layer='equalized' (a torch Linear "
-                 f"layer has no learning-rate multiplier)")
+        _require(self.rtm_layer in MLP_LAYERS,
+                 f"MapperConfig.rtm_layer must be one of {MLP_LAYERS}, got {self.rtm_layer!r}")
+        equalized = self.mlp_layer == "equalized" if self.kind == "mlp" else self.rtm_layer == "equalized"
+        _require(equalized or self.lr_multiplier == 1,
+                 f"MapperConfig.lr_multiplier {self.lr_multiplier} needs {'mlp' if self.kind == 'mlp' else 'rtm'}"
+                 f"_layer='equalized' (a torch Linear layer has no learning-rate multiplier)")
         for name in ("lr_multiplier", "mlp_gain"):
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 100,

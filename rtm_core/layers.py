@@ -34,16 +34,24 @@ class RMSNorm(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)) over the last axis."""
+    """down(silu(gate(x)) * up(x)) over the last axis. `lr_mul` None: torch Linear layers;
+    a number: equalized layers with that learning-rate multiplier."""
 
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, lr_mul: float | None = None):
         super().__init__()
-        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)  # gate and up in one matmul
-        self.down = nn.Linear(hidden, dim, bias=False)
+        self.gate_up = dense(dim, 2 * hidden, bias=False, lr_mul=lr_mul)  # gate and up in one matmul
+        self.down = dense(hidden, dim, bias=False, lr_mul=lr_mul)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
         return self.down(F.silu(gate) * up)
+
+
+def dense(in_features: int, out_features: int, bias: bool = True, lr_mul: float | None = None) -> nn.Module:
+    """torch's Linear (lr_mul None) or an equalized one with that learning-rate multiplier."""
+    if lr_mul is None:
+        return nn.Linear(in_features, out_features, bias=bias)
+    return EqualLinear(in_features, out_features, bias=bias, lr_mul=lr_mul)
 
 
 class EqualLinear(nn.Module):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MapperConfig
-from .layers import EqualLinear, PixelNorm, RMSNorm, SwiGLU, count_parameters
+from .layers import EqualLinear, PixelNorm, RMSNorm, SwiGLU, count_parameters, dense
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ class MixerLayer(nn.Module):
     so applying it more times than it was trained for cannot make the state grow.
     """
 
-    def __init__(self, num_tokens: int, token_dim: int, expansion: float):
+    def __init__(self, num_tokens: int, token_dim: int, expansion: float, lr_mul: Optional[float] = None):
         super().__init__()
-        self.token_mix = SwiGLU(num_tokens, max(1, round(expansion * num_tokens)))
+        self.token_mix = SwiGLU(num_tokens, max(1, round(expansion * num_tokens)), lr_mul)
         self.token_norm = RMSNorm(token_dim)
-        self.channel_mix = SwiGLU(token_dim, max(1, round(expansion * token_dim)))
+        self.channel_mix = SwiGLU(token_dim, max(1, round(expansion * token_dim)), lr_mul)
         self.channel_norm = RMSNorm(token_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:              # (B, T, d)
@@ -80,16 +80,17 @@ class RecursiveMapper(nn.Module):
         self.config = config
         T, d = config.num_tokens, config.token_dim
         self.norm_z = PixelNorm()
-        self.embed = nn.Linear(config.z_dim, T * d)                      # z -> T tokens of width d
-        if config.injection == "unit":
+        lr_mul = config.lr_multiplier if config.rtm_layer == "equalized" else None
+        self.embed = dense(config.z_dim, T * d, lr_mul=lr_mul)             # z -> T tokens of width d
+        if config.injection == "unit" and lr_mul is None:   # (equalized layers start at unit scale already)
             # x is added to unit-RMS states at every inner cycle: start it at unit RMS too (TRM
             # scales its embedding so). torch's init gives RMS ~0.58, which left H = 1 with a
             # third of H = 8's seed spread of w at initialisation.
             nn.init.normal_(self.embed.weight, std=config.z_dim ** -0.5)
             nn.init.zeros_(self.embed.bias)
         self.pos_emb = nn.Parameter(torch.randn(T, d) * 0.02)
-        self.block = nn.Sequential(*[MixerLayer(T, d, config.expansion) for _ in range(config.block_layers)])
-        self.readout_proj = nn.Linear(T * d, config.w_dim)
+        self.block = nn.Sequential(*[MixerLayer(T, d, config.expansion, lr_mul) for _ in range(config.block_layers)])
+        self.readout_proj = dense(T * d, config.w_dim, lr_mul=lr_mul)
         # Fixed starting states shared by every seed (TRM): buffers, saved with the weights.
         init = torch.Generator().manual_seed(0)
         self.register_buffer("z_H_init", torch.randn(T, d, generator=init))

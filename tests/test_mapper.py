@@ -229,3 +229,30 @@ def test_unit_injection_starts_at_the_states_scale():
     # More of the seed reaches w after one step; the fixed start states still dominate at H = 1
     # (docs/ARCHITECTURE.md gives the figures; state_init="input" removes that too).
     assert spread["unit"][1] > 1.3 * spread["torch"][1] and spread["unit"][8] > 0.9
+
+
+def test_rtm_with_equalized_layers_and_a_learning_rate_multiplier():
+    """--mapper.rtm-layer equalized --mapper.lr-multiplier 0.01: RTM's dense layers learn as
+    StyleGAN2's mapping does. The same Adam step moves their effective weights 100x less than
+    at multiplier 1 (relative to their scale), and the state dict keeps its names."""
+    from rtm_core.config import MapperConfig
+    from rtm_core.mapper import RecursiveMapper
+
+    def one_step(lr_mul):
+        torch.manual_seed(0)
+        m = RecursiveMapper(MapperConfig(z_dim=16, w_dim=16, num_tokens=4, token_dim=8, num_steps=2,
+                                         rtm_layer="equalized", lr_multiplier=lr_mul))
+        before = m.embed.weight.detach() * m.embed.weight_gain
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        m(torch.randn(8, 16)).square().mean().backward()
+        opt.step()
+        after = m.embed.weight.detach() * m.embed.weight_gain
+        return m, ((after - before).norm() / before.norm()).item(), before
+    slow, slow_change, slow_w = one_step(0.01)
+    fast, fast_change, fast_w = one_step(1.0)
+    assert fast_change / slow_change == pytest.approx(100, rel=0.05)
+    torch.testing.assert_close(slow_w, fast_w)          # the same function at initialisation
+    plain = RecursiveMapper(MapperConfig(z_dim=16, w_dim=16, num_tokens=4, token_dim=8, num_steps=2))
+    assert set(plain.state_dict()) == set(slow.state_dict())
+    with pytest.raises(ValueError, match="rtm_layer='equalized'"):
+        MapperConfig(lr_multiplier=0.01)
