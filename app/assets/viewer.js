@@ -118,6 +118,8 @@
     const canvas = $(".rtm-heat"), cap = $(".rtm-heatcap");
     if (!v.token_change || !v.token_change.length) {
       canvas.style.display = "none";
+      $(".rtm-heatkey").style.display = "none";
+      $(".rtm-heatkey-hi").parentElement.style.display = "none";
       cap.textContent = v.mapper === "mlp" ? "Token change: a one-pass MLP has no tokens; its one step is the whole network."
                                            : "Token change: no steps to show.";
       return;
@@ -134,6 +136,7 @@
     }));
     ctx.putImageData(img, 0, 0);
     S.heatReady = true;
+    $(".rtm-heatkey-hi").textContent = `${peak.toFixed(2)} moved`;   // the colour key's bright end
     $(".rtm-axis-lo").textContent = "step 1";   // columns; rows are tokens 0 (top) to T-1 (bottom)
     $(".rtm-axis-hi").textContent = `step ${S_}`;
     canvas.addEventListener("mousemove", (e) => {  // which cell the pointer is on, and its value
@@ -255,6 +258,8 @@
       <div class="rtm-inside">
         <div class="rtm-heatbox"><canvas class="rtm-heat" aria-label="token change per step"></canvas><div class="rtm-heatmark"></div></div>
         <div class="rtm-axis"><span class="rtm-axis-lo"></span><span class="rtm-axis-hi"></span></div>
+        <div class="rtm-heatkey" aria-hidden="true"></div>
+        <div class="rtm-axis"><span>0</span><span class="rtm-heatkey-hi"></span></div>
         <div class="rtm-heatcap"></div>
         <div class="rtm-diff" role="img" aria-label="pixel change from the previous step"></div>
         <div class="rtm-scale" aria-hidden="true"></div>
