@@ -155,7 +155,7 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
 
     CPU kernels choose their blocking by the number of rows, and the rounding of the last
     bits follows: here the mapper agrees with itself from 4 rows on and the decoder from 16
-    images on (measured; tests/test_app_service.py checks it on the machine that runs it). So
+    images on (measured; tests/test_app_batching.py checks it on the machine that runs it). So
     the mapper gets at least MIN_MAPPER_ROWS rows and every decoder call at least
     MIN_DECODER_ROWS images, padded with copies whose results are dropped."""
     rows = len(z)

@@ -30,8 +30,10 @@ def watch_errors(page) -> list[str]:
     return errors
 
 
-def cold_load(browser, url: str, viewport=(1280, 1100), timeout_ms: int = 60_000) -> dict:
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+def cold_load(browser, url: str, viewport=(1280, 1100), timeout_ms: int = 60_000, motion: str = "reduce") -> dict:
+    """A fresh context opens the page. motion="reduce" (prefers-reduced-motion) keeps the viewer
+    from playing the first seed on load, so that measurements and tests start from a still page."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, reduced_motion=motion)
     page = context.new_page()
     errors = watch_errors(page)
     scripts: list[str] = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, cold_load, drag_latency, launch_browser
+from bench.browser import CHROMIUM, cold_load, drag_latency, launch_browser, watch_errors
 from tests.app_server import HOSTILE_LABEL, launch, make_checkpoints
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
@@ -230,3 +230,18 @@ def test_controls_are_readable_in_both_themes(browser, app_url, theme):
         errors = load["errors"]
         load["context"].close()
     assert errors == [], errors
+
+
+def test_the_first_seed_plays_once_on_load_unless_less_motion_is_asked(browser, app_url):
+    for motion, plays in (("no-preference", True), ("reduce", False)):
+        context = browser.new_context(reduced_motion=motion)
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(app_url)
+        page.wait_for_selector("#rtm-viewer .rtm-root[data-seed]")
+        page.wait_for_timeout(2500)                      # 0.6 s, then 3 steps at 10 steps/s
+        root = "#rtm-viewer .rtm-root"
+        assert (page.get_attribute(root, "data-autoplayed") == "1") == plays, motion
+        assert page.get_attribute(root, "data-step") == "3"   # and it ends on the last frame
+        context.close()
+        assert errors == []

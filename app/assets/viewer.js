@@ -332,6 +332,16 @@
     S.step = n;
     drawHeat(v);
     show(n);
+    // Once per page, the first seed plays its refinement by itself (unless the visitor asked
+    // for less motion): what the app is about, before anyone touches a control.
+    if (S.isMain && !window.__rtmPlayedOnce && !matchMedia("(prefers-reduced-motion: reduce)").matches) {
+      window.__rtmPlayedOnce = true;
+      setTimeout(() => {
+        if (S.v !== v || S.playing || S.step !== n) return;   // the visitor got there first
+        root.dataset.autoplayed = "1";
+        play();
+      }, 600);
+    }
     const frame = $(".rtm-frame");
     if (root.closest("#rtm-viewer") && !performance.getEntriesByName("rtm-first-frame").length) {
       // When the first image is decoded and painted: what bench_app reports as "first frame".
