@@ -227,10 +227,11 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             with gr.Column(min_width=340, visible=False) as column_b:
                 view_b = viewer("rtm-viewer-b")
         with gr.Accordion("Reach into the recursion: freeze, knock out or swap one latent token", open=True):
-            gr.Markdown("Click a cell of the token-change heatmap to pick a token (row) and a step (column), or type "
-                        "them. **Freeze** holds the token at its value after that step; **knock out** holds it at the "
-                        "start every seed shares; **swap** puts in the donor seed's token at that step and lets the "
-                        "recursion go on. The result opens beside the original, the changed pixels in red.")
+            gr.Markdown("Click a cell of the token-change heatmap to pick a token (row) and a step (column), or "
+                        "type them. **Freeze** holds the token at its value after that step; **knock out** holds "
+                        "it at its starting value (for the shipped models, the start every seed shares); **swap** "
+                        "puts in the donor seed's token at that step and lets the recursion go on. The result "
+                        "opens beside the original, the changed pixels in red.")
             with gr.Row(equal_height=True):
                 int_kind = gr.Dropdown([("freeze", "freeze"), ("knock out", "knockout"), ("swap", "swap")],
                                        value="freeze", label="intervention", allow_custom_value=True,

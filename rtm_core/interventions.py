@@ -9,7 +9,8 @@ intervention the trajectory is the same, bit for bit.
 `TokenIntervention` is the one the app offers, on RTM's slow state z_H (the tokens that the
 readout turns into w), from step `step` on:
     freeze    the token keeps the value it had at `step`
-    knockout  the token is held at its initial value (the fixed start every seed shares)
+    knockout  the token is held at its initial value (with state_init "fixed", the start every seed
+              shares; with "input", the seed's own input injection)
     swap      at `step` the token takes the donor seed's value at that step; the recursion
               then carries on from the mixed state (the donor's own trajectory is unchanged)
 """
