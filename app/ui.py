@@ -84,20 +84,22 @@ def grid_url(path: Path) -> str:
     return static_url("grids", GRID_DIR, r"[0-9a-f]{24}\.webp", "image/webp", path.name)
 
 
-def _html(elem_id: str, js: str, template: str, value=None, common: bool = True) -> gr.HTML:
-    script = ((ASSETS / "common.js").read_text() if common else "") + (ASSETS / js).read_text()
+def _html(elem_id: str, scripts: tuple[str, ...], template: str, value=None) -> gr.HTML:
+    """A gr.HTML component whose browser code is `scripts` (files of app/assets/), in order."""
+    script = "\n".join((ASSETS / name).read_text() for name in scripts)
     return gr.HTML(value=value, html_template=template, css_template=(ASSETS / "viewer.css").read_text(),
                    js_on_load=script, elem_id=elem_id, apply_default_css=False)
 
 
 def viewer(elem_id: str, value: Optional[dict] = None) -> gr.HTML:
     """The refinement viewer: image, slider, play, ±1, change maps, filmstrip, trajectory map."""
-    return _html(elem_id, "viewer.js", '<div class="rtm-root" data-step=""></div>', value)
+    return _html(elem_id, ("common.js", "map.js", "intervention.js", "viewer.js"),
+                 '<div class="rtm-root" data-step=""></div>', value)
 
 
 def figures(elem_id: str) -> gr.HTML:
     """Pictures with captions and a download link (app/assets/figures.js): the walk, the GIF."""
-    return _html(elem_id, "figures.js", '<div class="rtm-figures"></div>', common=False)
+    return _html(elem_id, ("figures.js",), '<div class="rtm-figures"></div>')
 
 
 def gif_url(path: Path) -> str:
@@ -106,7 +108,7 @@ def gif_url(path: Path) -> str:
 
 def grid_view(elem_id: str) -> gr.HTML:
     """Many seeds under one slider, their paths on one map (app/assets/grid.js)."""
-    return _html(elem_id, "grid.js", '<div class="rtm-groot" data-step=""></div>')
+    return _html(elem_id, ("common.js", "grid.js"), '<div class="rtm-groot" data-step=""></div>')
 
 
 def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict]:
@@ -248,9 +250,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             grid_html = grid_view("rtm-grid")
         with gr.Row():
             with gr.Column(scale=2):
-                curves = _html("rtm-eval", "curves.js",
+                curves = _html("rtm-eval", ("curves.js",),
                                '<div class="rtm-curvebox"><div class="rtm-curves"></div><div class="rtm-curvemark"></div></div>',
-                               eval_figure(default_model.eval, default_model.trained_steps), common=False)
+                               eval_figure(default_model.eval, default_model.trained_steps))
                 gr.Markdown(METRICS_NOTE)
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")

@@ -7,7 +7,8 @@
 // overlay positions), coalesced to one animation frame; plotly draws once per trajectory and
 // is never called while scrubbing. The map's reference cloud is painted on a canvas and laid
 // under the plot as one image. Safety: data goes into the page as text (textContent,
-// attributes), never as markup.
+// attributes), never as markup. The map is drawn by map.js, the intervention's picking and
+// mask are intervention.js; app/ui.py puts common.js, map.js and intervention.js in front.
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               mapPos: null, barPos: null, heatReady: false, thumbs: [] };
@@ -27,7 +28,7 @@
     const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
     const differs = v.changed_fraction ? `; ${(100 * v.changed_fraction[i]).toFixed(1)}% of its pixels differ from the original's` : "";
     $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}${differs}`;
-    if (v.changed_mask) $(".rtm-mask").style.backgroundPosition = `0 ${n > 0 ? (i / n) * 100 : 0}%`;
+    placeMask($(".rtm-mask"), v, i, n);
     if (S.thumbs[prev]) S.thumbs[prev].classList.remove("rtm-current");
     if (S.thumbs[i]) S.thumbs[i].classList.add("rtm-current");
     placeMarker(i);
@@ -140,56 +141,11 @@
     $(".rtm-axis-lo").textContent = "step 1";   // columns; rows are tokens 0 (top) to T-1 (bottom)
     $(".rtm-axis-hi").textContent = `step ${S_}`;
     canvas.addEventListener("mousemove", (e) => {  // which cell the pointer is on, and its value
-      const box = canvas.getBoundingClientRect();
-      const t = Math.min(T - 1, Math.floor(((e.clientY - box.top) / box.height) * T));
-      const h = Math.min(S_ - 1, Math.floor(((e.clientX - box.left) / box.width) * S_));
-      canvas.title = `token ${t}, step ${h + 1}: moved ${v.token_change[h][t].toFixed(2)}`;
+      const { token, step } = heatCell(canvas, e, T, S_);
+      canvas.title = `token ${token}, step ${step}: moved ${v.token_change[step - 1][token].toFixed(2)}`;
     });
     const about = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
-    cap.textContent = `${about} Rows: tokens 0 (top) to ${T - 1}. Click a cell to pick that token and step for an intervention.`;
-    canvas.style.cursor = "crosshair";
-    canvas.addEventListener("click", (e) => {  // pick (token, step) for "Reach into the recursion"
-      const box = canvas.getBoundingClientRect();
-      const token = Math.min(T - 1, Math.floor(((e.clientY - box.top) / box.height) * T));
-      const step = Math.min(S_, Math.floor(((e.clientX - box.left) / box.width) * S_) + 1);
-      const picked = setNumber("rtm-int-token", token) && setNumber("rtm-int-step", step);
-      cap.textContent = picked ? `${about} Picked token ${token} from step ${step}: choose freeze, knock out or swap under "Reach into the recursion" and press Intervene.`
-                               : about;
-    });
-  }
-
-  function drawMap(Plotly, v, a) {
-    const map = $(".rtm-map");
-    const xs = v.xy.map((p) => p[0]), ys = v.xy.map((p) => p[1]);
-    const steps = v.xy.map((_, k) => k);
-    const trace = { x: xs, y: ys, customdata: steps, mode: "lines+markers", type: "scatter", name: `seed ${v.seed}`,
-                    line: { color: "#444", width: 1.5 },
-                    marker: { size: 9, color: steps, colorscale: "Viridis", cmin: 0, cmax: Math.max(1, v.trained_steps),
-                              line: { color: "#222", width: 1 }, showscale: true,
-                              colorbar: { title: { text: "step" }, thickness: 10 } },
-                    hovertemplate: "step %{customdata}<extra></extra>" };
-    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w at every step<br>(cloud: reference seeds)`);
-    Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
-      const place = () => {
-        const fl = map._fullLayout;
-        // A plot of an older trajectory can finish drawing after a newer one started: ignore it.
-        if (S.v !== v || !fl || !fl.xaxis || !fl.xaxis.l2p) return;
-        S.mapPos = v.xy.map(([x, y]) => [fl._size.l + fl.xaxis.l2p(x), fl._size.t + fl.yaxis.l2p(y)]);
-        placeMarker(S.step);
-      };
-      place();
-      map.on("plotly_afterplot", place);  // resize or zoom: the overlay follows
-      const preview = $(".rtm-preview");
-      map.on("plotly_hover", (ev) => {
-        const p = ev.points[0];
-        if (!p) return;
-        preview.src = v.frames[p.customdata];
-        preview.alt = `the image at step ${p.customdata}`;
-        preview.style.display = "block";
-      });
-      map.on("plotly_unhover", () => { preview.style.display = "none"; });
-      map.on("plotly_click", (ev) => { if (ev.points[0]) userStep(ev.points[0].customdata); });
-    });
+    enablePicking(canvas, cap, about, T, S_);
   }
 
   function drawDisplacement(Plotly, v) {
@@ -296,15 +252,7 @@
     // An intervention's result opens in the compare view: bring it into sight (on a phone it
     // is far above the button that asked for it).
     if (v.intervention && root.closest("#rtm-viewer-b")) root.scrollIntoView({ behavior: "smooth", block: "start" });
-    const mask = $(".rtm-mask");
-    if (v.changed_mask) {
-      mask.style.backgroundImage = `url("${v.changed_mask}")`;
-      mask.style.backgroundSize = `100% ${(n + 1) * 100}%`;
-      $(".rtm-mask-box").addEventListener("change", (e) => { mask.style.display = e.target.checked ? "block" : "none"; });
-    } else {
-      mask.style.display = "none";
-      $(".rtm-masktoggle").style.display = "none";
-    }
+    setupMask($(".rtm-mask"), $(".rtm-masktoggle"), v, n);
     $(".rtm-slider").max = String(n);
     $(".rtm-link-box").checked = !!window.__rtmLinked;
     const strip = $(".rtm-strip");
@@ -356,7 +304,11 @@
       if (!v.assets_url) return;
       assets(v.assets_url).then((a) => {
         if (S.v !== v) return;
-        drawMap(Plotly, v, a);
+        drawTrajectoryMap(Plotly, element.querySelector(".rtm-map"), $(".rtm-preview"), v, a, {
+          current: () => S.v === v,
+          placed: (pos) => { S.mapPos = pos; placeMarker(S.step); },
+          step: userStep,
+        });
         fillNearest(v, a);
       }).catch((err) => { $(".rtm-map").textContent = `The map could not be drawn (${err.message}).`; });
     }), 0));
