@@ -43,6 +43,9 @@ def test_a_tiny_run_separates_real_from_fake_and_moves_every_part(digits, tmp_pa
     log = records(tmp_path)
     # D(real) - D(fake), as probabilities: at the start a random D does no better than chance
     # (measured -0.04 over the first 3 steps); 40 steps later it tells them apart (+0.08).
+    [probe] = [r for r in log if r.get("event") == "seed_diversity"]   # at the checkpoint: raw G beside its EMA
+    assert probe["step"] == 40 and all(1 <= probe[k]["distinct_nearest"] <= 100 for k in ("model", "ema"))
+    log = [r for r in log if "d_gap" in r]
     first, last = sum(r["d_gap"] for r in log[:3]) / 3, sum(r["d_gap"] for r in log[-10:]) / 10
     assert first < 0.02 and last > 0.04 and last > first + 0.05, (first, last)
     change = read_meta(folder)["weight_change"]

@@ -52,9 +52,9 @@ from .config import TrainConfig
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
-from .loop import (TRAIN_STATE_FILE, Cadence, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
-                   ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state, relative_change,
-                   update_ema, weight_change)
+from .loop import (TRAIN_STATE_FILE, Cadence, DiversityProbe, RunFolder, TrainingDiverged, as_float, budget_meta,
+                   build_generator, ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state,
+                   relative_change, update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -291,10 +291,21 @@ def r1_step(run: GanRun, real: torch.Tensor) -> float:
     return distributed.all_reduce_mean(penalty.item(), run.info)
 
 
+def probe_raw(probe: DiversityProbe, G: Generator) -> dict:
+    """The probe on the raw generator in eval mode (fixed noise maps: no draw from the global
+    RNG, so --resume stays exact), back to training mode after."""
+    G.eval()
+    try:
+        return probe(G)
+    finally:
+        G.train()
+
+
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
     clock, order, r1, pl = Cadence(cfg, run.info, run.step, run.wall_time_s), None, None, None
+    probe = DiversityProbe(run.data, run.G.z_dim) if run.info.is_main else None
     try:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
@@ -310,13 +321,20 @@ def train(cfg: TrainConfig) -> Path:
             run.step += 1
             run.wall_time_s = clock.tick()
             if run.step % cfg.log_every == 0:
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1, "pl_penalty": pl, "pl_mean": run.pl_mean,
-                          "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
-                          "weight_change": run.weight_change()}
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
+                          "pl_penalty": pl, "pl_mean": run.pl_mean, "images_per_s": clock.images_per_s(),
+                          "wall_time_s": run.wall_time_s, "weight_change": run.weight_change()}
                 run.log(record)
                 clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
                              f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
                              f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min")
+            if probe is not None and run.step % cfg.checkpoint_every == 0:
+                # The raw generator beside its EMA (what is saved and sampled), at every checkpoint.
+                both = {"model": probe_raw(probe, run.G), "ema": probe(run.G_ema)}
+                run.log({"event": "seed_diversity", "step": run.step, **both})
+                clock.status(f"step {run.step}: distinct nearest of {DiversityProbe.SEEDS} seeds raw "
+                             f"{both['model']['distinct_nearest']}, EMA {both['ema']['distinct_nearest']}; w-spread raw "
+                             f"{both['model']['w_spread']:.2f}, EMA {both['ema']['w_spread']:.2f}")
             if clock.end_of_step(run.step, run.G_ema, run.out, lambda: save_state(run)):
                 break
     finally:
