@@ -24,8 +24,9 @@ def read_run(folder: Path) -> dict:
         # machine) would make the table compare different budgets without saying so.
         sys.exit(f"{folder.name} stopped at step {logs[-1]['step'] if logs else 0} of {config['max_steps']}; "
                  f"continue it with --resume (same flags) before comparing")
-    first = next((l for l in lines if l.get("event") == "seed_diversity"), None)
-    diversity = [l["seed_diversity"] for l in logs if "seed_diversity" in l]
+    probes = [l for l in lines if l.get("event") == "seed_diversity"]   # the start (IMLE); every checkpoint (adversarial)
+    first = probes[0] if probes else None
+    diversity = [l["seed_diversity"] for l in logs if "seed_diversity" in l] or probes[1:]
     return {"name": folder.name, "logs": logs, "rounds": rounds, "eval": evaluation, "config": config,
             "diversity_first": first, "diversity_last": diversity[-1] if diversity else None}
 
@@ -33,6 +34,11 @@ def read_run(folder: Path) -> dict:
 def diversity(record) -> str:
     """'0.54 / 12' (w spread / distinct nearest of seeds 0-99, EMA), '-' for runs made before the probe."""
     return "-" if record is None else f"{record['ema']['w_spread']:.2f} / {record['ema']['distinct_nearest']}"
+
+
+def raw_and_ema(record) -> str:
+    """'12 / 15' (distinct nearest of seeds 0-99: the raw generator / its EMA), '-' without a probe."""
+    return "-" if record is None else f"{record['model']['distinct_nearest']} / {record['ema']['distinct_nearest']}"
 
 
 def pm(p: dict, key: str, digits: int = 3) -> str:
@@ -67,8 +73,8 @@ def imle_record(runs: list[dict]) -> list[str]:
 def adversarial_record(runs: list[dict]) -> list[str]:
     out = ["### Training record (adversarial)", "",
            "| run | steps | wall time | loss_G first → last | loss_D first → last | D(real) / D(fake) last | "
-           "R1 penalty last | mapper moved | decoder moved | D moved |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "R1 penalty last | mapper moved | decoder moved | D moved | distinct nearest raw G / EMA last |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         logs = r["logs"]
         wc = logs[-1]["weight_change"]
@@ -76,7 +82,8 @@ def adversarial_record(runs: list[dict]) -> list[str]:
                    f"{mean('loss_G', logs[:5]):.3f} → {mean('loss_G', logs[-5:]):.3f} | "
                    f"{mean('loss_D', logs[:5]):.3f} → {mean('loss_D', logs[-5:]):.3f} | "
                    f"{mean('d_real', logs[-5:]):.2f} / {mean('d_fake', logs[-5:]):.2f} | {logs[-1]['r1_penalty']:.3f} | "
-                   f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {100 * wc['discriminator']:.1f} % |")
+                   f"{100 * wc['mapping']:.1f} % | {100 * wc['synthesis']:.1f} % | {100 * wc['discriminator']:.1f} % | "
+                   f"{raw_and_ema(r['diversity_last'])} |")
     return out
 
 
