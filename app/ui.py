@@ -7,7 +7,6 @@ import json
 import logging
 import random
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -57,7 +56,8 @@ def on_screen_js(count: int) -> str:
     GIF or walk starts from what the user sees even if the boxes were edited since."""
     return f"""(...args) => {{ const r = document.querySelector('#rtm-viewer .rtm-root');
   if (!r || !r.dataset.seed) return args;
-  return [r.dataset.checkpoint, Number(r.dataset.seed), Number(r.dataset.steps)].slice(0, {count}).concat(args.slice({count})); }}"""
+  const shown = [r.dataset.checkpoint, Number(r.dataset.seed), Number(r.dataset.steps)];
+  return shown.slice(0, {count}).concat(args.slice({count})); }}"""
 
 
 def asset_url(path: Path) -> str:
@@ -250,8 +250,8 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             grid_html = grid_view("rtm-grid")
         with gr.Row():
             with gr.Column(scale=2):
-                curves = _html("rtm-eval", ("curves.js",),
-                               '<div class="rtm-curvebox"><div class="rtm-curves"></div><div class="rtm-curvemark"></div></div>',
+                curves = _html("rtm-eval", ("curves.js",), '<div class="rtm-curvebox"><div class="rtm-curves"></div>'
+                               '<div class="rtm-curvemark"></div></div>',
                                eval_figure(default_model.eval, default_model.trained_steps))
                 gr.Markdown(METRICS_NOTE)
             with gr.Column():
@@ -271,7 +271,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         compare_open = gr.State(False)
         # The button says that work is pending, in the browser (a server round trip could arrive
         # after a fast answer). Registered first: the page runs a click's events in this order.
-        # .then runs after success and failure alike.
+        # Reset on success (.then) and on a refused input (.failure: here .then does not run then).
         generate.click(None, None, None, js=PENDING_JS, api_name=False)
         generated = generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory",
                                    trigger_mode="always_last", concurrency_limit=32)
@@ -288,8 +288,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             run, [checkpoint, seed, steps], view, api_name=False)
         compare_button.click(lambda: (gr.update(visible=True), True), None, [column_b, compare_open],
                              api_name=False).then(run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
-        intervened = intervene_button.click(intervene, [checkpoint, seed, steps, int_kind, int_token, int_step, int_donor],
-                                            view_b, api_name="intervene", trigger_mode="always_last")
+        intervened = intervene_button.click(intervene, [checkpoint, seed, steps, int_kind, int_token, int_step,
+                                                        int_donor], view_b, api_name="intervene",
+                                            trigger_mode="always_last")
         intervene_button.click(lambda: (gr.update(visible=True), False), None, [column_b, compare_open], queue=False,
                                api_name=False)
         intervened.success(run, [checkpoint, seed, steps], view, api_name=False)
