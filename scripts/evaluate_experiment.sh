@@ -13,8 +13,9 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(ls "$OUT" | grep -v '\.' ))
 for name in "${names[@]}"; do
   ckpt="$OUT/$name/checkpoint"
-  # Only finished arms, and only once: an eval.json newer than the weights is kept.
-  if ! python -c "import json,sys; m=json.load(open(sys.argv[1])); sys.exit(m['step'] < m['planned_steps'])" \
+  # Only finished arms (runs older than planned_steps in meta.json count as finished), and only
+  # once: an eval.json newer than the weights is kept.
+  if ! python -c "import json,sys; m=json.load(open(sys.argv[1])); sys.exit(m['step'] < m.get('planned_steps', m['step']))" \
       "$ckpt/meta.json" 2>/dev/null; then echo "$name: not finished, skipped"; continue; fi
   if [ "$ckpt/eval.json" -nt "$ckpt/model.safetensors" ]; then echo "$name: evaluated already"; continue; fi
   data=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['data'])" "$OUT/$name/train_config.json")
