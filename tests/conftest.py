@@ -5,7 +5,7 @@ import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from rtm_core import Generator, tiny
+from rtm_core import Generator, save_checkpoint, tiny
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +59,15 @@ def pixel_features(monkeypatch):
     import train.evaluation
 
     monkeypatch.setattr(train.evaluation, "EfficientNetLite0Features", PixelFeatures)
+
+
+@pytest.fixture(scope="module")
+def ckpt_root(tmp_path_factory):
+    """A folder of two tiny checkpoints (tiny-rtm, trained "5 steps", and tiny-mlp) and one
+    folder that is not a checkpoint: what the app's service tests open."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    save_checkpoint(Generator(tiny("rtm")), root / "tiny-rtm", meta={"step": 5, "data": "none"})
+    save_checkpoint(Generator(tiny("mlp")), root / "tiny-mlp")
+    (root / "not-a-checkpoint").mkdir()
+    return root

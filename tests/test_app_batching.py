@@ -5,20 +5,10 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from app.batching import MicroBatcher
 from app.service import GRID_MAX_FRAMES, TrajectoryService, grid_seeds
-from rtm_core import Generator, save_checkpoint, tiny
 
-
-@pytest.fixture(scope="module")
-def ckpt_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    torch.manual_seed(0)
-    save_checkpoint(Generator(tiny("rtm")), root / "tiny-rtm", meta={"step": 5, "data": "none"})
-    save_checkpoint(Generator(tiny("mlp")), root / "tiny-mlp")
-    return root
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:

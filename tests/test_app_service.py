@@ -4,24 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
 from app.service import (UI_MAX_SEED, TrajectoryService, describe_label, gif_bytes, parse_seed, parse_steps,
                          preview)
-from rtm_core import Generator, save_checkpoint, seed_to_z, tiny, trajectory
-
-
-@pytest.fixture(scope="module")
-def ckpt_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    torch.manual_seed(0)
-    save_checkpoint(Generator(tiny("rtm")), root / "tiny-rtm", meta={"step": 5, "data": "none"})
-    save_checkpoint(Generator(tiny("mlp")), root / "tiny-mlp")
-    (root / "not-a-checkpoint").mkdir()
-    return root
+from rtm_core import seed_to_z, trajectory
 
 
 def test_lists_only_checkpoint_folders(ckpt_root):

@@ -82,3 +82,40 @@ function setNumber(elemId, value) {
   input.dispatchEvent(new Event("change", { bubbles: true }));
   return true;
 }
+
+// The step control both the viewer and the grid use. S holds step, pending, raf, playing,
+// playStart, playFrom; show(i) puts step i on screen; lastStep() is the last step.
+// request(i): however many input events arrive, one show() per animation frame.
+// play(): time-based, so it runs at 10 steps/s whatever a frame costs; a second call pauses.
+function stepper(S, show, lastStep) {
+  function request(i) {
+    S.pending = i;
+    if (!S.raf) S.raf = requestAnimationFrame(() => { S.raf = 0; show(S.pending); });
+  }
+
+  function stop() {
+    S.playing = false;
+    const button = $(".rtm-play");
+    if (button) button.textContent = "▶ play";
+  }
+
+  function play() {
+    if (S.playing) return stop();
+    const n = lastStep();
+    S.playing = true;
+    S.playFrom = S.step >= n ? 0 : S.step;
+    S.playStart = performance.now();
+    $(".rtm-play").textContent = "❚❚ pause";
+    show(S.playFrom);
+    const tick = (t) => {
+      if (!S.playing) return;
+      const i = Math.min(n, S.playFrom + Math.floor((t - S.playStart) / 100));
+      if (i !== S.step) show(i);
+      if (i >= n) return stop();
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }
+
+  return { request, stop, play };
+}

@@ -10,6 +10,7 @@
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               selected: 0, markers: [], mapPos: null };
+  const { request, stop, play } = stepper(S, show, () => S.v.num_steps);
 
   function show(i) {
     const v = S.v, n = v.num_steps;
@@ -23,35 +24,6 @@
     const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
     $(".rtm-caption").textContent = `step ${i} of ${n} for all ${v.seeds.length} seeds${beyond}`;
     if (S.mapPos) S.markers.forEach((m, k) => { const [x, y] = S.mapPos[k][i]; m.style.transform = `translate(${x}px, ${y}px)`; });
-  }
-
-  function request(i) {
-    S.pending = i;
-    if (!S.raf) S.raf = requestAnimationFrame(() => { S.raf = 0; show(S.pending); });
-  }
-
-  function stop() {
-    S.playing = false;
-    const play = $(".rtm-play");
-    if (play) play.textContent = "▶ play";
-  }
-
-  function play() {
-    if (S.playing) return stop();
-    const n = S.v.num_steps;
-    S.playing = true;
-    S.playFrom = S.step >= n ? 0 : S.step;
-    S.playStart = performance.now();
-    $(".rtm-play").textContent = "❚❚ pause";
-    show(S.playFrom);
-    const tick = (t) => {
-      if (!S.playing) return;
-      const i = Math.min(n, S.playFrom + Math.floor((t - S.playStart) / 100));
-      if (i !== S.step) show(i);
-      if (i >= n) return stop();
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
   }
 
   function userStep(i) { stop(); request(i); }

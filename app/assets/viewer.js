@@ -12,6 +12,7 @@
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               mapPos: null, barPos: null, heatReady: false, thumbs: [] };
+  const { request, stop, play } = stepper(S, show, () => S.v.frames.length - 1);
   // --- one step on screen: only property writes --------------------------------------------
   function show(i) {
     const v = S.v;
@@ -77,41 +78,10 @@
     cap.textContent = `Pixel change from step ${i - 1} to ${i}, per pixel, on one square-root scale for all steps (half as bright = a quarter of the change): the brightest colour is ${(100 * v.pixel_change_peak).toFixed(0)}% of the full 0-255 range, this seed's largest change at any step.`;
   }
 
-  // Coalesce: however many input events arrive, one show() per animation frame.
-  function request(i) {
-    S.pending = i;
-    if (!S.raf) S.raf = requestAnimationFrame(() => { S.raf = 0; show(S.pending); });
-  }
-
   function userStep(i) {  // a step the user chose here: stop playing, follow, tell a linked viewer
     stop();
     request(i);
     if (window.__rtmLinked) window.dispatchEvent(new CustomEvent("rtm-step", { detail: { from: element, step: i } }));
-  }
-
-  // --- play: time-based, so it runs at 10 steps/s whatever a frame costs ----------------------
-  function stop() {
-    S.playing = false;
-    const play = $(".rtm-play");
-    if (play) play.textContent = "▶ play";
-  }
-
-  function play() {
-    if (S.playing) return stop();
-    const n = S.v.frames.length - 1;
-    S.playing = true;
-    S.playFrom = S.step >= n ? 0 : S.step;
-    S.playStart = performance.now();
-    $(".rtm-play").textContent = "❚❚ pause";
-    show(S.playFrom);
-    const tick = (t) => {
-      if (!S.playing) return;
-      const i = Math.min(n, S.playFrom + Math.floor((t - S.playStart) / 100));
-      if (i !== S.step) show(i);
-      if (i >= n) return stop();
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
   }
 
   // --- drawn once per trajectory ------------------------------------------------------------
