@@ -9,7 +9,8 @@ Four steps, each with its time:
   1. export    the run's EMA weights, float16, no training state (train.export)
   2. images    its training images, for the app's nearest-training-image check (train.ship)
   3. evaluate  against the training set, per refinement step (the app's metric curves): quick =
-               200 samples in 2 draws at h = 1, 2, 4, H; --full = 550 in 5 draws at 12 step counts
+               200 samples in 2 draws at h = 1, 2, 4, H, no Fréchet distance; --full = 550 in 5
+               draws at 12 step counts, with it
   4. map       the map's reference cloud: quick = PCA of 256 seeds; --full = UMAP of 1,000 seeds
 
 The checkpoint goes to $RTM_CHECKPOINTS (or the project's checkpoints/), where the app looks.
@@ -105,7 +106,8 @@ def evaluate(out: Path, data: str, settings: dict, full: bool) -> str:
 
     H = read_config(out).mapper.trained_steps
     steps = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64] if full else sorted({1, 2, 4, H})
-    result = run_evaluation([str(out)], data, steps, settings["num_samples"], str(out), draws=settings["draws"])[0]
+    result = run_evaluation([str(out)], data, steps, settings["num_samples"], str(out), draws=settings["draws"],
+                            fd=full)[0]
     at_h = next(p for p in result["per_step"] if p["steps"] == H)
     return (f"eval.json: at H = {H} precision {at_h['precision']:.2f}, recall {at_h['recall']:.2f}, "
             f"coverage {at_h['coverage']:.2f}, {at_h['distinct_nearest']} of 100 seeds distinct")

@@ -144,6 +144,8 @@ def diversity_lines(probe) -> list[str]:
 
 
 def fmt(p: dict, key: str, digits: int = 3) -> str:
+    if key not in p:   # e.g. no Fréchet distance in a quick evaluation (app.prepare)
+        return "—"
     sd = p.get(f"{key}_sd")
     return f"{p[key]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
 

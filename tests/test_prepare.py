@@ -50,3 +50,30 @@ def test_a_name_in_use_by_another_run_or_a_bad_name_is_refused(run, tmp_path, fe
         prepare(run, name="../escape", folder=tmp_path, say=lambda _: None)
     with pytest.raises(ValueError, match="is not a finished training run"):
         prepare(tmp_path / "nothing", folder=tmp_path, say=lambda _: None)
+
+
+def test_the_whole_path_from_a_folder_of_images(few_digits, tmp_path, pixel_features, monkeypatch):
+    """What the README's three commands do, in-process: a folder of pictures -> data -> a run
+    -> app-ready under the chosen name -> served."""
+    import numpy as np
+    from PIL import Image
+
+    from train.data import main as prepare_data
+    from train.train import main as train_main
+
+    pictures = tmp_path / "my pictures"
+    pictures.mkdir()
+    for i, image in enumerate(np.load(f"{few_digits}/images.npy")[:40]):
+        Image.fromarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image).resize((48, 48)).save(
+            pictures / f"{i}.png")
+    data, run, checkpoints = tmp_path / "data-16", tmp_path / "runs" / "mine", tmp_path / "checkpoints"
+    prepare_data(["folder", "--src", str(pictures), "--resolution", "16", "--out", str(data)])
+    train_main(["--preset", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "6", "--no-progress"])
+    checkpoints.mkdir()
+    monkeypatch.delenv("RTM_CHECKPOINT", raising=False)
+    args = launcher.parse_args(["--checkpoints", str(checkpoints), "--run", str(run), "--name", "my-faces"])
+    assert args.checkpoint == "my-faces" and is_prepared(run, checkpoints / "my-faces")
+    evaluation = json.loads((checkpoints / "my-faces" / "eval.json").read_text())
+    assert "fd_effnet" not in evaluation["per_step"][0] and "kid_effnet" in evaluation["per_step"][0]  # quick: no FD
+    result = TrajectoryService(checkpoints).trajectory("my-faces", 0, None)
+    assert result.frames.shape == (4, 16, 16, 3)                 # tiny: H = 3, RGB pictures stay RGB

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from rtm_core.config import stylegan2_mapping
 from train.config import PRESETS, TrainConfig, command_line, parse_args
 from train.data import load_prepared
 from train.losses import ImageLoss
-from train.loop import TRAIN_STATE_FILE, TrainingDiverged, train
+from train.loop import TRAIN_STATE_FILE, TrainingDiverged, learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -369,8 +370,31 @@ def test_max_minutes_stops_the_run_and_saves_it(digits, tmp_path, monkeypatch):
 
 def test_no_progress_bar_still_prints_one_status_line_per_interval(digits, tmp_path, capsys):
     train(tiny_config(digits, tmp_path, max_steps=10, log_every=5))
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("step ") and "| loss " in l]
+    assert len(lines) == 2 and lines[0].startswith("step 5/10 | loss ") and lines[1].endswith("ETA 0.0 min")
+
+
+def test_a_log_file_hears_of_the_run_early_and_gets_an_eta(digits, tmp_path, monkeypatch, capsys):
+    import train.loop as loop
+
+    clock = iter(range(0, 100_000, 3))          # every reading of the clock is 3 s later
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    train(tiny_config(digits, tmp_path, max_steps=40, log_every=20, max_minutes=0))
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("step ")]
-    assert len(lines) == 2 and lines[0].startswith("step 5/10 | loss ") and lines[1].endswith(" min")
+    first = re.fullmatch(r"step (\d+)/40 \| ETA ([\d.]+) min", lines[0])
+    assert first and int(first.group(1)) < 20      # before the first interval's status line
+    assert float(first.group(2)) > 0
+    assert re.search(r"^step 20/40 \| loss .* \| ETA [\d.]+ min$", lines[1]) and lines[2].endswith("ETA 0.0 min")
+    # With --max-minutes shorter than the steps left, the ETA is the time limit's.
+    train(tiny_config(digits, tmp_path / "capped", max_steps=10_000, log_every=5, max_minutes=1.0))
+    assert "(--max-minutes)" in [l for l in capsys.readouterr().err.splitlines() if "| loss " in l][0]
+
+
+def test_the_quick_preset_is_the_cpu_model_annealed_in_its_short_budget():
+    quick, cpu = TrainConfig(**PRESETS["quick"]), TrainConfig(**PRESETS["cpu"])
+    assert quick.model_config(32, 3) == cpu.model_config(32, 3)        # the app's model, only trained shorter
+    assert quick.lr_schedule == "cosine" and quick.max_steps * quick.batch_size < cpu.max_steps * cpu.batch_size
+    assert learning_rate(quick, quick.max_steps - 1) == pytest.approx(quick.lr * quick.lr_final_scale, rel=1e-3)
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])

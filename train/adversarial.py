@@ -327,10 +327,11 @@ def train(cfg: TrainConfig) -> Path:
                 run.log(record)
                 clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
                              f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
-                             f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min")
+                             f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min | {clock.eta()}")
             if probe is not None and run.step % cfg.checkpoint_every == 0:
                 # The raw generator beside its EMA (what is saved and sampled), at every checkpoint.
-                both = {"model": probe_raw(probe, run.G), "ema": probe(run.G_ema)}
+                with clock.aside("probe", every=cfg.checkpoint_every):
+                    both = {"model": probe_raw(probe, run.G), "ema": probe(run.G_ema)}
                 run.log({"event": "seed_diversity", "step": run.step, **both})
                 clock.status(f"step {run.step}: distinct nearest of {DiversityProbe.SEEDS} seeds raw "
                              f"{both['model']['distinct_nearest']}, EMA {both['ema']['distinct_nearest']}; w-spread raw "

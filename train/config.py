@@ -166,6 +166,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(model="tiny", batch_size=16, max_steps=30, warmup_steps=5, force_factor=2, resample_every=2,
                  search_dim=64, log_every=5, sample_every=0, checkpoint_every=10, preview_seeds=4,
                  pool_batch=128, ema_decay=0.9),
+    # Your images to the app in ten minutes on a 2-core CPU (docs/TRAINING.md, bench_newcomer): the cpu
+    # preset's model in ~6 minutes of training. Batch 8 gives twice the updates for the same images, a
+    # higher rate cosine-annealed to the last step lands in that short budget, and a fast EMA (with
+    # ramp-up) does not keep thousands of steps of the random init. Rough but recognisable.
+    "quick": dict(decoder={"channel_base": 1024}, batch_size=8, lr=1e-3, synthesis_lr_scale=4.0, max_steps=900,
+                  max_minutes=8, warmup_steps=50, lr_schedule="cosine", lr_final_scale=0.05, loss_perceptual=1.0,
+                  loss_pixel=1.0, perceptual_size=32, force_factor=10, resample_every=20, eps_nn_fraction=0.5,
+                  log_every=100, sample_every=0, checkpoint_every=300, ema_decay=0.99, ema_rampup=0.05, pool_batch=16),
     # This 2-core CPU, one thread, <= 75 minutes: ~100-image few-shot sets at 32x32 with a slimmer
     # decoder and RS-IMLE's loss (docs/TRAINING.md and docs/EXPERIMENTS.md say why).
     "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_steps=1500,

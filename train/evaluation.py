@@ -214,7 +214,7 @@ def write_report(results: list[dict], grids: list[str], path: Path, fd_name: str
     for i, r in enumerate(results):
         label = f"{Path(r['checkpoint']).name} ({r['mapper']})"
         for k, name in enumerate(names):
-            fig.add_scatter(x=[p["steps"] for p in r["per_step"]], y=[p[name] for p in r["per_step"]],
+            fig.add_scatter(x=[p["steps"] for p in r["per_step"]], y=[p.get(name) for p in r["per_step"]],   # no FD when fd=False
                             mode="lines+markers", name=label, legendgroup=label, showlegend=k == 0,
                             line=dict(color=colors[i % 2]), row=k // 3 + 1, col=k % 3 + 1)
         for k in range(len(names)):
@@ -246,8 +246,10 @@ def write_report(results: list[dict], grids: list[str], path: Path, fd_name: str
 
 def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, out: Optional[str],
         extractor: Optional[Extractor] = None, num_real: int = 50_000, progress: bool = True,
-        inception: Optional[str] = None, draws: int = 1) -> list[dict]:
-    """inception: path of FID Inception-v3 weights; then the distance is standard FID ("fid")."""
+        inception: Optional[str] = None, draws: int = 1, fd: bool = True) -> list[dict]:
+    """inception: path of FID Inception-v3 weights; then the distance is standard FID ("fid").
+    fd=False leaves the Fréchet distance out (quick evaluations: its matrix square root is
+    seconds per step count, and on ~100 images it is biased anyway; KID is not)."""
     if inception:
         extractor, fd_name, feature_name, cache_name = load_fid_inception(inception), "fid", INCEPTION_NAME, "inception"
     else:
@@ -264,7 +266,7 @@ def run(checkpoints: list[str], data: str, steps: list[int], num_samples: int, o
                   "num_samples": num_samples, "seeds": f"0..{num_samples - 1}", "features": feature_name, "k": 3,
                   "fd_name": fd_name, "steps": steps, "training_step": meta.get("step"),
                   **evaluate(generator, real, steps, num_samples, extractor, progress=progress, fd_name=fd_name,
-                              draws=draws, data=data_images)}
+                              draws=draws, data=data_images, fd=fd)}
         result["wall_time_s"] = time.perf_counter() - start
         (Path(folder) / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
         results.append(result)

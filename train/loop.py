@@ -8,6 +8,7 @@ that calls them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -392,14 +393,14 @@ def status_line(record: dict, max_steps: int) -> str:
 def evaluate_now(run: Run, evaluation, clock: "Cadence") -> None:
     """--eval-every: the EMA model at its trained H against the training set, one metrics.jsonl line."""
     start = time.perf_counter()
-    result = evaluation(run.ema)
+    with clock.aside("evaluation", every=run.cfg.eval_every):
+        result = evaluation(run.ema)
     record = {"event": "eval", "step": run.step, "images_seen": run.step * run.cfg.batch_size,
               "wall_time_s": run.wall_time_s, "eval_s": time.perf_counter() - start, **result}
     run.log(record)
     clock.status(f"eval at step {run.step}: precision {result['precision']:.3f} | recall {result['recall']:.3f} | "
                  f"coverage {result['coverage']:.3f} | distinct nearest {result['distinct_nearest']}/"
                  f"{result['diversity_seeds']} | {record['eval_s']:.0f} s")
-    clock.restart_window()
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -419,8 +420,8 @@ def train(cfg: TrainConfig) -> Path:
         while run.step < cfg.max_steps:
             epoch, pos = divmod(run.step, run.steps_per_epoch)
             if run.latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and run.latents_epoch != epoch):
-                select_latents(run, epoch)
-                clock.restart_window()  # img/s measures training, not selection
+                with clock.aside("selection", every=cfg.resample_every * run.steps_per_epoch):
+                    select_latents(run, epoch)
             if order is None or pos == 0:
                 order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
             metrics = train_step(run, order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch])
@@ -431,11 +432,11 @@ def train(cfg: TrainConfig) -> Path:
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
                 if probe:
-                    record["seed_diversity"] = probe.both(run)
+                    with clock.aside("probe", every=cfg.log_every):
+                        record["seed_diversity"] = probe.both(run)
                     run.diversity["last"] = {"step": run.step, **record["seed_diversity"]}
-                    clock.restart_window()   # img/s measures training, not the probe
                 run.log(record)
-                clock.status(status_line(record, cfg.max_steps))
+                clock.status(f"{status_line(record, cfg.max_steps)} | {clock.eta()}")
             out_of_time = clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run))
             if evaluation and (run.step % cfg.eval_every == 0 or out_of_time or run.step == cfg.max_steps):
                 evaluate_now(run, evaluation, clock)
@@ -451,21 +452,56 @@ class Cadence:
     """The bookkeeping both training loops share: wall time, images/s over the last interval,
     the progress bar and status lines, and when to sample, save and stop."""
 
+    FIRST_LINE_S = 10.0   # without a terminal, the first progress line comes after this long
+
     def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, step: int, wall_before: float):
         self.cfg, self.info, self.wall_before = cfg, info, wall_before
         self.start = self.window_start = time.perf_counter()
         self.window_images = 0
+        self.first_step, self.step = step, step
+        self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
         self.bar = progress_bar(cfg, info, step)
+        self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
 
     def restart_window(self) -> None:
         self.window_start, self.window_images = time.perf_counter(), 0
 
+    @contextlib.contextmanager
+    def aside(self, kind: str, every: int):
+        """Time work done besides the steps (pool selection, probes, evaluations), which recurs
+        every `every` steps: the ETA counts it apart, and img/s measures the steps alone."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = self.asides.setdefault(kind, [0.0, 0, every])
+            spent[0] += time.perf_counter() - start
+            spent[1] += 1
+            self.restart_window()
+
     def tick(self) -> float:
         """One step done: returns the run's wall time so far (including before a resume)."""
         self.window_images += self.cfg.batch_size
+        self.step += 1
         if self.bar:
             self.bar.update(1)
-        return self.wall_before + time.perf_counter() - self.start
+        elapsed = time.perf_counter() - self.start
+        if self.first_line_due and elapsed >= self.FIRST_LINE_S and self.step < self.cfg.max_steps:
+            self.first_line_due = False
+            self.status(f"step {self.step}/{self.cfg.max_steps} | {self.eta()}")
+        return self.wall_before + elapsed
+
+    def eta(self) -> str:
+        """'ETA 12.3 min': the steps left at this process's pace so far, plus the pool selections,
+        probes and evaluations still to come at their mean time so far (the first selection
+        alone would make an early pace hours too slow), or --max-minutes' end if that comes first."""
+        elapsed, done = time.perf_counter() - self.start, max(1, self.step - self.first_step)
+        left = self.cfg.max_steps - self.step
+        step_s = (elapsed - sum(spent for spent, _, _ in self.asides.values())) / done
+        left_s = left * step_s + sum(spent / times * left / max(1, every) for spent, times, every in self.asides.values())
+        if self.cfg.max_minutes > 0 and 60 * self.cfg.max_minutes - elapsed < left_s:
+            return f"ETA {max(0.0, self.cfg.max_minutes - elapsed / 60):.1f} min (--max-minutes)"
+        return f"ETA {left_s / 60:.1f} min"
 
     def images_per_s(self) -> float:
         rate = self.window_images / max(1e-9, time.perf_counter() - self.window_start)
