@@ -7,6 +7,7 @@
     the mapper's 8 steps plus decoding all 9 frames (steps 0..8) in one batch.
 (b) The two ModulatedConv2d formulations, "scaled" vs "grouped", at several widths.
 (c) RTM vs the one-pass MLP mapper: parameters and cost per sample.
+(d) The app's 32x32 decoder in NCHW and in channels-last layout (what app/service.py uses).
 
 Figures are medians of repeated runs; compare ratios within one run, since the machine
 is shared and noisy. Results go to bench/results/core.json.
@@ -115,6 +116,31 @@ def bench_mappers(repeats: int) -> dict:
     return results
 
 
+@torch.no_grad()
+def bench_memory_format(repeats: int) -> dict:
+    """(d) The app's decoding (the cpu preset's 32x32 model, as shipped): NCHW against
+    channels-last, taking turns so that a burst of load on the machine hits both alike."""
+    import copy
+
+    from train.config import PRESETS, TrainConfig
+
+    g = Generator(TrainConfig(**PRESETS["cpu"]).model_config(32, 3)).eval()
+    last = copy.deepcopy(g).to(memory_format=torch.channels_last)
+    results = {}
+    for images in (16, 180):     # one new seed's 9 frames padded to 16; 20 seeds x 9 frames
+        w = torch.randn(images, g.w_dim)
+        times = {"contiguous": [], "channels_last": []}
+        for _ in range(repeats):
+            for name, model in (("contiguous", g), ("channels_last", last)):
+                times[name].append(timed(lambda: model.synthesize(w), 1, warmup=0)["median_ms"])
+        row = {name: statistics.median(t) for name, t in times.items()}
+        row["channels_last_over_contiguous"] = row["channels_last"] / row["contiguous"]
+        results[f"images_{images}"] = row
+        print(f"  (d) decode {images:3d} images at 32x32: NCHW {row['contiguous']:6.1f} ms, channels-last "
+              f"{row['channels_last']:6.1f} ms ({row['channels_last_over_contiguous']:.2f}x)")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
@@ -129,6 +155,7 @@ def main() -> None:
         "trajectory": bench_trajectory(repeats),
         "modconv": bench_modconv(repeats),
         "mappers": bench_mappers(repeats),
+        "memory_format": bench_memory_format(repeats),
     }
     target = results["trajectory"]["rtm+stylegan2"]["median_ms"]
     print(f"\nTarget (a) <= 150 ms median for rtm+stylegan2: {target:.1f} ms -> "
