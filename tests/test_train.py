@@ -374,6 +374,13 @@ def test_no_progress_bar_still_prints_one_status_line_per_interval(digits, tmp_p
     assert len(lines) == 2 and lines[0].startswith("step 5/10 | loss ") and lines[1].endswith("ETA 0.0 min")
 
 
+def test_on_a_terminal_the_bar_shows_the_same_eta(digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    train(tiny_config(digits, tmp_path, max_steps=10, log_every=5, progress=True))
+    bars = [part for part in capsys.readouterr().err.split("\r") if part.startswith("train:")]
+    assert bars and re.search(r"10/10 \[[\d:]+, [^,]+, ETA 0\.0 min\]", bars[-1])
+
+
 def test_a_log_file_hears_of_the_run_early_and_gets_an_eta(digits, tmp_path, monkeypatch, capsys):
     import train.loop as loop
 

@@ -483,9 +483,10 @@ class Cadence:
         """One step done: returns the run's wall time so far (including before a resume)."""
         self.window_images += self.cfg.batch_size
         self.step += 1
-        if self.bar:
-            self.bar.update(1)
         elapsed = time.perf_counter() - self.start
+        if self.bar:
+            self.bar.set_postfix_str(self.eta(), refresh=False)
+            self.bar.update(1)
         if self.first_line_due and elapsed >= self.FIRST_LINE_S and self.step < self.cfg.max_steps:
             self.first_line_due = False
             self.status(f"step {self.step}/{self.cfg.max_steps} | {self.eta()}")
@@ -540,4 +541,7 @@ def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True)
+    # tqdm's own time left would count the first pool selection as a step's pace (hours, at
+    # first); the bar shows Cadence.eta() instead, which counts selections apart.
+    return tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
