@@ -141,13 +141,20 @@ class NoiseInjection(nn.Module):
         super().__init__()
         self.strength = nn.Parameter(torch.zeros(()))
         self.seed = seed
+        self._fixed: dict[tuple, torch.Tensor] = {}   # eval's map per (size, device, dtype): drawn once, not saved
+
+    def fixed_noise(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape[2:]), x.device, x.dtype)
+        if key not in self._fixed:
+            fixed = torch.Generator().manual_seed(self.seed)
+            self._fixed[key] = torch.randn(1, 1, *x.shape[2:], generator=fixed).to(x.device, x.dtype)
+        return self._fixed[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         else:
-            fixed = torch.Generator().manual_seed(self.seed)
-            noise = torch.randn(1, 1, *x.shape[2:], generator=fixed).to(x.device, x.dtype)
+            noise = self.fixed_noise(x)
         return x + noise * self.strength
 
 
