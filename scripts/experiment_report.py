@@ -7,6 +7,8 @@ RS-IMLE rounds) and checkpoint/eval.json (python -m train.evaluate ... --draws 5
 """
 
 import json
+import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -28,7 +30,14 @@ def read_run(folder: Path) -> dict:
     first = probes[0] if probes else None
     diversity = [l["seed_diversity"] for l in logs if "seed_diversity" in l] or probes[1:]
     return {"name": folder.name, "logs": logs, "rounds": rounds, "eval": evaluation, "config": config,
-            "diversity_first": first, "diversity_last": diversity[-1] if diversity else None}
+            "diversity_first": first, "diversity_last": diversity[-1] if diversity else None,
+            "curve": [l for l in lines if l.get("event") == "eval"]}   # --eval-every while training
+
+
+def arm_and_seed(name: str) -> tuple[str, str]:
+    """'faces-rtm-h1-s1' -> ('faces-rtm-h1', 's1'); a name without a seed suffix is its own arm."""
+    match = re.fullmatch(r"(.+)-(s\d+)", name)
+    return (match.group(1), match.group(2)) if match else (name, "")
 
 
 def diversity(record) -> str:
@@ -87,19 +96,80 @@ def adversarial_record(runs: list[dict]) -> list[str]:
     return out
 
 
+def learning_curve(runs: list[dict]) -> list[str]:
+    """The in-training evaluations (--eval-every: 200 samples in 5 draws at the trained H), so
+    that who learns faster shows, e.g. at 1,500 steps."""
+    steps = sorted({e["step"] for r in runs for e in r["curve"]})
+    if not steps:
+        return []
+    out = ["### Over training (in-training evaluations at the trained H: precision / recall / coverage, distinct nearest)", "",
+           "| run | " + " | ".join(f"step {s:,} ({samples(runs, s)})" for s in steps) + " |",
+           "| --- | " + " | ".join("---:" for _ in steps) + " |"]
+    for r in runs:
+        by_step = {e["step"]: e for e in r["curve"]}
+        out.append(f"| {r['name']} | " + " | ".join(
+            f"{e['precision']:.2f} / {e['recall']:.2f} / {e['coverage']:.2f}, {e['distinct_nearest']}" if (e := by_step.get(s))
+            else "—" for s in steps) + " |")
+    return out + [""]
+
+
+def samples(runs: list[dict], step: int) -> str:
+    """'200 samples' (or '200-550 samples' when runs evaluated that step on different counts:
+    the k-NN metrics of different sample counts are not comparable)."""
+    counts = sorted({e["draws"] * e["draw_size"] for r in runs for e in r["curve"] if e["step"] == step})
+    return f"{counts[0]}{'-' + str(counts[-1]) if len(counts) > 1 else ''} samples"
+
+
+def across_training_seeds(runs: list[dict]) -> list[str]:
+    """Every arm with more than one training seed: mean and range over its seeds at the trained
+    H, and which pairs of such arms differ beyond that spread. Rule: two arms differ on a
+    measure when their ranges over training seeds do not overlap (every seed of one is above
+    every seed of the other); with two seeds each, anything weaker is within the noise."""
+    measures = (*METRICS, "kid_effnet", "distinct_nearest")
+    arms: dict[str, list[dict]] = {}
+    for r in runs:
+        arms.setdefault(arm_and_seed(r["name"])[0], []).append(at(r["eval"], r["eval"]["trained_steps"]))
+    seeded = {arm: points for arm, points in arms.items() if len(points) > 1}
+    if not seeded:
+        return []
+    out = ["### Across training seeds (at the trained H: mean over seeds, [min, max])", "",
+           "| arm | seeds | " + " | ".join(measures) + " |", "| --- | ---: | " + " | ".join("---:" for _ in measures) + " |"]
+    for arm, points in seeded.items():
+        cells = []
+        for m in measures:
+            values = [p[m] for p in points]
+            digits = 0 if m == "distinct_nearest" else 3
+            cells.append(f"{statistics.mean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]")
+        out.append(f"| {arm} | {len(points)} | " + " | ".join(cells) + " |")
+    out += ["", "Differences beyond the spread across training seeds (ranges that do not overlap):", ""]
+    names = list(seeded)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            beyond = []
+            for m in measures:
+                va, vb = [p[m] for p in seeded[a]], [p[m] for p in seeded[b]]
+                if min(va) > max(vb) or min(vb) > max(va):
+                    higher = a if min(va) > max(vb) else b
+                    beyond.append(f"{m} (higher: {higher})")
+            out.append(f"- {a} vs {b}: " + (", ".join(beyond) if beyond else "none"))
+    return out + [""]
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fewshot")
     runs = [read_run(f) for f in sorted(root.iterdir()) if (f / "checkpoint" / "eval.json").is_file()]
     adversarial = [r for r in runs if r["config"].get("objective") == "adversarial"]
     out = adversarial_record(adversarial) if adversarial else imle_record(runs)
     out += ["", "### At the trained number of steps (mean ± sd over 5 draws of 110 samples)", "",
-            "| run | h | " + " | ".join(METRICS) + " | KID-EffNet | memorisation | near-copies |",
-            "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " | ---: | ---: | ---: |"]
+            "| run | h | " + " | ".join(METRICS) + " | KID-EffNet | memorisation | near-copies | distinct nearest |",
+            "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " | ---: | ---: | ---: | ---: |"]
     for r in runs:
         e = r["eval"]
         p = at(e, e["trained_steps"])
         out.append(f"| {r['name']} | {e['trained_steps']} | " + " | ".join(pm(p, m) for m in METRICS)
-                   + f" | {pm(p, 'kid_effnet')} | {p['memorisation_ratio']:.2f} | {100 * p['near_copy_share']:.0f} % |")
+                   + f" | {pm(p, 'kid_effnet')} | {p['memorisation_ratio']:.2f} | {100 * p['near_copy_share']:.0f} % | "
+                   f"{p.get('distinct_nearest', '—')} |")
+    out += ["", *across_training_seeds(runs), *learning_curve(runs)]
     out += ["", "### Per refinement step h (RTM arms: trained H = 8)", ""]
     for r in runs:
         e = r["eval"]

@@ -31,3 +31,20 @@ def test_a_finished_run_is_read_and_one_stopped_short_is_refused(few_digits, tmp
     (out / "train_config.json").write_text(json.dumps({**config, "max_steps": 20}))   # as if --max-minutes cut it
     with pytest.raises(SystemExit, match="faces-rtm stopped at step 10 of 20; continue it with --resume"):
         report.read_run(out)
+
+
+def test_arms_are_compared_across_training_seeds_by_their_ranges():
+    def run(name, precision, distinct):
+        point = {"steps": 8, "precision": precision, "recall": 0.5, "density": 1.0, "coverage": 0.6,
+                 "kid_effnet": 0.05, "distinct_nearest": distinct}
+        return {"name": name, "eval": {"trained_steps": 8, "per_step": [point]}}
+
+    assert report.arm_and_seed("faces-rtm-h1-s1") == ("faces-rtm-h1", "s1")
+    assert report.arm_and_seed("faces-mlp") == ("faces-mlp", "")
+    lines = report.across_training_seeds([run("faces-rtm-s0", 0.80, 50), run("faces-rtm-s1", 0.84, 40),
+                                          run("faces-rtm-h1-s0", 0.70, 45), run("faces-rtm-h1-s1", 0.79, 30),
+                                          run("faces-mlp", 0.2, 5)])      # one seed: no spread, left out
+    table = "\n".join(lines)
+    assert "| faces-rtm | 2 | 0.820 [0.800, 0.840] |" in table and "faces-mlp" not in table
+    # precision: [0.80, 0.84] vs [0.70, 0.79] do not overlap; distinct nearest: [40, 50] vs [30, 45] do
+    assert "- faces-rtm vs faces-rtm-h1: precision (higher: faces-rtm)" in lines
