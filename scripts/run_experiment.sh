@@ -13,13 +13,10 @@
 # every arm. The budget is steps, never minutes: --max-minutes 0, and experiment_report.py
 # refuses an arm that stopped short. In training, each arm is evaluated every 1,500 steps on 200
 # samples (the learning curve and the 1,500-step figures; ~3 minutes each on one thread, where
-# 550 samples took 8): evaluate_experiment.sh does the full evaluation of the finished arms.
-# Each arm's full evaluation (scripts/evaluate_arm.sh, h = 1..64) follows its training in the
-# same slot; the report's tables come at the end. PARALLEL slots (2), one thread each, the
-# longest arm first. Stopped part-way (a session ends), run it again: finished arms are
-# skipped (evaluated if they were not), the others continue from their last checkpoint
-# (--resume, exact), and an arm still training under an earlier driver is left to it and
-# evaluated when it ends.
+# 550 samples took 8); its full evaluation (scripts/evaluate_arm.sh, h = 1..64) follows its
+# training in the same slot, and the report's tables come at the end. Slots: scripts/slots.sh
+# (2, one thread each), the longest arm first. Stopped part-way (a session ends), run it
+# again: finished arms are skipped (evaluated if they were not), the others continue.
 #   bash scripts/run_experiment.sh [runs/fewshot]          SUBSETS="faces animals fluent-faces" to add subsets
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,36 +31,8 @@ prepare() {  # subset -> its data folder, prepared once
               echo "data/noto-$1-32" ;;
   esac
 }
-steps_done() {  # run folder -> the step of its last checkpoint (0 if none)
-  python -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$1/checkpoint/meta.json" 2>/dev/null || echo 0
-}
-training() { pgrep -f "python -m train\.train .*--out $OUT/$1 " > /dev/null; }
-busy() { pgrep -fc "python -m train\.(train|evaluate) .*$OUT/" || true; }   # slots in use, by any driver
-pending=()   # arms that an earlier driver's process is still training: evaluated when that ends
-start_pending_evaluations() {
-  local still=() name
-  for name in "${pending[@]}"; do
-    if training "$name"; then still+=("$name"); else bash scripts/evaluate_arm.sh "$OUT" "$name" & sleep 2; fi
-  done
-  pending=("${still[@]}")
-}
-wait_for_slot() { while start_pending_evaluations; [ "$(busy)" -ge "${PARALLEL:-2}" ]; do sleep 10; done; }
-launch() {  # name, data, flags...: train the arm (or continue it), then evaluate it, in one slot
-  local name=$1 data=$2; shift 2
-  if training "$name"; then echo "$name: training (started earlier)"; pending+=("$name"); return; fi
-  local done_steps; done_steps=$(steps_done "$OUT/$name")
-  wait_for_slot
-  if [ "$done_steps" -ge "$STEPS" ]; then
-    echo "$name: trained ($done_steps steps)"; bash scripts/evaluate_arm.sh "$OUT" "$name" &
-  else
-    local resume=""; [ -f "$OUT/$name/checkpoint/train_state.pt" ] && resume="--resume"
-    local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 --eval-every 1500 --eval-samples 200 $* $resume"
-    echo "$name: from step $done_steps"
-    echo "OMP_NUM_THREADS=1 $cmd" >> "$OUT/commands.txt"
-    ( OMP_NUM_THREADS=1 $cmd >> "$OUT/$name.log" 2>&1 && bash scripts/evaluate_arm.sh "$OUT" "$name" ) &
-  fi
-  sleep 2   # its process is visible to busy() before the next slot is counted
-}
+COMMON="--eval-every 1500 --eval-samples 200"
+source scripts/slots.sh
 for subset in ${SUBSETS:-faces}; do
   data=$(prepare "$subset")
   launch "$subset-rs-imle" "$data" --preset rs-imle --perceptual-size 32 --ema-rampup 0.05
@@ -73,7 +42,4 @@ for subset in ${SUBSETS:-faces}; do
   done
   launch "$subset-mlp" "$data" --preset cpu --mapper.kind mlp
 done
-while [ ${#pending[@]} -gt 0 ]; do start_pending_evaluations; sleep 10; done
-wait
-echo "done: logs in $OUT/*.log, commands in $OUT/commands.txt and eval_commands.txt"
-python scripts/experiment_report.py "$OUT"
+finish
