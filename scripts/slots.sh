@@ -1,6 +1,6 @@
 # Sourced by the experiment drivers (run_experiment.sh, run_adversarial.sh): arms share
-# PARALLEL slots (2) of one thread each, counted over every process training or evaluating
-# under $OUT, so a second driver never oversubscribes the cores. In one slot an arm trains
+# PARALLEL slots (2) of one thread each, counted over every process training or evaluating on
+# this machine, so a second driver (or another experiment) never oversubscribes the cores. In one slot an arm trains
 # (or continues from its last checkpoint: --resume, exact), then gets its full evaluation
 # (scripts/evaluate_arm.sh). An arm still training under an earlier driver is left to it and
 # evaluated when it ends. The driver sets OUT, STEPS and COMMON (the flags of every arm).
@@ -9,7 +9,7 @@ steps_done() {  # run folder -> the step of its last checkpoint (0 if none)
   python -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$1/checkpoint/meta.json" 2>/dev/null || echo 0
 }
 training() { pgrep -f "python -m train\.train .*--out $OUT/$1 " > /dev/null; }
-busy() { pgrep -fc "python -m train\.(train|evaluate) .*$OUT/" || true; }
+busy() { pgrep -fc "python -m train\.(train|evaluate) " || true; }   # any run on this machine holds a core
 pending=()   # arms an earlier driver's process is still training
 start_pending_evaluations() {
   local still=() name
