@@ -47,7 +47,7 @@ WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
-MIN_MAPPER_ROWS, MIN_DECODER_ROWS, DECODE_BATCH = 4, 16, 64   # see batched_trajectory
+ROW_MULTIPLE, DECODE_BATCH = 4, 64   # see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
 GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid view's sprites, served likewise
@@ -153,24 +153,27 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
                        intervene: Optional[Intervention] = None) -> Trajectory:
     """trajectory(), computed so that a seed gives the same bits alone or in any batch.
 
-    CPU kernels choose their blocking by the number of rows, and the rounding of the last
-    bits follows: here the mapper agrees with itself from 4 rows on and the decoder from 16
-    images on (measured; tests/test_app_batching.py checks it on the machine that runs it). So
-    the mapper gets at least MIN_MAPPER_ROWS rows and every decoder call at least
-    MIN_DECODER_ROWS images, padded with copies whose results are dropped."""
+    CPU matrix kernels choose their blocking by the number of rows, and the rounding of the
+    last bits follows. Measured on this project's 2-core CPU with the shipped model, at one and
+    at two threads: a row's result is the same in every batch whose size is a multiple of 4
+    (at two threads not in batches of 1-3, 5-7 or 9-11 rows; the ToRGB layers are matmuls for
+    this, rtm_core/layers.py). So the mapper's batch and every decoder call are padded to a
+    multiple of ROW_MULTIPLE rows with copies whose results are dropped: one new seed decodes
+    12 images for its 9 frames. tests/test_app_batching.py checks it on the machine that runs it."""
     rows = len(z)
     with torch.inference_mode():
-        tr = trajectory(generator, _pad_rows(z, MIN_MAPPER_ROWS), steps, decode=False, tokens=True,
-                        intervene=intervene)
+        tr = trajectory(generator, _pad_rows(z), steps, decode=False, tokens=True, intervene=intervene)
         ws = tr.ws[:, :rows]                                                   # (S+1, B, w_dim)
-        images = torch.cat([generator.synthesize(_pad_rows(chunk, MIN_DECODER_ROWS))[:len(chunk)]
+        images = torch.cat([generator.synthesize(_pad_rows(chunk))[:len(chunk)]
                             for chunk in ws.flatten(0, 1).split(DECODE_BATCH)])
     return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]),
                       tokens=tr.tokens[:, :rows] if tr.tokens is not None else None)
 
 
-def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
-    return x if len(x) >= rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """x with copies of its last row appended, up to a multiple of ROW_MULTIPLE rows."""
+    rows = -(-len(x) // ROW_MULTIPLE) * ROW_MULTIPLE
+    return x if len(x) == rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
 
 
 def _read_eval(path: Path) -> Optional[dict]:

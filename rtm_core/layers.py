@@ -115,7 +115,13 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight * self.weight_gain                   # (out, in, k, k)
         if self.resolve_impl(x) == "scaled":
             x = x * styles[:, :, None, None].to(x.dtype)
-            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+            if weight.shape[-1] == 1:
+                # A 1x1 conv (ToRGB) as one matmul per image: the same function, and on a CPU
+                # each image's result does not depend on how many are in the batch (the conv
+                # kernel's does, below 16 images), which lets the app skip padding its batches.
+                x = (weight[:, :, 0, 0].to(x.dtype) @ x.flatten(2)).unflatten(2, x.shape[2:])
+            else:
+                x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
             if self.demodulate:
                 # sum_i,k (W[o,i,k] s[b,i])^2 = (s^2 @ sum_k W^2 over kernel taps)[b,o]
                 demod = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)

@@ -83,6 +83,32 @@ def test_a_seed_gives_the_same_bits_alone_in_a_batch_or_in_a_grid(ckpt_root):
         assert same(results[seed], TrajectoryService(ckpt_root).trajectory("tiny-rtm", seed, 5))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_shipped_model_gives_a_seed_the_same_bits_in_a_batch_of_any_size(threads):
+    """The tiny checkpoint's matrices are too small to show it: CPU kernels block rows by the
+    batch size, and the shipped model's sizes are where one row's last bits could follow
+    (measured: at two threads, unpadded batches of 5-7 or 9-11 rows differed)."""
+    import torch
+
+    from app.service import batched_trajectory
+    from rtm_core import load_checkpoint, seeds_to_z
+
+    g, _ = load_checkpoint("noto-faces-rtm")
+    g.eval().to(memory_format=torch.channels_last)     # as the service loads it
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        alone = {s: batched_trajectory(g, seeds_to_z([s], g.z_dim), 8) for s in (0, 1)}
+        for size in (2, 3, 5, 6, 7, 9, 10, 11, 13):
+            batch = batched_trajectory(g, seeds_to_z(list(range(size)), g.z_dim), 8)
+            for s in (0, 1):
+                assert torch.equal(batch.images[:, s], alone[s].images[:, 0]), (size, s)
+                assert torch.equal(batch.ws[:, s], alone[s].ws[:, 0]) and torch.equal(batch.tokens[:, s], alone[s].tokens[:, 0])
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_concurrent_requests_share_forward_passes(ckpt_root):
     service = TrajectoryService(ckpt_root)
     service.model("tiny-rtm")
