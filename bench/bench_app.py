@@ -8,7 +8,9 @@
     gradio_client, median over seeds never asked before.
 (c) 20 concurrent clients asking for 5 new seeds each: successes, p50 and p95, and the
     server's peak memory; once with the micro-batcher (--max-batch 32, the default) and once
-    without (--max-batch 1: one forward pass after another), each on a fresh server.
+    without (--max-batch 1: one forward pass after another), each on a fresh server; with the
+    batcher also through plain HTTP (urllib on /gradio_api/run/trajectory) instead of
+    gradio_client, whose 20 client threads share the two cores with the server.
 (d) The payload of a new seed, and the checkpoint's assets (fetched once per page).
 (e) In headless Chromium (what the user sees): first frame after a cold load (3 fresh
     contexts), input-to-paint while dragging the slider across 64 steps, play's steps/s,
@@ -82,16 +84,27 @@ def peak_memory_mb(pid: int) -> float:
     return float("nan")
 
 
-def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: int) -> dict:
-    """20 clients at once, each asking for 5 seeds nobody asked for before, one after another."""
+def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: int, client: str = "gradio_client") -> dict:
+    """20 clients at once, each asking for 5 seeds nobody asked for before, one after another.
+    client "gradio_client" goes through Gradio's queue as the page does; "http" posts to
+    /gradio_api/run/trajectory with urllib: the same server work without gradio_client's own
+    cost (its 20 threads share this machine's two cores with the server)."""
     from gradio_client import Client
 
+    def ask_http(seed: int) -> dict:
+        body = json.dumps({"data": [name, seed, steps]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/run/trajectory", data=body,
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as r:
+            return json.loads(r.read())["data"][0]
+
     def one_client(c: int) -> list[float]:
-        cl = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        ask = (Client(f"http://127.0.0.1:{port}/", verbose=False).predict if client == "gradio_client" else None)
         times = []
         for k in range(5):
             t = time.perf_counter()
-            out = cl.predict(name, first_seed + 100 * c + k, steps, api_name="/trajectory")
+            seed = first_seed + 100 * c + k
+            out = ask(name, seed, steps, api_name="/trajectory") if ask else ask_http(seed)
             assert len(out["frames"]) == steps + 1
             times.append((time.perf_counter() - t) * 1e3)
         return times
@@ -166,7 +179,9 @@ def main() -> None:
               f"{statistics.median(e2e):.0f} ms median, p95 {percentile(e2e, 0.95):.0f} ms (target <= 300 ms)")
 
         # (c) 20 concurrent clients x 5 new seeds, with and without the micro-batcher
-        results["concurrent"] = {"batched": concurrent_clients(port, proc.pid, name, steps, first_seed=10_000)}
+        results["concurrent"] = {"batched": concurrent_clients(port, proc.pid, name, steps, first_seed=10_000),
+                                 "batched_http": concurrent_clients(port, proc.pid, name, steps, first_seed=30_000,
+                                                                    client="http")}
         unbatched_port = free_port()
         unbatched = start_server(root, name, unbatched_port, "--max-batch", "1")
         try:
