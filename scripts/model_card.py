@@ -205,8 +205,10 @@ def main() -> None:
         + ("the parent checkpoint's weights in this stage " if meta.get("lineage") else "their initialisation ")
         + "(relative L2 change; fp16 storage alone is ~0.03 %).",
         f"- Wall time {meta.get('wall_time_s', 0) / 60:.0f} minutes on a 2-core CPU"
-        + (", one thread, seven runs side by side (docs/EXPERIMENTS.md)." if meta.get("argv") is None else
-           f", {meta.get('threads')} thread(s) x {meta.get('world_size', 1)} process(es)."), "",
+        + (", one thread, seven runs side by side (docs/EXPERIMENTS.md)" if meta.get("argv") is None else
+           f", {meta.get('threads')} thread(s) x {meta.get('world_size', 1)} process(es)")
+        + (f"; {meta['cpu_time_s'] / 60:.0f} CPU-minutes of the training process (pauses and other work on the "
+           f"machine do not count there)." if meta.get("cpu_time_s") else "."), "",
         "## Budget and lineage", "",
         *budget_lines(meta), "",
         *curve_lines(folder, meta.get("training_curve", [])),

@@ -54,10 +54,13 @@ def test_resume_ends_with_the_same_weights(digits, tmp_path):
     settings = dict(max_steps=260, checkpoint_every=100, log_every=50)
     train(tiny_config(digits, tmp_path / "straight", **settings))
     train(tiny_config(digits, tmp_path / "split", **{**settings, "max_steps": 150}))
+    cpu_first_part = read_meta(tmp_path / "split/checkpoint")["cpu_time_s"]
     train(tiny_config(digits, tmp_path / "split", **settings, resume=True))
     a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
     b = torch.load(tmp_path / "split/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
     assert a["step"] == b["step"] == 260
+    # the budget in CPU seconds goes on from where the first part stopped
+    assert 0 < cpu_first_part < b["cpu_time_s"] == read_meta(tmp_path / "split/checkpoint")["cpu_time_s"]
     for key in ("model", "ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"

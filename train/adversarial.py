@@ -83,10 +83,11 @@ class GanRun(RunFolder):
     per_rank_batch: int
     step: int = 0
     wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0             # this process's CPU seconds (as loop.Run)
     pl_mean: float = 0.0                # running mean of the path lengths (path_length_step)
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
-    STATE_KEYS = ("step", "wall_time_s", "pl_mean")
+    STATE_KEYS = ("step", "wall_time_s", "cpu_time_s", "pl_mean")
 
     def weight_change(self) -> dict[str, float]:
         """How far the mapper, the decoder and the discriminator moved from their initialisation."""
@@ -145,7 +146,8 @@ def load_state(run: GanRun, model_config) -> None:
     for key, target in (("G", run.G), ("G_ema", run.G_ema), ("D", run.D), ("opt_G", run.opt_G), ("opt_D", run.opt_D)):
         target.load_state_dict(saved[key])
     for key in GanRun.STATE_KEYS:
-        setattr(run, key, saved[key])
+        if key in saved:   # "cpu_time_s" came later: older states lack it
+            setattr(run, key, saved[key])
     # The generator's per-pixel noise (decoder.noise) is the one draw from the global generator.
     torch.set_rng_state(saved["rng_cpu"])
     if "rng_cuda" in saved and run.info.device.type == "cuda":
@@ -304,7 +306,7 @@ def probe_raw(probe: DiversityProbe, G: Generator) -> dict:
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
-    clock, order, r1, pl = Cadence(cfg, run.info, run.step, run.wall_time_s), None, None, None
+    clock, order, r1, pl = Cadence(cfg, run), None, None, None
     probe = DiversityProbe(run.data, run.G.z_dim) if run.info.is_main else None
     try:
         while run.step < cfg.max_steps:
@@ -319,7 +321,7 @@ def train(cfg: TrainConfig) -> Path:
             if run.step % cfg.r1_every == 0:
                 r1 = r1_step(run, real)
             run.step += 1
-            run.wall_time_s = clock.tick()
+            clock.tick(run)
             if run.step % cfg.log_every == 0:
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
                           "pl_penalty": pl, "pl_mean": run.pl_mean, "images_per_s": clock.images_per_s(),

@@ -30,7 +30,7 @@ TRAIN_STATE_FILE = "train_state.pt"
 # The raw (non-EMA) weights in a run's train_state.pt, by objective (train/loop.py, train/adversarial.py).
 RAW_WEIGHT_KEYS = ("model", "G")
 # What one stage of a lineage records (keys of the parent's meta.json).
-STAGE_KEYS = ("step", "images_seen", "wall_time_s", "threads", "world_size", "data")
+STAGE_KEYS = ("step", "images_seen", "wall_time_s", "cpu_time_s", "threads", "world_size", "data")
 
 
 @dataclass

@@ -191,10 +191,11 @@ class Run(RunFolder):
     latents: Optional[torch.Tensor] = None
     latents_epoch: int = -1
     wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0     # this process's CPU seconds: the budget, whatever shared the machine or paused the run
     diversity: dict = field(default_factory=dict)   # DiversityProbe at the run's first and latest log
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
-    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s", "diversity")
+    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s", "cpu_time_s", "diversity")
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
@@ -303,7 +304,8 @@ def budget_meta(run) -> dict:
     lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
     images_seen = run.step * run.cfg.batch_size
     meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": run.step / run.steps_per_epoch,
-            "images_seen": images_seen, "wall_time_s": run.wall_time_s, "threads": torch.get_num_threads(), "world_size": run.info.world_size,
+            "images_seen": images_seen, "wall_time_s": run.wall_time_s, "cpu_time_s": run.cpu_time_s,
+            "threads": torch.get_num_threads(), "world_size": run.info.world_size,
             "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
     if run.parent:
         meta.update(run.parent.meta(run.step, images_seen, run.wall_time_s))
@@ -406,7 +408,7 @@ def evaluate_now(run: Run, evaluation, clock: "Cadence") -> None:
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     N, device = run.data.shape[0], run.info.device
-    clock, order = Cadence(cfg, run.info, run.step, run.wall_time_s), None
+    clock, order = Cadence(cfg, run), None
     evaluation, probe = None, DiversityProbe(run.data, run.model.z_dim) if run.info.is_main else None
     if probe and "first" not in run.diversity:   # where this run starts
         run.diversity["first"] = {"step": run.step, **probe.both(run)}
@@ -426,7 +428,7 @@ def train(cfg: TrainConfig) -> Path:
                 order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
             metrics = train_step(run, order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch])
             run.step += 1
-            run.wall_time_s = clock.tick()
+            clock.tick(run)
             if run.step % cfg.log_every == 0:
                 record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics,
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
@@ -454,13 +456,16 @@ class Cadence:
 
     FIRST_LINE_S = 10.0   # without a terminal, the first progress line comes after this long
 
-    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, step: int, wall_before: float):
-        self.cfg, self.info, self.wall_before = cfg, info, wall_before
+    def __init__(self, cfg: TrainConfig, run):
+        """`run`: loop's Run or adversarial's GanRun, at the step it starts (or resumes) from."""
+        self.cfg, self.info = cfg, run.info
+        self.wall_before, self.cpu_before = run.wall_time_s, run.cpu_time_s
         self.start = self.window_start = time.perf_counter()
+        self.cpu_start = time.process_time()
         self.window_images = 0
-        self.first_step, self.step = step, step
+        self.first_step, self.step = run.step, run.step
         self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
-        self.bar = progress_bar(cfg, info, step)
+        self.bar = progress_bar(cfg, run.info, run.step)
         self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
 
     def restart_window(self) -> None:
@@ -479,8 +484,8 @@ class Cadence:
             spent[1] += 1
             self.restart_window()
 
-    def tick(self) -> float:
-        """One step done: returns the run's wall time so far (including before a resume)."""
+    def tick(self, run) -> None:
+        """One step done: the run's wall and CPU time so far (including before a resume)."""
         self.window_images += self.cfg.batch_size
         self.step += 1
         elapsed = time.perf_counter() - self.start
@@ -490,7 +495,8 @@ class Cadence:
         if self.first_line_due and elapsed >= self.FIRST_LINE_S and self.step < self.cfg.max_steps:
             self.first_line_due = False
             self.status(f"step {self.step}/{self.cfg.max_steps} | {self.eta()}")
-        return self.wall_before + elapsed
+        run.wall_time_s = self.wall_before + elapsed
+        run.cpu_time_s = self.cpu_before + time.process_time() - self.cpu_start
 
     def eta(self) -> str:
         """'ETA 12.3 min': the steps left at this process's pace so far, plus the pool selections,
