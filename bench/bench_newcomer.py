@@ -58,6 +58,14 @@ def run(cmd: list[str], **kwargs) -> float:
     return time.perf_counter() - start
 
 
+def prepared(folder: Path) -> bool:
+    """app.prepare has finished this folder (its record says complete; it may be mid-write)."""
+    try:
+        return json.loads((folder / "prepared_from.json").read_text()).get("complete", False)
+    except (OSError, ValueError):
+        return False
+
+
 def open_in_app(run_dir: Path, checkpoints: Path, log: Path) -> tuple[float, float]:
     """rtm-explorer --run: seconds until the app-ready folder exists, and until seed 0's
     trajectory arrived through gradio_client."""
@@ -69,8 +77,7 @@ def open_in_app(run_dir: Path, checkpoints: Path, log: Path) -> tuple[float, flo
         server = subprocess.Popen([sys.executable, "app.py", "--run", str(run_dir), "--name", "mine", "--port", str(port)],
                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RTM_CHECKPOINTS": str(checkpoints)})
     try:
-        made_from = checkpoints / "mine" / "prepared_from.json"
-        while not (made_from.is_file() and json.loads(made_from.read_text() or "{}").get("complete")):
+        while not prepared(checkpoints / "mine"):
             if server.poll() is not None:
                 raise RuntimeError(f"rtm-explorer --run stopped; see {log}")
             time.sleep(0.2)
