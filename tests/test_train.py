@@ -92,7 +92,8 @@ def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_rec
     g, meta = load_checkpoint(folder)
     assert meta["step"] == 10 and meta["init_from"] == str(parent) and meta["stages"] == 2
     assert meta["lineage"] == [{"checkpoint": str(parent), "step": 20, "images_seen": 320,
-                                "wall_time_s": parent_meta["wall_time_s"], "threads": torch.get_num_threads(),
+                                "wall_time_s": parent_meta["wall_time_s"], "cpu_time_s": parent_meta["cpu_time_s"],
+                                "threads": torch.get_num_threads(),
                                 "world_size": 1, "data": digits}]
     assert meta["total_steps"] == 30 and meta["total_images_seen"] == 30 * 16
     # The weights moved on from the parent's (weight_change is measured from them).
