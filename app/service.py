@@ -250,8 +250,8 @@ class TrajectoryService:
         folder = self.root / name
         generator, meta = load_checkpoint(folder)
         # The decoder's convolutions in channels-last layout: oneDNN's faster path on a CPU
-        # (measured 10-23 % less decode time on two cores, docs/BENCHMARKS.md), still the same
-        # bits for a seed alone or in any batch of 16 or more images (batched_trajectory).
+        # (0.77-0.81x the decode time on two cores, bench_core (d)), and still the same bits for
+        # a seed alone or in any batch (batched_trajectory).
         generator.to(memory_format=torch.channels_last)
         warnings: list[str] = []
         projection = _side_file(folder, PROJECTION_FILE, lambda p: load_projection(p.parent), warnings,

@@ -118,7 +118,7 @@ class ModulatedConv2d(nn.Module):
             if weight.shape[-1] == 1:
                 # A 1x1 conv (ToRGB) as one matmul per image: the same function, and on a CPU
                 # each image's result does not depend on how many are in the batch (the conv
-                # kernel's does, below 16 images), which lets the app skip padding its batches.
+                # kernel's does, below 16 images), so the app pads its batches to 4 rows, not 16.
                 x = (weight[:, :, 0, 0].to(x.dtype) @ x.flatten(2)).unflatten(2, x.shape[2:])
             else:
                 x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)

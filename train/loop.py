@@ -463,7 +463,7 @@ class Cadence:
         self.start = self.window_start = time.perf_counter()
         self.cpu_start = time.process_time()
         self.window_images = 0
-        self.first_step, self.step = run.step, run.step
+        self.first_step, self.step = run.step, run.step   # step: the run's, as of the last tick
         self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
         self.bar = progress_bar(cfg, run.info, run.step)
         self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
@@ -487,7 +487,7 @@ class Cadence:
     def tick(self, run) -> None:
         """One step done: the run's wall and CPU time so far (including before a resume)."""
         self.window_images += self.cfg.batch_size
-        self.step += 1
+        self.step = run.step
         elapsed = time.perf_counter() - self.start
         if self.bar:
             self.bar.set_postfix_str(self.eta(), refresh=False)
