@@ -223,6 +223,8 @@ class TrajectoryService:
         if len(name) > MAX_NAME_CHARS:
             raise ValueError(f"checkpoint name is {len(name):,} characters long; names are at most "
                              f"{MAX_NAME_CHARS}. Choose one of {self.names()}")
+        if name in self._models:   # loaded: no need to list the folder (3 times per request otherwise)
+            return name
         if name not in self.names():
             raise ValueError(f"unknown checkpoint {preview(name)}; choose one of {self.names()}")
         return name
@@ -336,7 +338,7 @@ class TrajectoryService:
 
     @staticmethod
     def _result(model: LoadedModel, seed: int, tr: Trajectory, i: int, xy: np.ndarray) -> TrajectoryResult:
-        ws, frames = tr.ws[:, i].numpy(), to_uint8(tr.images[:, i])      # (S+1, w_dim), (S+1, R, R, C)
+        ws, frames = tr.ws[:, i].numpy(), np.ascontiguousarray(to_uint8(tr.images[:, i]))  # (S+1, w_dim), (S+1, R, R, C)
         tokens = tr.tokens[:, i] if tr.tokens is not None else None      # (S+1, T, d)
         return TrajectoryResult(
             checkpoint=model.name, seed=seed, frames=frames, ws=ws, xy=xy,

@@ -8,9 +8,11 @@
     gradio_client, median over seeds never asked before.
 (c) 20 concurrent clients asking for 5 new seeds each: successes, p50 and p95, and the
     server's peak memory; once with the micro-batcher (--max-batch 32, the default) and once
-    without (--max-batch 1: one forward pass after another), each on a fresh server; with the
-    batcher also through plain HTTP (urllib on /gradio_api/run/trajectory) instead of
-    gradio_client, whose 20 client threads share the two cores with the server.
+    without (--max-batch 1: one forward pass after another), each on a fresh server. With the
+    batcher also through light urllib clients, since gradio_client's 20 threads share the two
+    cores with the server: through the queue as the page goes (/gradio_api/call/trajectory and
+    its event stream) and through /gradio_api/run/trajectory, which skips the queue; each
+    client keeps one session, as a page does.
 (d) The payload of a new seed, and the checkpoint's assets (fetched once per page).
 (e) In headless Chromium (what the user sees): first frame after a cold load (3 fresh
     contexts), input-to-paint while dragging the slider across 64 steps, play's steps/s,
@@ -86,25 +88,49 @@ def peak_memory_mb(pid: int) -> float:
 
 def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: int, client: str = "gradio_client") -> dict:
     """20 clients at once, each asking for 5 seeds nobody asked for before, one after another.
-    client "gradio_client" goes through Gradio's queue as the page does; "http" posts to
-    /gradio_api/run/trajectory with urllib: the same server work without gradio_client's own
-    cost (its 20 threads share this machine's two cores with the server)."""
+    client "gradio_client" goes through Gradio's queue as the page does; "queue" takes the same
+    path (POST /gradio_api/call/trajectory, then read its event stream) with urllib; "http"
+    posts to /gradio_api/run/trajectory, which skips the queue. The urllib clients are light:
+    gradio_client's 20 threads cost enough CPU to slow the server they share two cores with.
+    Each client keeps one session (its session_hash), as a page does: without one, Gradio
+    builds a fresh session state for every request (~10-20 ms of CPU here)."""
     from gradio_client import Client
 
-    def ask_http(seed: int) -> dict:
-        body = json.dumps({"data": [name, seed, steps]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/run/trajectory", data=body,
-                                         headers={"content-type": "application/json"})
+    base = f"http://127.0.0.1:{port}/gradio_api"
+
+    def post(url: str, body: dict) -> dict:
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as r:
-            return json.loads(r.read())["data"][0]
+            return json.loads(r.read())
+
+    def ask_http(seed: int, session: str) -> dict:
+        return post(f"{base}/run/trajectory", {"data": [name, seed, steps], "session_hash": session})["data"][0]
+
+    def ask_queue(seed: int, session: str) -> dict:
+        event = post(f"{base}/call/trajectory", {"data": [name, seed, steps], "session_hash": session})["event_id"]
+        with urllib.request.urlopen(f"{base}/call/trajectory/{event}", timeout=120) as stream:
+            kind = None
+            for line in stream:
+                line = line.decode().strip()
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind in ("complete", "error"):
+                    if kind == "error":
+                        raise RuntimeError(line)
+                    return json.loads(line[5:])[0]
+        raise RuntimeError("the event stream ended without a result")
 
     def one_client(c: int) -> list[float]:
-        ask = (Client(f"http://127.0.0.1:{port}/", verbose=False).predict if client == "gradio_client" else None)
+        if client == "gradio_client":
+            predict = Client(f"http://127.0.0.1:{port}/", verbose=False).predict
+            ask = lambda seed: predict(name, seed, steps, api_name="/trajectory")  # noqa: E731
+        else:
+            session, via = f"bench-{first_seed}-{c}", ask_http if client == "http" else ask_queue
+            ask = lambda seed: via(seed, session)  # noqa: E731
         times = []
         for k in range(5):
             t = time.perf_counter()
-            seed = first_seed + 100 * c + k
-            out = ask(name, seed, steps, api_name="/trajectory") if ask else ask_http(seed)
+            out = ask(first_seed + 100 * c + k)
             assert len(out["frames"]) == steps + 1
             times.append((time.perf_counter() - t) * 1e3)
         return times
@@ -180,6 +206,8 @@ def main() -> None:
 
         # (c) 20 concurrent clients x 5 new seeds, with and without the micro-batcher
         results["concurrent"] = {"batched": concurrent_clients(port, proc.pid, name, steps, first_seed=10_000),
+                                 "batched_queue_light_clients": concurrent_clients(
+                                     port, proc.pid, name, steps, first_seed=40_000, client="queue"),
                                  "batched_http": concurrent_clients(port, proc.pid, name, steps, first_seed=30_000,
                                                                     client="http")}
         unbatched_port = free_port()
