@@ -11,8 +11,9 @@
     loop's (generate_pool_features) at several batch sizes and torch.compile'd (--compile),
     in one run so the ratios are fair; plus one full re-selection for N = 3,926 images
     (Noto Color Emoji's count) at force_factor x N.
-(c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps and lazy R1):
-    RTM vs StyleGAN2's mapping network.
+(c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps, lazy R1 and lazy
+    path-length regularisation): RTM vs StyleGAN2's mapping network, and RTM without the
+    path-length term and noise inputs (what they cost).
 (e) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
     per optimizer step and pool samples/s of RTM (cpu preset, batch 16) and of RS-IMLE's own
     arm (--preset rs-imle: its 29 M-parameter generator, batch 4), and what a 4,000-step run
@@ -92,7 +93,10 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
     from train.data import prepare_digits
 
     folder = prepare_digits(32, Path(tempfile.mkdtemp(prefix="rtm-bench-")) / "digits-32")
-    arms = {"rtm": {}, "stylegan2_mapping": {"mapper": stylegan2_mapping(), "mapping_lr_scale": 1.0}}
+    arms = {"rtm": {}, "stylegan2_mapping": {"mapper": stylegan2_mapping(), "mapping_lr_scale": 1.0},
+            # what StyleGAN2's pieces added on 2026-12-01 cost: path-length regularisation and noise inputs
+            "rtm_without_pl_and_noise": {"pl_weight": 0.0,
+                                         "decoder": {**ADVERSARIAL_PRESETS["cpu"]["decoder"], "noise": False}}}
     runs = {arm: adversarial.setup(TrainConfig(**{**ADVERSARIAL_PRESETS["cpu"], "data": str(folder), "out": str(folder / arm),
                                                   "progress": False, **changes}))
             for arm, changes in arms.items()}
@@ -119,8 +123,11 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
             seconds[arm].append(run_steps(run, steps))
     rates = {arm: runs[arm].cfg.batch_size / statistics.median(s) for arm, s in seconds.items()}
     rates["rtm_step_cost_over_stylegan2_mapping"] = rates["stylegan2_mapping"] / rates["rtm"]
+    rates["pl_and_noise_step_cost"] = rates["rtm_without_pl_and_noise"] / rates["rtm"]
     print(f"  (c) adversarial, cpu preset 32x32 batch 16: img/s RTM {rates['rtm']:.1f}, StyleGAN2 mapping "
-          f"{rates['stylegan2_mapping']:.1f} -> an RTM step costs {rates['rtm_step_cost_over_stylegan2_mapping']:.2f}x")
+          f"{rates['stylegan2_mapping']:.1f} -> an RTM step costs {rates['rtm_step_cost_over_stylegan2_mapping']:.2f}x; "
+          f"RTM without path-length regularisation and noise {rates['rtm_without_pl_and_noise']:.1f} -> "
+          f"they cost {rates['pl_and_noise_step_cost']:.2f}x")
     return rates
 
 
