@@ -87,14 +87,16 @@ def curve_lines(folder: Path, curve: list[dict]) -> list[str]:
     plt.close(fig)
     lines = ["## Training curve", "",
              f"![training curve]({CURVE_FILE})", "",
-             "Evaluated during training (`--eval-every`): the EMA model at its trained H, seeds 0..549 in 5 draws "
-             "against the training set (mean ± sd); distinct nearest: of seeds 0-99, how many distinct training "
-             "images are nearest (pixel RMS). Steps count from the first stage.", "",
-             "| steps | stage | precision | recall | coverage | distinct nearest of 100 |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "Evaluated during training (`--eval-every`): the EMA model at its trained H, seeds 0..n-1 in draws "
+             "against the training set (mean ± sd over draws; n in the samples column: k-NN metrics of different "
+             "sample counts are not comparable, fewer samples read lower coverage); distinct nearest: of seeds "
+             "0-99, how many distinct training images are nearest (pixel RMS). Steps count from the first stage.", "",
+             "| steps | stage | samples | precision | recall | coverage | distinct nearest of 100 |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in curve:
-        lines.append(f"| {c['total_step']:,} | {c.get('stage', 1)} | {fmt(c, 'precision')} | {fmt(c, 'recall')} | "
-                     f"{fmt(c, 'coverage')} | {c['distinct_nearest']} |")
+        samples = f"{c['draws']} x {c['draw_size']}" if "draw_size" in c else "–"
+        lines.append(f"| {c['total_step']:,} | {c.get('stage', 1)} | {samples} | {fmt(c, 'precision')} | "
+                     f"{fmt(c, 'recall')} | {fmt(c, 'coverage')} | {c['distinct_nearest']} |")
     return lines + [""]
 
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Ship one subset's three arms of the few-shot experiment as app checkpoints:
-# export (float16), the app's UMAP map and nearest-image set, the evaluation, the model card.
-#   bash scripts/ship_experiment.sh animals [runs/fewshot]
+# Ship arms of the few-shot experiment as app checkpoints (checkpoints/noto-SUBSET-ARM, the
+# arm's training-seed suffix -sN dropped): export (float16), the app's UMAP map and
+# nearest-image set, the evaluation, the model card.
+#   bash scripts/ship_experiment.sh animals [runs/fewshot] [ARM ...]   (arms: rtm rtm-h1 mlp)
+#   bash scripts/ship_experiment.sh faces runs/fewshot rtm-h1-s0 mlp
+# Careful: arm "rtm" of faces replaces the app's default, checkpoints/noto-faces-rtm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subset=$1 runs=${2:-runs/fewshot}
-for arm in rtm rtm-h1 mlp; do
-  run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-$arm"
+arms=("${@:3}"); [ ${#arms[@]} -gt 0 ] || arms=(rtm rtm-h1 mlp)
+for arm in "${arms[@]}"; do
+  run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-${arm%-s[0-9]*}"
   python -m train.export "$run" "$ckpt"
   python -m app.projection --checkpoint "$ckpt" --seeds 1000
   python -m train.ship --checkpoint "$ckpt" --data "data/noto-$subset-32"

@@ -35,7 +35,7 @@ def training_curve(meta: dict, metrics: list[dict]) -> list[dict]:
         curve = json.loads((parent / "meta.json").read_text()).get("training_curve", [])
     stage = meta.get("stages", 1)
     keys = ("precision", "recall", "coverage", "density", "distinct_nearest", "diversity_seeds",
-            "distinct_nearest_uniform", "pixel_rms_nearest_median", "memorisation_ratio")
+            "distinct_nearest_uniform", "pixel_rms_nearest_median", "memorisation_ratio", "draws", "draw_size")
     known = {c["total_step"] for c in curve}
     for m in metrics:
         # A stage's step-0 evaluation measures its parent again: the parent's own point stays.
