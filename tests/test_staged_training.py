@@ -34,6 +34,7 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     curve = meta["training_curve"]
     assert [(c["total_step"], c["stage"]) for c in curve] == [(10, 1), (20, 1), (30, 2)]
     assert all(0 <= c["recall"] <= 1 and c["distinct_nearest"] >= 1 for c in curve)
+    assert all(c["draws"] * c["draw_size"] == 100 for c in curve)   # --eval-samples: the card says how many
 
     (shipped2 / "eval.json").unlink(missing_ok=True)
     run_script("scripts/model_card.py", str(shipped2))
@@ -41,6 +42,8 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     assert card.startswith("---\nlicense: apache-2.0\n") and "\n---\n" in card   # Hugging Face front matter
     assert "| **all** | | **30** | **480** |" in card and f"`{shipped1}`" in card
     assert "## Training curve" in card and (shipped2 / "training_curve.png").stat().st_size > 1000
+    draws = curve[0]["draws"]
+    assert f"| 30 | 2 | {draws} x {100 // draws} |" in card                       # each evaluation's sample count
     assert "--init-from" in card                                                    # the stage's own command
     load_checkpoint(shipped2)
 
