@@ -245,3 +245,28 @@ def test_the_first_seed_plays_once_on_load_unless_less_motion_is_asked(browser, 
         assert page.get_attribute(root, "data-step") == "3"   # and it ends on the last frame
         context.close()
         assert errors == []
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_fits_a_phone_screen(browser, app_url, theme):
+    """At 390 x 844 (a phone): nothing scrolls sideways, the frame fills most of the width,
+    the step buttons are finger-sized (44 px, the common guideline) and the slider is on screen."""
+    load = cold_load(browser, app_url + f"?__theme={theme}", viewport=(390, 844))
+    page = load["page"]
+    try:
+        boxes = page.evaluate("""() => {
+          const box = s => { const b = document.querySelector(s).getBoundingClientRect();
+                             return {left: b.left, right: b.right, width: b.width, height: b.height}; };
+          return {scroll: document.documentElement.scrollWidth, frame: box('#rtm-viewer .rtm-frame'),
+                  slider: box('#rtm-viewer .rtm-slider'), buttons: ['.rtm-prev', '.rtm-play', '.rtm-next']
+                  .map(s => box('#rtm-viewer ' + s))}; }""")
+        assert boxes["scroll"] <= 390, boxes
+        assert boxes["frame"]["width"] >= 280 and boxes["frame"]["right"] <= 390, boxes
+        assert all(b["height"] >= 44 and b["width"] >= 44 for b in boxes["buttons"]), boxes
+        assert 0 <= boxes["slider"]["left"] and boxes["slider"]["right"] <= 390, boxes
+        page.click("#rtm-viewer .rtm-prev")                                  # and they work there
+        assert current(page)[0] == "2"
+    finally:
+        errors = load["errors"]
+        load["context"].close()
+    assert errors == [], errors
