@@ -143,6 +143,8 @@ def across_training_seeds(runs: list[dict]) -> list[str]:
         out.append(f"| {arm} | {len(points)} | " + " | ".join(cells) + " |")
     out += ["", "Differences beyond the spread across training seeds (ranges that do not overlap):", ""]
     names = list(seeded)
+    if len(names) < 2:
+        out.append("- only one arm has more than one training seed so far: nothing to compare")
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             beyond = []
