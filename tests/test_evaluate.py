@@ -48,6 +48,20 @@ def test_metrics_at_h_use_images_made_with_exactly_h_steps(setup):
     assert t["contraction_ratio_median"][0] is None and t["diverged_share"] == 0.0   # post-norm keeps it bounded
 
 
+def test_a_one_pass_mapper_is_decoded_and_embedded_once_for_every_h():
+    g = Generator(tiny("mlp")).eval()
+    extractor, decoded = RecordingExtractor(), []
+    synthesize = g.synthesize
+    g.synthesize = lambda w: decoded.append(len(w)) or synthesize(w)
+    real = np.random.default_rng(0).normal(size=(40, 8))
+    result = ev.evaluate(g, real, [1, 2, 8], num_samples=12, extractor=extractor, batch=12, progress=False,
+                         trajectories=False)
+    assert decoded == [12] and len(extractor.seen) == 1    # its w after 2 or 8 steps is its w after 1
+    first, *rest = result["per_step"]
+    assert [p["steps"] for p in result["per_step"]] == [1, 2, 8]
+    assert all({**p, "steps": 1} == first for p in rest)
+
+
 def test_trajectory_statistics_on_a_hand_made_trajectory():
     """Three seeds halve their step each time; the fourth jumps to 1000 at the last step."""
     g = Generator(tiny("rtm")).eval()                                          # H = 3

@@ -150,16 +150,18 @@ def evaluate(generator: Generator, real: np.ndarray, steps: list[int], num_sampl
     z = seeds_to_z(list(range(num_samples)), generator.z_dim)
     ws = torch.cat([trajectory(generator, chunk, max(steps), decode=False).ws for chunk in z.split(256)], dim=1)
     per_step = []
-    seen: dict[str, dict] = {}  # identical images, identical metrics: the MLP is a fixed point after step 1
+    # Identical styles make identical images (the decoder is deterministic in eval mode), so
+    # identical metrics: a one-pass mapper is a fixed point after step 1, and is decoded once.
+    seen: dict[str, dict] = {}
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(steps), desc="steps", dynamic_ncols=True)
     for h in steps:
-        with torch.no_grad():
-            images = torch.cat([generator.synthesize(chunk) for chunk in ws[h].split(batch)])   # exactly h steps
-        key = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+        key = hashlib.sha256(ws[h].cpu().numpy().tobytes()).hexdigest()
         if key not in seen:
+            with torch.no_grad():
+                images = torch.cat([generator.synthesize(chunk) for chunk in ws[h].split(batch)])   # exactly h steps
             fake = extract(extractor, images, batch)
             seen[key] = {**metrics_over_draws(real, fake, draws, fd_name, kid_name, fd), **memorisation(real, fake),
                          **(seed_diversity(images, data) if data is not None else {})}
