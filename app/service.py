@@ -338,6 +338,7 @@ class TrajectoryService:
 
     @staticmethod
     def _result(model: LoadedModel, seed: int, tr: Trajectory, i: int, xy: np.ndarray) -> TrajectoryResult:
+        # Frames contiguous once here: PIL copied each strided frame again for its PNG (py-spy, 20 visitors).
         ws, frames = tr.ws[:, i].numpy(), np.ascontiguousarray(to_uint8(tr.images[:, i]))  # (S+1, w_dim), (S+1, R, R, C)
         tokens = tr.tokens[:, i] if tr.tokens is not None else None      # (S+1, T, d)
         return TrajectoryResult(
