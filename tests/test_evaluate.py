@@ -89,7 +89,8 @@ def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
         for p in result["per_step"]:
             assert set(p) == ({"steps", "fd_effnet", "kid_effnet_std", "draws", "draw_size", "memorisation_ratio",
                                "near_copy_share", "distinct_nearest", "diversity_seeds",
-                               "distinct_nearest_uniform", "pixel_rms_nearest_median", "pixel_rms_data_nn_median"}
+                               "distinct_nearest_uniform", "pixel_rms_nearest_median", "pixel_rms_data_nn_median",
+                               "coverage_same_distribution"}
                               | metric_keys | {f"{k}_sd" for k in metric_keys})
             assert (p["draws"], p["draw_size"]) == (2, 8)
             assert all(np.isfinite(v) for v in p.values())

@@ -7,7 +7,7 @@ FD-EffNet. Standard FID needs Inception-v3 weights, which nothing here downloads
 from .diversity import seed_diversity, w_spread
 from .fd import feature_statistics, frechet_distance, frechet_distance_between, kernel_inception_distance
 from .features import EfficientNetLite0Features
-from .prdc import precision_recall_density_coverage
+from .prdc import expected_coverage, precision_recall_density_coverage
 
 __all__ = ["EfficientNetLite0Features", "feature_statistics", "frechet_distance", "frechet_distance_between", "kernel_inception_distance",
-           "precision_recall_density_coverage", "seed_diversity", "w_spread"]
+           "expected_coverage", "precision_recall_density_coverage", "seed_diversity", "w_spread"]

@@ -6,6 +6,10 @@ same for fake samples). Then
     recall    = share of real samples inside some fake sample's ball
     density   = mean over fake samples of (real balls containing it) / k
     coverage  = share of real samples whose ball contains some fake sample
+Coverage has a ceiling below 1 for a finite sample: fake samples drawn independently from the
+real data's own distribution cover, in expectation, only `expected_coverage(N, M, k)` of the
+real ones (0.89 for this project's 103 training faces against draws of 110 samples at k = 3).
+
 Distances are computed in blocks of `chunk` x `chunk`, so 50,000 x 50,000 comparisons
 need a few hundred MB, not 10 GB.
 """
@@ -59,3 +63,18 @@ def precision_recall_density_coverage(real: np.ndarray, fake: np.ndarray, k: int
         "density": (fake_ball_count / k).mean().item(),
         "coverage": (real_nearest_fake < real_r).double().mean().item(),
     }
+
+
+def expected_coverage(num_real: int, num_fake: int, k: int = 3) -> float:
+    """Coverage that `num_fake` samples drawn independently from the real data's own (continuous)
+    distribution reach in expectation against `num_real` real samples (Naeem et al. 2020,
+    Lemma 2): 1 - prod_{i=1..k} (N - i) / (N + M - i). A real sample goes uncovered exactly when
+    all its k nearest neighbours among the other N + M - 1 points are real. For N = M it tends to
+    1 - 2^-k (0.875 at k = 3); a score above it means samples sit closer to the real images than
+    new images from their distribution would, the way copies do."""
+    if num_real <= k or num_fake < 1:
+        raise ValueError(f"need more than k={k} real samples and at least one fake, got {num_real} and {num_fake}")
+    uncovered = 1.0
+    for i in range(1, k + 1):
+        uncovered *= (num_real - i) / (num_real + num_fake - i)
+    return 1.0 - uncovered
