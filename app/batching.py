@@ -3,8 +3,13 @@
 Twenty visitors asking at once used to wait in line, one trajectory after another. Here one
 worker thread runs the model; whatever arrives while it is busy waits and goes into its
 next call together, grouped by key (checkpoint and step count: only those can share a
-batch). No timer: an idle server answers a lone request at once, a busy one batches by
-itself.
+batch). An idle server answers a lone request at once. Under load (the last call held
+several requests and ended under a second ago) the next call waits `linger_s` (50 ms) for
+company: the clients of the last call are on their way back with their next seeds, and
+without the wait twenty of them split into alternating calls of ~5 and ~15, where one call
+of 20 costs less (20 clients x 5 seeds in-process, four warm runs each: p95 1.39-1.68 s with
+the wait, 1.55-1.91 s without). A single visitor's requests come one call at a time and never
+wait.
 
 Our own batcher rather than Gradio's `batch=True`: there one bad input fails every
 request of its batch, here each request is checked before it joins one, so one visitor's
@@ -14,8 +19,11 @@ typo never costs another visitor an answer.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable, Hashable, Sequence
+
+BUSY_S = 1.0   # a call that held several requests and ended this recently means "under load"
 
 
 class MicroBatcher:
@@ -24,10 +32,12 @@ class MicroBatcher:
     `compute` returns one result per item, in order. An exception in `compute` is raised in
     every request of that call."""
 
-    def __init__(self, compute: Callable[[Hashable, Sequence[Any]], Sequence[Any]], max_batch: int = 32):
+    def __init__(self, compute: Callable[[Hashable, Sequence[Any]], Sequence[Any]], max_batch: int = 32,
+                 linger_s: float = 0.05):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self._compute, self.max_batch = compute, max_batch
+        self._compute, self.max_batch, self.linger_s = compute, max_batch, linger_s
+        self._busy_until = 0.0   # time.monotonic() until which the server counts as under load
         self._pending: list[tuple[Hashable, Any, Future]] = []
         self._wake = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -48,6 +58,10 @@ class MicroBatcher:
         with self._wake:
             while not self._pending:
                 self._wake.wait()
+            deadline = time.monotonic() + self.linger_s
+            if time.monotonic() < self._busy_until:   # under load: wait a moment for company
+                while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                    self._wake.wait(left)
             key = self._pending[0][0]
             batch, rest = [], []
             for entry in self._pending:
@@ -63,6 +77,7 @@ class MicroBatcher:
                 results = self._compute(key, [item for item, _ in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"compute returned {len(results)} results for {len(batch)} items")
+                self._busy_until = time.monotonic() + BUSY_S if len(batch) > 1 else 0.0
             except BaseException as e:  # the requests learn of it; the worker lives on
                 for _, future in batch:
                     future.set_exception(e)

@@ -508,8 +508,11 @@ def mask_strip(differs: np.ndarray) -> str:
 
 
 def _data_uri(image: Image.Image) -> str:
+    # zlib's fastest level: these images are small, and at level 9 (or optimize=True) encoding
+    # was a third of a new seed's payload time (0.52 vs 0.33 ms per 32x32 frame, 2.0 vs 0.54 ms
+    # per change strip) for 6-10 % fewer bytes.
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 

@@ -50,6 +50,43 @@ def test_batcher_groups_waiting_requests_by_key():
     assert sorted(calls[2:]) == [("a", [5]), ("b", [2])]
 
 
+def test_under_load_a_call_waits_for_company_and_a_lone_visitor_never_waits():
+    release = threading.Event()
+
+    def compute(key, items):
+        release.wait(10)
+        return list(items)
+
+    def run_in_threads(batcher, items, gap=0.0):
+        threads = []
+        for x in items:
+            threads.append(threading.Thread(target=batcher, args=("k", x)))
+            threads[-1].start()
+            time.sleep(gap)
+        return threads
+
+    for linger, expected in ((0.0, [1, 2, 1, 1]), (2.0, [1, 2, 2])):
+        batcher, release = MicroBatcher(compute, linger_s=linger), threading.Event()
+        held = run_in_threads(batcher, [0])        # the worker is busy with this one...
+        wait_until(lambda: batcher.batch_sizes)
+        held += run_in_threads(batcher, [1, 2])    # ...so these two share the next call
+        wait_until(lambda: len(batcher._pending) == 2)
+        release.set()
+        for t in held:
+            t.join(10)
+        # Under load now (the last call held two): two requests 0.2 s apart share a call when it
+        # may wait 2 s for company, and go one by one when it may not.
+        for t in run_in_threads(batcher, [3, 4], gap=0.2):
+            t.join(10)
+        assert batcher.batch_sizes == expected
+
+    # One visitor, one request after another: every call holds one, so none waits the 30 s.
+    batcher = MicroBatcher(lambda key, items: list(items), linger_s=30.0)
+    start = time.monotonic()
+    assert [batcher("k", x) for x in range(3)] == [0, 1, 2]
+    assert time.monotonic() - start < 10 and batcher.batch_sizes == [1, 1, 1]
+
+
 def test_batcher_raises_a_failure_in_each_request_and_lives_on():
     def compute(key, items):
         if key == "bad":
