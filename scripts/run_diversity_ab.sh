@@ -29,8 +29,10 @@ COMMON="--preset cpu --init-from $PARENT --eval-every 0"
 source scripts/slots.sh
 launch control-s0 "$data" --seed 0
 launch control-s1 "$data" --seed 1
+# One lever per question of the issue first (pool size, rejection, schedule), then the
+# second rejection variant.
 launch pool20-s0 "$data" --seed 0 --force-factor 20
-launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
 launch knn-s0 "$data" --seed 0 --rejection knn
 launch cosine-s0 "$data" --seed 0 --lr-schedule cosine
+launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
 finish
