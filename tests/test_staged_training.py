@@ -67,3 +67,5 @@ def test_a_stage_ships_only_if_it_measures_better(tmp_path):
     assert verdict(recall=0.12) == 1                                            # within the spread: not better
     assert verdict(recall=0.3, precision=0.4) == 1                              # recall bought with precision
     assert verdict(distinct_nearest=40, coverage=0.2) == 1                      # coverage worse beyond its sd
+    assert verdict(distinct_nearest=33) == 1                                    # +3 distinct: within a count's noise
+    assert verdict(distinct_nearest=34) == 0
