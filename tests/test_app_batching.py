@@ -80,11 +80,30 @@ def test_under_load_a_call_waits_for_company_and_a_lone_visitor_never_waits():
             t.join(10)
         assert batcher.batch_sizes == expected
 
-    # One visitor, one request after another: every call holds one, so none waits the 30 s.
+    # One visitor, one request after another: every call holds one, so none waits the 30 s,
+    # only one lull (LULL_S, 15 ms).
     batcher = MicroBatcher(lambda key, items: list(items), linger_s=30.0)
     start = time.monotonic()
     assert [batcher("k", x) for x in range(3)] == [0, 1, 2]
     assert time.monotonic() - start < 10 and batcher.batch_sizes == [1, 1, 1]
+
+
+def test_an_idle_batcher_gathers_a_burst(monkeypatch):
+    """Visitors arriving together at an idle server share the first call, as long as each comes
+    within a lull of the one before (LULL_S; 1 s here, so that a slow test machine cannot split
+    requests 0.1 s apart)."""
+    import app.batching
+
+    monkeypatch.setattr(app.batching, "LULL_S", 1.0)
+    batcher = MicroBatcher(lambda key, items: list(items), linger_s=5.0)
+    threads = []
+    for x in range(3):
+        threads.append(threading.Thread(target=batcher, args=("k", x)))
+        threads[-1].start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join(10)
+    assert batcher.batch_sizes == [3]
 
 
 def test_batcher_raises_a_failure_in_each_request_and_lives_on():
