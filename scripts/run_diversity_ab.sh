@@ -7,7 +7,7 @@
 #                   seeds, so a lever counts only if it moves a metric beyond their spread
 #   pool20-s0       a 20x pool (--force-factor 20): more candidates per image
 #   eps075-s0       eps = 0.75 x the median NN distance: rejection pushes samples further out
-#   knn-s0          RS-IMLE's rejection (each image drops its 5 nearest per 1,024 inside eps)
+#   knn-s0, knn-s1  RS-IMLE's rejection (each image drops its 5 nearest per 1,024 inside eps)
 #   cosine-s0       the learning rate decays to 0.05x by the stage's end
 # Each arm is then evaluated at the trained H (EVAL_STEPS, 8): 550 samples in 5 draws, with
 # the distinct nearest training images of seeds 0-99 (scripts/evaluate_arm.sh). The arms share
@@ -34,5 +34,6 @@ launch control-s1 "$data" --seed 1
 launch pool20-s0 "$data" --seed 0 --force-factor 20
 launch knn-s0 "$data" --seed 0 --rejection knn
 launch cosine-s0 "$data" --seed 0 --lr-schedule cosine
+launch knn-s1 "$data" --seed 1 --rejection knn     # the knn rejection stood out at seed 0: its second seed
 launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
 finish

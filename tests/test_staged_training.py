@@ -50,8 +50,9 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
 
 def write_eval(path: Path, **at_h) -> str:
     point = {"steps": 8, "precision": 0.6, "precision_sd": 0.05, "recall": 0.1, "recall_sd": 0.03,
-             "coverage": 0.3, "coverage_sd": 0.04, "distinct_nearest": 30, **at_h}
-    path.write_text(json.dumps({"trained_steps": 8, "per_step": [{**point, "steps": 1}, point]}))
+             "coverage": 0.3, "coverage_sd": 0.04, "distinct_nearest": 30, "density": 1.2, "density_sd": 0.1,
+             "near_copy_share": 0.15, **at_h}
+    path.write_text(json.dumps({"trained_steps": 8, "num_samples": 200, "per_step": [{**point, "steps": 1}, point]}))
     return str(path)
 
 
@@ -69,3 +70,7 @@ def test_a_stage_ships_only_if_it_measures_better(tmp_path):
     assert verdict(distinct_nearest=40, coverage=0.2) == 1                      # coverage worse beyond its sd
     assert verdict(distinct_nearest=33) == 1                                    # +3 distinct: within a count's noise
     assert verdict(distinct_nearest=34) == 0
+    assert verdict(recall=0.3, near_copy_share=0.2) == 0                        # +0.05: within 2 binomial sd (0.06)
+    assert verdict(recall=0.3, near_copy_share=0.3) == 1                        # more near-copies: copies its data more
+    assert verdict(recall=0.3, density=0.95) == 0                               # nearer 1 is not worse...
+    assert verdict(recall=0.3, density=1.6) == 1                                # ...crowding the data's dense parts is
