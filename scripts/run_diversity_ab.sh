@@ -9,6 +9,7 @@
 #   eps075-s0       eps = 0.75 x the median NN distance: rejection pushes samples further out
 #   knn-s0, knn-s1  RS-IMLE's rejection (each image drops its 5 nearest per 1,024 inside eps)
 #   cosine-s0       the learning rate decays to 0.05x by the stage's end
+#   knn-pool20-s0   the knn rejection with the 20x pool
 # Each arm is then evaluated at the trained H (EVAL_STEPS, 8): 550 samples in 5 draws, with
 # the distinct nearest training images of seeds 0-99 (scripts/evaluate_arm.sh). The arms share
 # scripts/slots.sh's two one-thread slots; run it again to continue after a stop. The report:
@@ -36,4 +37,6 @@ launch knn-s0 "$data" --seed 0 --rejection knn
 launch cosine-s0 "$data" --seed 0 --lr-schedule cosine
 launch knn-s1 "$data" --seed 1 --rejection knn     # the knn rejection stood out at seed 0: its second seed
 launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
+# knn doubled the near-copies: with a 20x pool it drops each face's 10 nearest candidates, not 5
+launch knn-pool20-s0 "$data" --seed 0 --rejection knn --force-factor 20
 finish
