@@ -14,12 +14,20 @@
 # the distinct nearest training images of seeds 0-99 (scripts/evaluate_arm.sh). The arms share
 # scripts/slots.sh's two one-thread slots; run it again to continue after a stop. The report:
 #   python scripts/experiment_report.py runs/diversity-ab
-#   bash scripts/run_diversity_ab.sh [runs/diversity-ab]    PARENT=checkpoints/noto-faces-rtm
+#   bash scripts/run_diversity_ab.sh [runs/diversity-ab]    PARENT=a checkpoint folder (default: see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/diversity-ab}
 STEPS=${STEPS:-2000}
-PARENT=${PARENT:-checkpoints/noto-faces-rtm}
+# Every arm starts from the same parent: the 15,843-step default (stage 3), as shipped at
+# commit 9867951 (stage 4, shipped from this A/B, replaced it under checkpoints/).
+PARENT=${PARENT:-$OUT/parent-15843}
+if [ ! -f "$PARENT/model.safetensors" ]; then
+  mkdir -p "$PARENT"
+  for f in config.json meta.json model.safetensors; do
+    git show "9867951:checkpoints/noto-faces-rtm/$f" > "$PARENT/$f"
+  done
+fi
 export EVAL_STEPS=${EVAL_STEPS:-8}
 mkdir -p "$OUT"
 data=data/noto-faces-32
