@@ -6,13 +6,13 @@ next call together, grouped by key (checkpoint and step count: only those can sh
 batch). Each call waits a moment for company first. An idle server starts as soon as no
 other request has come for 15 ms (LULL_S): a lone visitor waits that long, and twenty
 visitors arriving together (each within 15 ms of the one before, up to linger_s in all)
-share the first call instead of one going alone and nineteen waiting for it. Under load (the last call held several
-requests and ended under a second ago) the call waits `linger_s` (50 ms): the last call's
-clients are on their way back with their next seeds, and without the wait twenty of them
-split into alternating calls of ~5 and ~15, where one call of 20 costs less. (20 clients x
-5 seeds in-process, warm, p95 over repeated runs: 1.55-1.91 s with no wait, 1.39-1.68 s with
-the wait under load, 1.35-1.59 s with both.) A single visitor's requests come one call at
-a time: their calls never count as load.
+share the first call instead of one going alone and nineteen waiting for it. Under load
+(the last call held several requests and ended under a second ago) the call waits
+`linger_s` (50 ms): the last call's clients are on their way back with their next seeds,
+and without the wait twenty of them split into alternating calls of ~5 and ~15, where one
+call of 20 costs less. (20 clients x 5 seeds in-process, warm, p95 over repeated runs:
+1.55-1.91 s with no wait, 1.39-1.68 s with the wait under load, 1.35-1.59 s with both.) A
+single visitor's requests come one call at a time: their calls never count as load.
 
 Our own batcher rather than Gradio's `batch=True`: there one bad input fails every
 request of its batch, here each request is checked before it joins one, so one visitor's

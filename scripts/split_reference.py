@@ -41,8 +41,9 @@ def split_reference(images: np.ndarray, features: np.ndarray, splits: int = 200,
         rows.append({**precision_recall_density_coverage(features[a], features[b], k=3),
                      "distinct_nearest": float(nearest.unique().numel())})
     out = {key: (float(np.mean([r[key] for r in rows])), float(np.std([r[key] for r in rows]))) for key in rows[0]}
-    return {**out, "sizes": (half, len(images) - half), "coverage_same_distribution": expected_coverage(half, len(images) - half),
-            "distinct_nearest_uniform": half * (1 - (1 - 1 / half) ** (len(images) - half))}
+    rest = len(images) - half
+    return {**out, "sizes": (half, rest), "coverage_same_distribution": expected_coverage(half, rest),
+            "distinct_nearest_uniform": half * (1 - (1 - 1 / half) ** rest)}
 
 
 def main() -> None:
@@ -55,7 +56,8 @@ def main() -> None:
     images = load_prepared(args.data).images
     ref = split_reference(images, real_features(args.data, EfficientNetLite0Features(), 50_000), args.splits, args.seed)
     a, b = ref["sizes"]
-    print(f"{args.data}: {len(images)} images, {args.splits} random splits of {a} (training set) against {b} (new images)")
+    print(f"{args.data}: {len(images)} images, {args.splits} random splits of {a} (training set) "
+          f"against {b} (new images)")
     for key in ("precision", "recall", "density", "coverage", "distinct_nearest"):
         print(f"  {key:16s} {ref[key][0]:.3f} ± {ref[key][1]:.3f}")
     print(f"  coverage expected for samples of the same distribution: {ref['coverage_same_distribution']:.3f}")

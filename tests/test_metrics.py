@@ -60,8 +60,8 @@ def test_expected_coverage_is_what_samples_of_the_same_distribution_reach():
     # Monte Carlo: real and fake drawn from one Gaussian, at the evaluation's sizes (103 training
     # faces, draws of 110). 300 trials put the mean's standard error near 0.003.
     rng = np.random.default_rng(1)
-    measured = np.mean([precision_recall_density_coverage(rng.normal(size=(103, 8)), rng.normal(size=(110, 8)))["coverage"]
-                        for _ in range(300)])
+    measured = np.mean([precision_recall_density_coverage(rng.normal(size=(103, 8)),
+                                                          rng.normal(size=(110, 8)))["coverage"] for _ in range(300)])
     assert expected_coverage(103, 110) == pytest.approx(0.8903, abs=1e-4)
     assert measured == pytest.approx(expected_coverage(103, 110), abs=0.012)
     assert expected_coverage(100_000, 100_000, k=3) == pytest.approx(1 - 0.5 ** 3, abs=1e-4)  # Naeem et al.'s limit

@@ -6,9 +6,9 @@ same for fake samples). Then
     recall    = share of real samples inside some fake sample's ball
     density   = mean over fake samples of (real balls containing it) / k
     coverage  = share of real samples whose ball contains some fake sample
-Coverage has a ceiling below 1 for a finite sample: fake samples drawn independently from the
-real data's own distribution cover, in expectation, only `expected_coverage(N, M, k)` of the
-real ones (0.89 for this project's 103 training faces against draws of 110 samples at k = 3).
+Coverage is read against a reference below 1 for finite sets: fake samples drawn independently
+from the real data's own distribution cover, in expectation, only `expected_coverage(N, M, k)`
+of the real ones (0.89 for this project's 103 training faces against draws of 110 at k = 3).
 
 Distances are computed in blocks of `chunk` x `chunk`, so 50,000 x 50,000 comparisons
 need a few hundred MB, not 10 GB.
