@@ -21,7 +21,8 @@ import argparse
 import numpy as np
 import torch
 
-from rtm_core.metrics import EfficientNetLite0Features, expected_coverage, precision_recall_density_coverage
+from rtm_core.metrics import (EfficientNetLite0Features, expected_coverage, precision_recall_density_coverage,
+                              seed_diversity)
 from train.data import load_prepared
 from train.evaluation import real_features
 
@@ -31,19 +32,18 @@ def split_reference(images: np.ndarray, features: np.ndarray, splits: int = 200,
     references for A and B's sizes (expected coverage, the uniform distinct-nearest ceiling)."""
     if len(images) < 10 or len(images) != len(features):
         raise ValueError(f"need at least 10 images with one feature row each, got {len(images)} and {len(features)}")
-    pixels = torch.from_numpy(images.reshape(len(images), -1)).double()
+    as_samples = torch.from_numpy(images).permute(0, 3, 1, 2).double() / 127.5 - 1   # seed_diversity's input
     rng = np.random.default_rng(seed)
     half, rows = len(images) // 2, []
     for _ in range(splits):
         order = rng.permutation(len(images))
         a, b = order[:half], order[half:]
-        nearest = torch.cdist(pixels[b], pixels[a]).argmin(dim=1)
+        diversity = seed_diversity(as_samples[b], images[a], num_seeds=len(b))
         rows.append({**precision_recall_density_coverage(features[a], features[b], k=3),
-                     "distinct_nearest": float(nearest.unique().numel())})
+                     "distinct_nearest": float(diversity["distinct_nearest"])})
     out = {key: (float(np.mean([r[key] for r in rows])), float(np.std([r[key] for r in rows]))) for key in rows[0]}
-    rest = len(images) - half
-    return {**out, "sizes": (half, rest), "coverage_same_distribution": expected_coverage(half, rest),
-            "distinct_nearest_uniform": half * (1 - (1 - 1 / half) ** rest)}
+    return {**out, "sizes": (len(a), len(b)), "coverage_same_distribution": expected_coverage(len(a), len(b)),
+            "distinct_nearest_uniform": diversity["distinct_nearest_uniform"]}
 
 
 def main() -> None:
