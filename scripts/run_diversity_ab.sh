@@ -10,11 +10,13 @@
 #   knn-s0, knn-s1  RS-IMLE's rejection (each image drops its 5 nearest per 1,024 inside eps)
 #   cosine-s0       the learning rate decays to 0.05x by the stage's end
 #   knn-pool20-s0   the knn rejection with the 20x pool
+#   pool20-s1       the 20x pool's second training seed
 # Each arm is then evaluated at the trained H (EVAL_STEPS, 8): 550 samples in 5 draws, with
 # the distinct nearest training images of seeds 0-99 (scripts/evaluate_arm.sh). The arms share
 # scripts/slots.sh's two one-thread slots; run it again to continue after a stop. The report:
 #   python scripts/experiment_report.py runs/diversity-ab
 #   bash scripts/run_diversity_ab.sh [runs/diversity-ab]    PARENT=a checkpoint folder (default: see below)
+#   ARMS="knn-pool20-s0 pool20-s1" bash scripts/run_diversity_ab.sh    only those arms
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/diversity-ab}
@@ -44,7 +46,8 @@ launch pool20-s0 "$data" --seed 0 --force-factor 20
 launch knn-s0 "$data" --seed 0 --rejection knn
 launch cosine-s0 "$data" --seed 0 --lr-schedule cosine
 launch knn-s1 "$data" --seed 1 --rejection knn     # the knn rejection stood out at seed 0: its second seed
-launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
 # knn doubled the near-copies: with a 20x pool it drops each face's 10 nearest candidates, not 5
 launch knn-pool20-s0 "$data" --seed 0 --rejection knn --force-factor 20
+launch pool20-s1 "$data" --seed 1 --force-factor 20   # stage 4 shipped from pool20-s0: its second seed
+launch eps075-s0 "$data" --seed 0 --eps-nn-fraction 0.75
 finish

@@ -21,6 +21,8 @@ start_pending_evaluations() {
 wait_for_slot() { while start_pending_evaluations; [ "$(busy)" -ge "${PARALLEL:-2}" ]; do sleep 10; done; }
 launch() {  # name, data, flags...: train the arm (or continue it), then evaluate it, in one slot
   local name=$1 data=$2; shift 2
+  # ARMS="a b" runs only those arms (e.g. after a machine change lost the run folder)
+  if [ -n "${ARMS:-}" ] && [[ " $ARMS " != *" $name "* ]]; then return; fi
   if training "$name"; then echo "$name: training (started earlier)"; pending+=("$name"); return; fi
   local done_steps; done_steps=$(steps_done "$OUT/$name")
   wait_for_slot
