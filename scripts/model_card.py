@@ -266,9 +266,11 @@ def main() -> None:
     notes = folder / NOTES_FILE
     if notes.is_file():   # what the numbers do not show, written by hand; kept when the card is made again
         lines += ["## Notes", "", notes.read_text().strip(), ""]
+    res, minutes = cfg.decoder.img_resolution, meta.get("total_wall_time_s", meta.get("wall_time_s", 0)) / 60
     lines += ["## Limitations", "",
-              "About an hour of one CPU thread at 32x32 on ~100 images: a few-shot model, far from converged, "
-              "and it can only make variations of its training emoji. FD-EffNet and KID-EffNet use "
+              f"{minutes:.0f} minutes of a 2-core CPU ({meta.get('total_steps', meta.get('step', 0)):,} steps) at "
+              f"{res}x{res} on {meta.get('num_images')} images: a few-shot model, "
+              "and it can only make variations of its training images. FD-EffNet and KID-EffNet use "
               "EfficientNet-Lite0 features and are not comparable with published FID/KID numbers; with ~100 "
               "real images, FD is dominated by its small-sample bias (read KID and the k-NN metrics).", ""]
     (folder / "README.md").write_text("\n".join(lines))
