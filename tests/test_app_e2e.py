@@ -56,6 +56,27 @@ def test_no_response_carries_a_server_path_and_the_static_files_are_served(serve
         assert refused.value.code == 404
 
 
+def test_the_page_config_carries_the_browser_code_by_reference_once(server):
+    """The viewers' code and stylesheet are one script file and the page's css, not copies in
+    every component's config (which Gradio copies into each new session)."""
+    from app.ui import SCRIPTS
+
+    with urllib.request.urlopen(server + "config", timeout=30) as r:
+        config = json.loads(r.read())
+    html = [c["props"] for c in config["components"] if c.get("type") == "html" and c["props"].get("js_on_load")]
+    assert len(html) >= 5
+    heads = {props["head"] for props in html}
+    assert len(heads) == 1 and all(len(props["js_on_load"]) < 200 and not props["css_template"] for props in html)
+    url = heads.pop().split('src="')[1].split('"')[0]
+    assert url.startswith("/rtm-static/scripts/") and url.endswith(".js")
+    with urllib.request.urlopen(server + url.lstrip("/"), timeout=30) as r:
+        assert r.headers["content-type"] == "text/javascript"
+        script = r.read().decode()
+    for kind in SCRIPTS:
+        assert f'window.rtmExplorer["{kind}"] = function (element, trigger, props, server, upload, watch)' in script
+    assert ".rtm-root" in config["css"]
+
+
 def test_gif_endpoint(server):
     out = Client(server, verbose=False).predict("tiny-rtm", 1, 3, api_name="/gif")
     assert out["download"]["filename"] == "tiny-rtm-seed1-3steps.gif"

@@ -1,6 +1,7 @@
 // Helpers shared by the viewer and the grid (app/ui.py puts this file in front of each
-// component's own script, so each gets its own copy in its own scope; nothing global but
-// the page's one plotly.js and the assets cache).
+// component's own script, inside one function per kind of component, so each gets its own
+// copy in its own scope; nothing global but those functions, the page's one plotly.js and
+// the assets cache).
 const $ = (sel) => element.querySelector(sel);
 const assetCache = window.__rtmAssets || (window.__rtmAssets = new Map());  // url -> Promise(assets), one fetch per checkpoint
 

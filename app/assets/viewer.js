@@ -1,4 +1,4 @@
-// The refinement viewer. Runs in the browser as gr.HTML's js_on_load: `element` is the
+// The refinement viewer. Runs in the browser as gr.HTML's js_on_load does: `element` is the
 // component, `props.value` the payload from app/service.py (every frame as a data URI, the
 // path on the map, how much each token and pixel changed per step). Scrubbing, play, hover
 // and click never talk to the server.
