@@ -29,13 +29,16 @@ def main() -> None:
         raise SystemExit(__doc__)
     out, runs = Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]]
     panels = [last_grid(run) for run in runs]
-    width = sum(p.width for p, _ in panels) + GAP * (len(panels) - 1)
-    figure = Image.new("RGB", (width, HEADER + max(p.height for p, _ in panels)), "white")
+    # Each panel's slot is as wide as its grid or its label, whichever is wider: a one-pass
+    # arm's grid is one column, narrower than its name.
+    label_width = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    slots = [max(p.width, int(label_width(label)) + 4) for p, label in panels]
+    figure = Image.new("RGB", (sum(slots) + GAP * (len(panels) - 1), HEADER + max(p.height for p, _ in panels)), "white")
     draw, x = ImageDraw.Draw(figure), 0
-    for panel, label in panels:
+    for (panel, label), slot in zip(panels, slots):
         figure.paste(panel, (x, HEADER))
         draw.text((x + 2, 4), label, fill=(40, 40, 40))
-        x += panel.width + GAP
+        x += slot + GAP
     figure.save(out)
     print(f"wrote {out}: {figure.width} x {figure.height}")
 
