@@ -40,6 +40,12 @@ def front_matter(meta: dict) -> str:
     return FRONT_MATTER + ("datasets:\n- noto-color-emoji\n" if noto else "") + "---\n"
 
 
+def budget_totals(meta: dict) -> tuple[int, int, float]:
+    """Steps, images seen and wall-time seconds over every stage (a run without stages: its own)."""
+    return (meta.get("total_steps", meta.get("step", 0)), meta.get("total_images_seen", meta.get("images_seen", 0)),
+            meta.get("total_wall_time_s", meta.get("wall_time_s", 0)))
+
+
 def budget_lines(meta: dict) -> list[str]:
     """Steps, images, wall time and threads of every stage, and their totals."""
     stages = meta.get("lineage", []) + [{"checkpoint": "this stage", **{k: meta.get(k) for k in
@@ -53,9 +59,8 @@ def budget_lines(meta: dict) -> list[str]:
         lines.append(f"| {i} | {parent} | {st.get('step') or 0:,} | {st.get('images_seen') or 0:,} | "
                      f"{(st.get('wall_time_s') or 0) / 60:.0f} min | {st.get('threads') or '?'} x "
                      f"{st.get('world_size') or 1} |")
-    total_steps = meta.get("total_steps", meta.get("step", 0))
-    lines.append(f"| **all** | | **{total_steps:,}** | **{meta.get('total_images_seen', meta.get('images_seen', 0)):,}** | "
-                 f"**{meta.get('total_wall_time_s', meta.get('wall_time_s', 0)) / 60:.0f} min** | |")
+    steps, images, wall_s = budget_totals(meta)
+    lines.append(f"| **all** | | **{steps:,}** | **{images:,}** | **{wall_s / 60:.0f} min** | |")
     return lines
 
 
@@ -266,10 +271,10 @@ def main() -> None:
     notes = folder / NOTES_FILE
     if notes.is_file():   # what the numbers do not show, written by hand; kept when the card is made again
         lines += ["## Notes", "", notes.read_text().strip(), ""]
-    res, minutes = cfg.decoder.img_resolution, meta.get("total_wall_time_s", meta.get("wall_time_s", 0)) / 60
+    (steps, _, wall_s), res = budget_totals(meta), cfg.decoder.img_resolution
     lines += ["## Limitations", "",
-              f"{minutes:.0f} minutes of a 2-core CPU ({meta.get('total_steps', meta.get('step', 0)):,} steps) at "
-              f"{res}x{res} on {meta.get('num_images')} images: a few-shot model, "
+              f"{wall_s / 60:.0f} minutes of a 2-core CPU ({steps:,} steps) at {res}x{res} on "
+              f"{meta.get('num_images')} images: a few-shot model, "
               "and it can only make variations of its training images. FD-EffNet and KID-EffNet use "
               "EfficientNet-Lite0 features and are not comparable with published FID/KID numbers; with ~100 "
               "real images, FD is dominated by its small-sample bias (read KID and the k-NN metrics).", ""]

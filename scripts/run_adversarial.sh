@@ -10,10 +10,9 @@
 # step moves an equalized layer by about lr x multiplier of its scale: over a few thousand steps
 # 0.01 leaves every mapper where it started (StyleGAN2's moved 0.1 % in 1,500 steps; it needs
 # its ~800,000), 0.1 would move them ~1 %, and 1 lets them learn (the first run's lr x 1 MLP
-# moved 7 %). Both RTM
-# arms start z_H at the input injection, as in the IMLE experiment. Faces, the adversarial cpu
-# preset, STEPS optimizer steps each (3,000), --max-minutes 0. Slots, resuming and the
-# evaluation after training: scripts/slots.sh.
+# moved 7 %). Both RTM arms start z_H at the input injection, as in the IMLE experiment. Faces,
+# the adversarial cpu preset, STEPS optimizer steps each (3,000), --max-minutes 0. Slots,
+# resuming and the evaluation after training: scripts/slots.sh.
 #   bash scripts/run_adversarial.sh [runs/gan-matched]     SEEDS="0 1" for two training seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
