@@ -10,9 +10,11 @@
     server's peak memory; once with the micro-batcher (--max-batch 32, the default) and once
     without (--max-batch 1: one forward pass after another), each on a fresh server. With the
     batcher also through light urllib clients, since gradio_client's 20 threads share the two
-    cores with the server: through the queue as the page goes (/gradio_api/call/trajectory and
-    its event stream) and through /gradio_api/run/trajectory, which skips the queue; each
-    client keeps one session, as a page does.
+    cores with the server: from twenty open pages (each has opened its session with the page's
+    load call) clicking together, through the queue as the page goes
+    (/gradio_api/call/trajectory and its event stream); the same with each session opened by
+    its first request (an API client); and through /gradio_api/run/trajectory, which skips the
+    queue. Each client keeps one session, as a page does.
 (d) The payload of a new seed, and the checkpoint's assets (fetched once per page).
 (e) In headless Chromium (what the user sees): first frame after a cold load (3 fresh
     contexts), input-to-paint while dragging the slider across 64 steps, play's steps/s,
@@ -90,10 +92,12 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
     """20 clients at once, each asking for 5 seeds nobody asked for before, one after another.
     client "gradio_client" goes through Gradio's queue as the page does; "queue" takes the same
     path (POST /gradio_api/call/trajectory, then read its event stream) with urllib; "http"
-    posts to /gradio_api/run/trajectory, which skips the queue. The urllib clients are light:
-    gradio_client's 20 threads cost enough CPU to slow the server they share two cores with.
-    Each client keeps one session (its session_hash), as a page does: without one, Gradio
-    builds a fresh session state for every request (~10-20 ms of CPU here)."""
+    posts to /gradio_api/run/trajectory, which skips the queue; "page" is "queue" from twenty
+    open pages: each has made the page's load call, which opens its session, before the twenty
+    click together. The urllib clients are light: gradio_client's 20 threads cost enough CPU to
+    slow the server they share two cores with. Each client keeps one session (its
+    session_hash), as a page does: without one, Gradio builds a fresh session state for every
+    request (~10-20 ms of CPU here); "queue" and "http" open theirs with their first request."""
     from gradio_client import Client
 
     base = f"http://127.0.0.1:{port}/gradio_api"
@@ -120,6 +124,10 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
                     return json.loads(line[5:])[0]
         raise RuntimeError("the event stream ended without a result")
 
+    def open_page(session: str) -> None:
+        """What a page does as it loads: its no-op load event, which opens its Gradio session."""
+        post(f"{base}/run/predict", {"data": [], "fn_index": load_fn, "trigger_id": None, "session_hash": session})
+
     def one_client(c: int) -> list[float]:
         if client == "gradio_client":
             predict = Client(f"http://127.0.0.1:{port}/", verbose=False).predict
@@ -135,6 +143,13 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
             times.append((time.perf_counter() - t) * 1e3)
         return times
 
+    if client == "page":
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as r:
+            dependencies = json.loads(r.read())["dependencies"]
+        load_fn = next(d["id"] for d in dependencies if any(t[1] == "load" for t in d["targets"]))
+        # Twenty pages opened, then twenty visitors clicking together: only the clicks are timed.
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            list(pool.map(open_page, [f"bench-{first_seed}-{c}" for c in range(20)]))
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(one_client, c) for c in range(20)]
         done = [f.result() for f in futures if f.exception() is None]
@@ -206,6 +221,8 @@ def main() -> None:
 
         # (c) 20 concurrent clients x 5 new seeds, with and without the micro-batcher
         results["concurrent"] = {"batched": concurrent_clients(port, proc.pid, name, steps, first_seed=10_000),
+                                 "batched_open_pages": concurrent_clients(
+                                     port, proc.pid, name, steps, first_seed=50_000, client="page"),
                                  "batched_queue_light_clients": concurrent_clients(
                                      port, proc.pid, name, steps, first_seed=40_000, client="queue"),
                                  "batched_http": concurrent_clients(port, proc.pid, name, steps, first_seed=30_000,

@@ -16,10 +16,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.e
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def served(tmp_path_factory):
     demo, url = launch(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
-    yield url
+    yield demo, url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(served):
+    return served[1]
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +254,29 @@ def test_the_first_seed_plays_once_on_load_unless_less_motion_is_asked(browser, 
         page.wait_for_selector(f"{root}[data-step='3']", timeout=15_000)
         context.close()
         assert errors == []
+
+
+def test_a_page_opens_its_session_as_it_loads(browser, served):
+    """Before any click, the page's load call has made the server build its Gradio session, so
+    that a visitor's first Generate does not wait for it (docs/BENCHMARKS.md)."""
+    demo, url = served
+    sessions = demo.server_app.state_holder.session_data
+    before = set(sessions)
+    context = browser.new_context()
+    page = context.new_page()
+    errors = watch_errors(page)
+    calls = []
+    page.on("request", lambda r: calls.append(r.url) if "/gradio_api/" in r.url and "heartbeat" not in r.url else None)
+    page.goto(url)
+    page.wait_for_selector("#rtm-viewer .rtm-root[data-seed]")
+    for _ in range(100):                                 # the load call runs after the page's first paint
+        if set(sessions) - before:
+            break
+        page.wait_for_timeout(100)
+    assert len(set(sessions) - before) == 1, calls
+    assert len(calls) == 1 and calls[0].endswith("/gradio_api/run/predict"), calls   # no trajectory asked for
+    context.close()
+    assert errors == []
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
