@@ -2,9 +2,12 @@
 
     python scripts/experiment_figure.py docs/experiment_samples.png runs/fewshot/faces-rs-imle \
         runs/fewshot/faces-mlp runs/fewshot/faces-rtm-h1-s0 runs/fewshot/faces-rtm-s0
+    python scripts/experiment_figure.py --over-training docs/gan_over_training.png runs/gan/...
 
 A grid is the run's newest `samples/step_*.png` (rows: seeds 0-7; an RTM arm's columns are its
 steps 1..H), scaled up 3x with nearest-neighbour sampling so that 32x32 pixels stay crisp.
+With --over-training each arm's panel is instead its final frames (the grid's last column)
+at every saved training step, left to right.
 """
 
 import sys
@@ -15,20 +18,49 @@ from PIL import Image, ImageDraw
 SCALE, GAP, HEADER = 3, 24, 22
 
 
-def last_grid(run: Path) -> tuple[Image.Image, str]:
+def saved_grids(run: Path) -> list[Path]:
     grids = sorted((run / "samples").glob("step_*.png"))
     if not grids:
         raise SystemExit(f"{run} has no samples/step_*.png: is it a training run folder?")
-    step = int(grids[-1].stem.split("_")[1])
-    image = Image.open(grids[-1]).convert("RGB")
-    return image.resize((image.width * SCALE, image.height * SCALE), Image.Resampling.NEAREST), f"{run.name} · {step:,}"
+    return grids
+
+
+def step_of(grid: Path) -> int:
+    return int(grid.stem.split("_")[1])
+
+
+def scaled(image: Image.Image) -> Image.Image:
+    return image.resize((image.width * SCALE, image.height * SCALE), Image.Resampling.NEAREST)
+
+
+def last_grid(run: Path) -> tuple[Image.Image, str]:
+    grid = saved_grids(run)[-1]
+    return scaled(Image.open(grid).convert("RGB")), f"{run.name} · {step_of(grid):,}"
+
+
+def final_frames_over_training(run: Path) -> tuple[Image.Image, str]:
+    """The last column of every saved grid (an RTM arm's step H; a one-pass arm's only one),
+    side by side. A grid has 2 px of padding around 32 px cells (torchvision's make_grid)."""
+    grids = saved_grids(run)
+    columns = []
+    for grid in grids:
+        image = Image.open(grid).convert("RGB")
+        cell = image.height // 8                      # 8 seeds per grid: cell + padding, 34 px at 32x32
+        columns.append(image.crop((image.width - cell - 2, 0, image.width, image.height)))
+    panel = Image.new("RGB", (sum(c.width for c in columns), columns[0].height), "white")
+    for i, column in enumerate(columns):
+        panel.paste(column, (i * columns[0].width, 0))
+    steps = [step_of(g) for g in grids]
+    return scaled(panel), f"{run.name} · {steps[0]:,}..{steps[-1]:,}"
 
 
 def main() -> None:
-    if len(sys.argv) < 3:
+    args = [a for a in sys.argv[1:] if a != "--over-training"]
+    if len(args) < 2:
         raise SystemExit(__doc__)
-    out, runs = Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]]
-    panels = [last_grid(run) for run in runs]
+    out, runs = Path(args[0]), [Path(a) for a in args[1:]]
+    panel_of = final_frames_over_training if "--over-training" in sys.argv else last_grid
+    panels = [panel_of(run) for run in runs]
     # Each panel's slot is as wide as its grid or its label, whichever is wider: a one-pass
     # arm's grid is one column, narrower than its name.
     label_width = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
