@@ -291,6 +291,12 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
             gr.Markdown("Final frames along the walk, each refined for the trained H:")
             walk_strip = figures("rtm-walk")
 
+        # The page opens its Gradio session as it loads, while the visitor watches the first seed
+        # play. Gradio builds a session on a client's first call (a copy of every component's
+        # config: 6-35 ms of server CPU), which would otherwise land on the first Generate; when
+        # visitors click together, their sessions were built one after another on the event loop
+        # ahead of their trajectories (docs/BENCHMARKS.md, "Sessions opened as the page loads").
+        demo.load(lambda: None, None, None, queue=False, api_name=False, show_progress="hidden")
         # always_last: a Generate pressed while one is pending runs once that one is done, so the
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
         # run at once: new seeds asked for together share one forward pass (app/batching.py).
@@ -298,12 +304,6 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         # The button says that work is pending, in the browser (a server round trip could arrive
         # after a fast answer). Registered first: the page runs a click's events in this order.
         # Reset on success (.then) and on a refused input (.failure: here .then does not run then).
-        # The page opens its Gradio session as it loads, while the visitor watches the first seed
-        # play. Gradio builds a session on a client's first call (a copy of every component's
-        # config: 10-35 ms of server CPU), which would otherwise land on the first Generate; when
-        # visitors click together, their sessions were built one after another on the event loop
-        # ahead of their trajectories (docs/BENCHMARKS.md, "Sessions opened as the page loads").
-        demo.load(lambda: None, None, None, queue=False, api_name=False, show_progress="hidden")
         generate.click(None, None, None, js=PENDING_JS, api_name=False)
         generated = generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory",
                                    trigger_mode="always_last", concurrency_limit=32)
