@@ -51,7 +51,8 @@ def final_frames_over_training(run: Path) -> tuple[Image.Image, str]:
     for i, column in enumerate(columns):
         panel.paste(column, (i * columns[0].width, 0))
     steps = [step_of(g) for g in grids]
-    return scaled(panel), f"{run.name} · {steps[0]:,}..{steps[-1]:,}"
+    span = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}..{steps[-1]:,}"
+    return scaled(panel), f"{run.name} · {span}"
 
 
 def main() -> None:
