@@ -1,0 +1,37 @@
+"""A run's raw generator (its trained weights, not their EMA) as a checkpoint of its own, so
+that train.evaluate can measure it beside the G_ema the run saved (docs/EXPERIMENTS.md, the
+adversarial runs). The weights come from the run's checkpoint/train_state.pt (what --resume
+reads); the new folder's meta.json says that they are the raw ones.
+
+    python scripts/raw_generator.py runs/gan-matched/faces-rtm-m1-s0 runs/gan-matched/faces-rtm-m1-s0/raw
+    python -m train.evaluate --checkpoint runs/gan-matched/faces-rtm-m1-s0/raw --data data/noto-faces-32 \\
+        --num-samples 550 --draws 5 --steps 8
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from rtm_core import load_checkpoint, save_checkpoint
+from train.init_from import RAW_WEIGHT_KEYS, TRAIN_STATE_FILE
+
+
+def export_raw(run: Path, out: Path) -> Path:
+    folder = run / "checkpoint"
+    generator, meta = load_checkpoint(folder)                 # the EMA, its config and meta
+    state_file = folder / TRAIN_STATE_FILE
+    if not state_file.is_file():
+        raise SystemExit(f"{state_file} is missing: only a training run's checkpoint keeps the raw weights")
+    saved = torch.load(state_file, map_location="cpu", weights_only=True)
+    key = next((k for k in RAW_WEIGHT_KEYS if k in saved), None)
+    if key is None:
+        raise SystemExit(f"{state_file} holds none of {RAW_WEIGHT_KEYS}: not a train state of this project")
+    generator.load_state_dict(saved[key])
+    return save_checkpoint(generator, out, meta={**meta, "weights": f"raw: '{key}' of {TRAIN_STATE_FILE}, not the EMA"})
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    print(f"wrote {export_raw(Path(sys.argv[1]), Path(sys.argv[2]))}")
