@@ -124,10 +124,6 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
                     return json.loads(line[5:])[0]
         raise RuntimeError("the event stream ended without a result")
 
-    def open_page(session: str) -> None:
-        """What a page does as it loads: its no-op load event, which opens its Gradio session."""
-        post(f"{base}/run/predict", {"data": [], "fn_index": load_fn, "trigger_id": None, "session_hash": session})
-
     def one_client(c: int) -> list[float]:
         if client == "gradio_client":
             predict = Client(f"http://127.0.0.1:{port}/", verbose=False).predict
@@ -147,6 +143,11 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as r:
             dependencies = json.loads(r.read())["dependencies"]
         load_fn = next(d["id"] for d in dependencies if any(t[1] == "load" for t in d["targets"]))
+
+        def open_page(session: str) -> None:
+            """What a page does as it loads: its no-op load event, which opens its Gradio session."""
+            post(f"{base}/run/predict", {"data": [], "fn_index": load_fn, "trigger_id": None, "session_hash": session})
+
         # Twenty pages opened, then twenty visitors clicking together: only the clicks are timed.
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             list(pool.map(open_page, [f"bench-{first_seed}-{c}" for c in range(20)]))

@@ -11,25 +11,20 @@ reads); the new folder's meta.json says that they are the raw ones.
 import sys
 from pathlib import Path
 
-import torch
-
 from rtm_core import load_checkpoint, save_checkpoint
-from train.init_from import RAW_WEIGHT_KEYS, TRAIN_STATE_FILE
+from train.init_from import RAW_WEIGHT_KEYS, TRAIN_STATE_FILE, raw_weights
 
 
 def export_raw(run: Path, out: Path) -> Path:
     folder = run / "checkpoint"
     generator, meta = load_checkpoint(folder)                 # the EMA, its config and meta
-    state_file = folder / TRAIN_STATE_FILE
-    if not state_file.is_file():
-        raise SystemExit(f"{state_file} is missing: only a training run's checkpoint keeps the raw weights")
-    saved = torch.load(state_file, map_location="cpu", weights_only=True)
-    key = next((k for k in RAW_WEIGHT_KEYS if k in saved), None)
-    if key is None:
-        raise SystemExit(f"{state_file} holds none of {RAW_WEIGHT_KEYS}: not a train state of this project")
-    generator.load_state_dict(saved[key])
+    raw = raw_weights(folder)
+    if raw is None:
+        raise SystemExit(f"{folder / TRAIN_STATE_FILE} is missing or holds none of {RAW_WEIGHT_KEYS}: only a "
+                         "training run's checkpoint keeps the raw weights")
+    key, weights = raw
+    generator.load_state_dict(weights)
     return save_checkpoint(generator, out, meta={**meta, "weights": f"raw: '{key}' of {TRAIN_STATE_FILE}, not the EMA"})
-
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:

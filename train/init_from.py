@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -77,13 +78,21 @@ def load_parent(cfg: TrainConfig, resolution: int, channels: int) -> Parent:
                          f"drop those --mapper./--decoder. flags, or a --preset that sets them "
                          f"(the checkpoint's own model is used)")
     ema = generator.state_dict()
-    weights = ema
-    state_file = folder / TRAIN_STATE_FILE
-    if state_file.is_file():  # a run's checkpoint/: its raw weights go on training, not their average
-        saved = torch.load(state_file, map_location="cpu", weights_only=True)
-        weights = next((saved[k] for k in RAW_WEIGHT_KEYS if k in saved), ema)
+    raw = raw_weights(folder)   # a run's checkpoint/: its raw weights go on training, not their average
+    weights = raw[1] if raw else ema
     stage = {"checkpoint": str(folder), **{k: meta.get(k) for k in STAGE_KEYS}}
     return Parent(config=config, weights=weights, ema=ema, lineage=list(meta.get("lineage", [])) + [stage])
+
+
+def raw_weights(folder: Path) -> Optional[tuple[str, dict[str, torch.Tensor]]]:
+    """The raw (non-EMA) generator weights in a run checkpoint's train_state.pt and their key
+    there, or None where the folder has none (a shipped folder holds only the EMA)."""
+    state_file = Path(folder) / TRAIN_STATE_FILE
+    if not state_file.is_file():
+        return None
+    saved = torch.load(state_file, map_location="cpu", weights_only=True)
+    key = next((k for k in RAW_WEIGHT_KEYS if k in saved), None)
+    return (key, saved[key]) if key else None
 
 
 def _shapes(config: ModelConfig) -> dict[str, tuple]:
