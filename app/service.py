@@ -47,7 +47,7 @@ WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
-ROW_MULTIPLE, DECODE_BATCH = 4, 64   # see batched_trajectory
+MAPPER_ROWS, DECODE_ROWS = 8, 16     # the one row shape of every forward pass: see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
 GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid view's sprites, served likewise
@@ -153,26 +153,29 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
                        intervene: Optional[Intervention] = None) -> Trajectory:
     """trajectory(), computed so that a seed gives the same bits alone or in any batch.
 
-    CPU matrix kernels choose their blocking by the number of rows, and the rounding of the
-    last bits follows. Measured on this project's 2-core CPU with the shipped model, at one and
-    at two threads: a row's result is the same in every batch whose size is a multiple of 4
-    (at two threads not in batches of 1-3, 5-7 or 9-11 rows; the ToRGB layers are matmuls for
-    this, rtm_core/layers.py). So the mapper's batch and every decoder call are padded to a
-    multiple of ROW_MULTIPLE rows with copies whose results are dropped: one new seed decodes
-    12 images for its 9 frames. tests/test_app_batching.py checks it on the machine that runs it."""
-    rows = len(z)
+    CPU matrix kernels choose their blocking, and with it the order in which the last bits are
+    rounded, by the shape of the call *and by the machine* (instruction set, cache sizes):
+    padding batches to a multiple of 4 rows kept a seed's bits on this project's AMD CPU and
+    lost them on a Sapphire Rapids Xeon. So every kernel call here has one shape whatever
+    the batch: the mapper runs chunks of exactly MAPPER_ROWS seeds and the decoder chunks of
+    exactly DECODE_ROWS frames, the last chunk padded with copies whose results are dropped.
+    What is left to the kernels is that a row's bits do not depend on its place within a call
+    of fixed shape; tests/test_app_batching.py checks that under the AVX2, AVX-512 and native
+    instruction sets. The cost: a lone seed decodes 16 images for its 9 frames and its mapper
+    runs 8 rows (bench_core)."""
     with torch.inference_mode():
-        tr = trajectory(generator, _pad_rows(z), steps, decode=False, tokens=True, intervene=intervene)
-        ws = tr.ws[:, :rows]                                                   # (S+1, B, w_dim)
-        images = torch.cat([generator.synthesize(_pad_rows(chunk))[:len(chunk)]
-                            for chunk in ws.flatten(0, 1).split(DECODE_BATCH)])
-    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]),
-                      tokens=tr.tokens[:, :rows] if tr.tokens is not None else None)
+        parts = [trajectory(generator, _pad_rows(chunk, MAPPER_ROWS), steps, decode=False, tokens=True,
+                            intervene=intervene) for chunk in z.split(MAPPER_ROWS)]
+        ws = torch.cat([p.ws[:, :len(c)] for p, c in zip(parts, z.split(MAPPER_ROWS))], dim=1)  # (S+1, B, w_dim)
+        tokens = (torch.cat([p.tokens[:, :len(c)] for p, c in zip(parts, z.split(MAPPER_ROWS))], dim=1)
+                  if parts[0].tokens is not None else None)                                 # (S+1, B, T, d)
+        images = torch.cat([generator.synthesize(_pad_rows(chunk, DECODE_ROWS))[:len(chunk)]
+                            for chunk in ws.flatten(0, 1).split(DECODE_ROWS)])
+    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]), tokens=tokens)
 
 
-def _pad_rows(x: torch.Tensor) -> torch.Tensor:
-    """x with copies of its last row appended, up to a multiple of ROW_MULTIPLE rows."""
-    rows = -(-len(x) // ROW_MULTIPLE) * ROW_MULTIPLE
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """x (at most `rows` long) with copies of its last row appended, up to exactly `rows` rows."""
     return x if len(x) == rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
 
 

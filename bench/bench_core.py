@@ -8,6 +8,9 @@
 (b) The two ModulatedConv2d formulations, "scaled" vs "grouped", at several widths.
 (c) RTM vs the one-pass MLP mapper: parameters and cost per sample.
 (d) The app's 32x32 decoder in NCHW and in channels-last layout (what app/service.py uses).
+(e) The app's own path for new seeds (app.service.batched_trajectory: fixed-shape chunks, so a
+    seed has the same bits in any batch) on every shipped RTM checkpoint: one seed's 9 frames,
+    and 20 seeds together (twenty visitors' new seeds in one micro-batch).
 
 Figures are medians of repeated runs; compare ratios within one run, since the machine
 is shared and noisy. Results go to bench/results/core.json.
@@ -141,6 +144,29 @@ def bench_memory_format(repeats: int) -> dict:
     return results
 
 
+@torch.no_grad()
+def bench_service_path(repeats: int) -> dict:
+    """(e) batched_trajectory on each shipped checkpoint, loaded as the app loads it."""
+    from pathlib import Path
+
+    from app.service import batched_trajectory
+    from rtm_core import load_checkpoint
+
+    results = {}
+    for folder in sorted(p for p in Path("checkpoints").iterdir() if (p / "config.json").is_file()):
+        g, _ = load_checkpoint(folder)
+        g.eval().to(memory_format=torch.channels_last)
+        steps, res = g.config.mapper.num_steps, g.config.decoder.img_resolution
+        row = {"resolution": res, "steps": steps}
+        for seeds in (1, 20):
+            z = seeds_to_z(list(range(seeds)), g.z_dim)
+            row[f"seeds_{seeds}"] = timed(lambda: batched_trajectory(g, z, steps), max(3, repeats // 5))
+        results[folder.name] = row
+        print(f"  (e) {folder.name:22s} {res:3d}px, {steps + 1} frames: one new seed "
+              f"{row['seeds_1']['median_ms']:6.1f} ms, 20 seeds {row['seeds_20']['median_ms']:7.1f} ms")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
@@ -156,6 +182,7 @@ def main() -> None:
         "modconv": bench_modconv(repeats),
         "mappers": bench_mappers(repeats),
         "memory_format": bench_memory_format(repeats),
+        "service_path": bench_service_path(repeats),
     }
     target = results["trajectory"]["rtm+stylegan2"]["median_ms"]
     print(f"\nTarget (a) <= 150 ms median for rtm+stylegan2: {target:.1f} ms -> "
