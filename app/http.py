@@ -1,5 +1,8 @@
 """HTTP guards in front of Gradio: bodies are capped before anything parses them (413, also
-for chunked uploads), a call with the wrong number of inputs is refused before Gradio sees it,
+for chunked uploads), only the documented API endpoints answer by name (an unknown or internal
+name is a 404 and one short log line, never Gradio's 500 and traceback; Gradio 6 names the
+internal handlers `false`, `false_1`, ... and would serve them), a call with the wrong number of
+inputs is refused before Gradio sees it,
 and a refused input answers 422 on the REST API instead of Gradio's blanket 500. Also the
 page's static files (plotly.js, each checkpoint's map assets) under /rtm-static/, so that no
 response ever carries a server path (Gradio's /file= URLs would).
@@ -24,6 +27,8 @@ MAX_BODY_BYTES = 64 * 1024   # a request of this app is a name and two numbers: 
 DISCARD_BYTES = 16 << 20     # a bigger body is cut off mid-upload (the client sees the connection close)
 _refused: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rtm_refused", default=None)
 API_CALL = re.compile(r"^/gradio_api/(?:run|call)/([A-Za-z0-9_]{1,64})/?$")
+API_ROUTE = re.compile(r"^/gradio_api/(?:run|call)/([^/]*)")   # any name, any length: POST and the GET of a call's result
+PAGE_ROUTE = "predict"   # where the page itself posts its unqueued events (by fn_index, not by name)
 log = logging.getLogger("rtm_explorer")
 STATIC_PREFIX = "/rtm-static/"
 # route -> (folder, the file names it may serve, content type); filled by static_url()
@@ -57,6 +62,11 @@ class RequestGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._discard(receive)
             return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
+        unknown = unknown_endpoint(scope)
+        if unknown:
+            await self._discard(receive)
+            log.warning("refused %s", unknown)
+            return await self._reject(send, 404, unknown)
         if scope["method"] in ("POST", "PUT", "PATCH"):
             # Read the whole body first (at most max_body_bytes): a chunked upload that goes over
             # gets the same 413 as a declared one, and the API call can be checked before Gradio.
@@ -142,6 +152,26 @@ def replay(body: bytes, receive):
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
     return replayed
+
+
+def public_endpoints(app) -> list[str]:
+    """The API names the app documents (api_visibility "public"), in the order they were made."""
+    return [f.api_name for f in app.get_blocks().fns.values() if getattr(f, "api_visibility", "public") == "public"
+            and isinstance(f.api_name, str)]
+
+
+def unknown_endpoint(scope) -> str | None:
+    """For /gradio_api/run/NAME or /call/NAME[/...]: why NAME may not answer (it is not one of the
+    documented endpoints), with the name cut short; None when it may, or for any other route."""
+    match = API_ROUTE.match(scope.get("path", ""))
+    app = scope.get("app")
+    if not match or app is None or not hasattr(app, "get_blocks"):
+        return None
+    name, public = match.group(1), public_endpoints(app)
+    if name in public or name == PAGE_ROUTE:
+        return None
+    shown = name if len(name) <= 40 else f"{name[:40]}... ({len(name):,} characters)"
+    return f"no API endpoint named {shown!r}; the endpoints are {', '.join(public)}"
 
 
 def wrong_arity(scope, body: bytes) -> str | None:

@@ -227,3 +227,21 @@ def test_concurrent_clients(server):
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert sorted(pool.map(one, range(16))) == list(range(16))
+
+
+@pytest.mark.parametrize("name", ["trajectorx", "false", "false_8", "n" * 30_000])
+@pytest.mark.parametrize("route", ["run", "call"])
+def test_only_the_documented_endpoints_answer_and_an_unknown_name_is_a_404_with_one_short_line(server, caplog,
+                                                                                               route, name):
+    """An internal handler (Gradio 6 names them false, false_1, ...) or a typo is a 404 that
+    lists the real endpoints; the name is cut before it is logged, and no traceback is logged."""
+    with caplog.at_level(logging.INFO):
+        status, body = _post(server + f"gradio_api/{route}/{name}", json.dumps({"data": ["tiny-rtm", 1, 3]}).encode())
+    assert status == 404 and body["error"].startswith("no API endpoint named") and len(body["error"]) < 300
+    assert "trajectory, " in body["error"] and "false" not in body["error"].split(";")[1]
+    assert all(len(r.getMessage()) < 300 and r.exc_info is None for r in caplog.records)
+    assert sum(r.name == "rtm_explorer" for r in caplog.records) == 1
+    if route == "call":                                   # polling a result by name is refused the same way
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server + f"gradio_api/call/{name[:100]}/abc", timeout=30)
+        assert refused.value.code == 404
