@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -31,9 +32,14 @@ def checkpoint_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
 
 
+def _program_name() -> str:
+    """The usage line's program: `rtm-explorer` when run as that entry point, else `python app.py`."""
+    return "rtm-explorer" if os.path.basename(sys.argv[0]) == "rtm-explorer" else "python app.py"
+
+
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python app.py",
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=_program_name(),
                                      description="RTM Explorer: watch recursive latent refinement in your browser.")
     parser.add_argument("--host", default=env("RTM_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                         help="address to listen on (RTM_HOST; default 127.0.0.1, 0.0.0.0 on a Space)")

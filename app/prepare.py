@@ -121,7 +121,7 @@ def make_map(out: Path, settings: dict) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.prepare", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m app.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run's folder (the --out of rtm-train)")
     parser.add_argument("--name", default=None, help="the name the app shows (default: the run folder's name)")

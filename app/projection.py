@@ -133,7 +133,7 @@ def make_projection(folder: str | os.PathLike, seeds: int, method: str) -> tuple
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app.projection", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m app.projection", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder; projection.npz is written into it")
     parser.add_argument("--seeds", type=int, default=1000, help="reference seeds (each gives H+1 points)")

@@ -93,7 +93,7 @@ def open_in_app(run_dir: Path, checkpoints: Path, log: Path) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--work", default=None, help="folder for the images, data, run and checkpoints (default: a temporary one)")

@@ -229,7 +229,7 @@ def experiment_arms(args, device) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="a,b,c,e", help="which of (a), (b), (c), (e) to run, e.g. 'c,e' "
                         "((d) in docs/BENCHMARKS.md was measured with whole training runs)")
     parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")

@@ -12,7 +12,7 @@ from app.service import TrajectoryService, gif_bytes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="noto-faces-rtm")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--out", default="docs/refinement.gif")

@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("out")
     parser.add_argument("--seed", default="42")
     parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")

@@ -47,7 +47,7 @@ def split_reference(images: np.ndarray, features: np.ndarray, splits: int = 200,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a prepared dataset folder (python -m train.data)")
     parser.add_argument("--splits", type=int, default=200, help="random half-splits to average over")
     parser.add_argument("--seed", type=int, default=0)

@@ -219,6 +219,15 @@ def test_usage_names_the_entry_point_it_was_run_as():
     done = subprocess.run([sys.executable, "-m", "train.train", "--help"], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.startswith("usage: python -m train.train ")
+    done = subprocess.run(["rtm-explorer", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: rtm-explorer ")
+
+
+def test_the_apps_flags_are_never_abbreviated():
+    from app.launcher import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--checkpoint", "noto-faces-rtm", "--max-b", "4"])   # not --max-batch
 
 
 def test_concurrent_clients(server):

@@ -206,6 +206,14 @@ def test_cli_flags_come_from_the_dataclass():
         TrainConfig(lr=-1)
 
 
+@pytest.mark.parametrize("argv", [["--mapper.num-step", "3"], ["--max-step", "3"], ["--pre", "cpu"], ["--objective", "imle", "--obj", "imle"]])
+def test_an_abbreviated_flag_is_an_error_not_another_flag(argv, capsys):
+    """argparse would take --mapper.num-step as --mapper.num-steps, silently."""
+    with pytest.raises(SystemExit):
+        parse_args(["--preset", "tiny", "--data", "d", *argv])
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
 def test_mapper_and_decoder_flags_come_from_rtm_core():
     cfg = parse_args(["--preset", "cpu", "--data", "d", "--mapper.num-steps", "1", "--mapper.token-dim", "64",
                       "--mapper.mlp-gain", "sqrt2", "--decoder.noise", "--decoder.channel-max", "64"])

@@ -255,13 +255,13 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     """CLI flags generated from TrainConfig's fields and from rtm_core's MapperConfig and
     DecoderConfig (--mapper.num-steps 1); `--preset` fills in defaults first."""
     argv = list(argv) if argv is not None else None
-    first = argparse.ArgumentParser(add_help=False)
+    first = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     first.add_argument("--objective", choices=OBJECTIVES, default="imle")
     first.add_argument("--preset", default=None)
     known = first.parse_known_args(argv)[0]
     objective, presets = known.objective, PRESETS_BY_OBJECTIVE[known.objective]
     shown = presets.get(known.preset or "", {})   # --help shows the chosen preset's values as the defaults
-    parser = argparse.ArgumentParser(prog=program_name("rtm-train", "train.train"),
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-train", "train.train"),
                                      description="Train an RTM (or one-pass MLP) generator with RS-IMLE or adversarially.")
     parser.add_argument("--preset", choices=sorted(presets), default=None,
                         help=f"start from these settings (the presets of --objective {objective}); "

@@ -323,7 +323,7 @@ def prepare_digits(resolution: int, out: str | os.PathLike, channels: int = 3, l
 
 
 def main(argv: Optional[Iterable[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog=program_name("rtm-prepare-data", "train.data"), description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-prepare-data", "train.data"), description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("folder", "noto-emoji", "fluent-emoji", "fashion-mnist", "digits"):

@@ -35,7 +35,7 @@ def parse_step_list(text: str) -> list[int]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog=program_name("rtm-evaluate", "train.evaluate"), description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-evaluate", "train.evaluate"), description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to evaluate")
     parser.add_argument("--compare", default=None, help="a second checkpoint, evaluated on the same data and seeds")

@@ -34,7 +34,7 @@ def ship_training_images(checkpoint: str | Path, data_dir: str | Path) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__,
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m train.ship", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder; training_images.npz is written into it")
     parser.add_argument("--data", required=True, help="the prepared dataset the checkpoint was trained on")
