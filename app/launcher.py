@@ -2,7 +2,8 @@
 
     python app.py [--host H] [--port P] [--checkpoints FOLDER] [--checkpoint NAME] [--max-batch N]
     rtm-explorer ...            # the same, once `pip install -e .` has run
-    rtm-explorer --run runs/mine [--name NAME]   # make a training run app-ready (app/prepare.py), then open it
+    rtm-explorer --run runs/mine [--name NAME]   # make a training run app-ready (app/prepare.py) in
+                                                 # my_checkpoints/, then open it beside the shipped ones
 
 `start_in_background` runs the same app in this process (tests, benchmarks, screenshots).
 Gradio and torch are imported only after the flags are read, so --help and a wrong flag
@@ -20,6 +21,7 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]        # the repository (or the Space)
 DEFAULT_CHECKPOINTS = ROOT / "checkpoints"         # next to app.py, whatever the working directory
+MY_CHECKPOINTS = ROOT / "my_checkpoints"           # the user's app-ready runs (git-ignored): never among the shipped
 
 
 def default_run_name(run: str) -> str:
@@ -30,6 +32,11 @@ def default_run_name(run: str) -> str:
 
 def checkpoint_names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+
+
+def checkpoint_folders(shipped: Path, mine: Path) -> list[Path]:
+    """The folders the app lists: the shipped checkpoints, then the user's own where there is one."""
+    return [shipped] + ([mine] if mine.is_dir() and mine.resolve() != shipped.resolve() else [])
 
 
 def _program_name() -> str:
@@ -51,8 +58,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=int(env("RTM_MAX_BATCH", "32")),
                         help="new seeds asked for at the same moment share one forward pass, up to this many "
                         "(RTM_MAX_BATCH; default 32; 1 = one after another)")
+    parser.add_argument("--my-checkpoints", default=env("RTM_CHECKPOINTS", str(MY_CHECKPOINTS)),
+                        help="folder of your own app-ready runs, listed beside --checkpoints (RTM_CHECKPOINTS; "
+                        "default: the git-ignored my_checkpoints/ next to app.py)")
     parser.add_argument("--run", default=None, help="a training run's folder (rtm-train's --out): made app-ready under "
-                        "--checkpoints with quick defaults (python -m app.prepare; minutes), then shown first")
+                        "--my-checkpoints with quick defaults (python -m app.prepare; minutes), then shown first")
     parser.add_argument("--name", default=None, help="with --run: its name in the app (default: the run folder's name)")
     args = parser.parse_args(argv)
     if not 1 <= args.max_batch <= 256:
@@ -61,7 +71,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         from .prepare import is_prepared, prepare
 
         try:
-            folder = Path(args.checkpoints)
+            folder = Path(args.my_checkpoints)
+            folder.mkdir(parents=True, exist_ok=True)
             args.checkpoint = args.name or default_run_name(args.run)
             if not is_prepared(args.run, folder / args.checkpoint):
                 prepare(args.run, args.checkpoint, folder=folder)
@@ -70,14 +81,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     folder = Path(args.checkpoints)
     if not folder.is_dir():
         parser.error(f"--checkpoints {str(folder)[:200]} is not a folder")
-    names = checkpoint_names(folder)
+    args.folders = checkpoint_folders(folder, Path(args.my_checkpoints))
+    names = sorted(set().union(*(checkpoint_names(f) for f in args.folders)))
     if args.checkpoint not in names:
-        parser.error(f"--checkpoint {args.checkpoint[:128]!r} is not under {folder}; "
+        parser.error(f"--checkpoint {args.checkpoint[:128]!r} is not under {' or '.join(map(str, args.folders))}; "
                      f"choose one of {names or 'nothing yet: train one first (docs/TRAINING.md)'}")
     return args
 
 
-def _demo(checkpoints: Path, default: str, max_batch: int = 32):
+def _demo(checkpoints: Path | list[Path], default: str, max_batch: int = 32):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no analytics calls
     from .service import TrajectoryService
     from .ui import build_demo
@@ -90,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
     from .ui import LAUNCH_KWARGS
 
-    _demo(Path(args.checkpoints), args.checkpoint, args.max_batch).launch(server_name=args.host, server_port=args.port,
+    _demo(args.folders, args.checkpoint, args.max_batch).launch(server_name=args.host, server_port=args.port,
                                                           show_error=True, **LAUNCH_KWARGS)
 
 

@@ -1,7 +1,7 @@
 """Make a training run app-ready in one command, with quick defaults (a couple of minutes on a
 2-core CPU), then open it: `rtm-explorer --run runs/mine` does both.
 
-    python -m app.prepare runs/mine                  # -> checkpoints/mine
+    python -m app.prepare runs/mine                  # -> my_checkpoints/mine
     python -m app.prepare runs/mine --name faces-v1  # under the name you choose
     python -m app.prepare runs/mine --full           # the full evaluation and the UMAP map (hours / minutes)
 
@@ -13,8 +13,9 @@ Four steps, each with its time:
                draws at 12 step counts, with it
   4. map       the map's reference cloud: quick = PCA of 256 seeds; --full = UMAP of 1,000 seeds
 
-The checkpoint goes to $RTM_CHECKPOINTS (or the project's checkpoints/), where the app looks.
-A folder of that name made from another run is never overwritten (choose another --name).
+The checkpoint goes to $RTM_CHECKPOINTS, or else to the project's git-ignored my_checkpoints/
+(never among the shipped checkpoints/, which git tracks); the app lists both. A folder of that
+name made from another run, or a shipped checkpoint's name, is never taken (choose another --name).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ MADE_FROM = "prepared_from.json"   # which run a prepared folder came from: neve
 
 
 def checkpoints_folder() -> Path:
-    from rtm_core.checkpoint import CHECKPOINTS_ENV, PROJECT_CHECKPOINTS
+    """Where prepared runs go: $RTM_CHECKPOINTS, else the project's git-ignored my_checkpoints/."""
+    from rtm_core.checkpoint import CHECKPOINTS_ENV, USER_CHECKPOINTS
 
-    return Path(os.environ.get(CHECKPOINTS_ENV) or PROJECT_CHECKPOINTS)
+    return Path(os.environ.get(CHECKPOINTS_ENV) or USER_CHECKPOINTS)
 
 
 def default_name(run: Path) -> str:
@@ -74,6 +76,10 @@ def prepare(run: str | Path, name: Optional[str] = None, full: bool = False, fol
         raise ValueError(f"--name must be 1-64 letters, digits, '.', '_' or '-' (not starting with one of the last "
                          f"three), got {name[:80]!r}")
     data = check_run(run)
+    from rtm_core.checkpoint import PROJECT_CHECKPOINTS
+
+    if (PROJECT_CHECKPOINTS / name / "config.json").is_file():
+        raise ValueError(f"{name!r} is a shipped checkpoint's name; choose another --name")
     out = (folder or checkpoints_folder()) / name
     made_from = out / MADE_FROM
     if out.exists() and (not made_from.is_file() or json.loads(made_from.read_text())["run"] != str(run.resolve())):

@@ -204,10 +204,13 @@ def _side_file(folder: Path, name: str, load, warnings: list[str], what: str):
 
 
 class TrajectoryService:
-    def __init__(self, root: str | Path = "checkpoints", cache_size: int = 128, max_batch: int = 32):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"checkpoint folder {self.root} does not exist")
+    def __init__(self, root: str | Path | list = "checkpoints", cache_size: int = 128, max_batch: int = 32):
+        """root: a folder of checkpoint folders, or several (the shipped ones and the user's own
+        runs); a name found in two belongs to the first."""
+        self.roots = [Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
+        for folder in self.roots:
+            if not folder.is_dir():
+                raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
         self._models: dict[str, LoadedModel] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._cache: OrderedDict[tuple, TrajectoryResult] = OrderedDict()
@@ -217,8 +220,18 @@ class TrajectoryService:
         self.batcher = MicroBatcher(lambda key, seeds: self._compute(self._models[key[0]], seeds, key[1]), max_batch)
 
     def names(self) -> list[str]:
-        """Checkpoint folders directly under root (those with a config.json)."""
-        return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+        """Checkpoint folders directly under the roots (those with a config.json)."""
+        return sorted(self._folders())
+
+    def _folders(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for root in reversed(self.roots):   # the first root's folder wins a shared name
+            found.update({p.name: p for p in root.iterdir() if (p / "config.json").is_file()})
+        return found
+
+    def folder(self, name: Any) -> Path:
+        """The folder of a checked checkpoint name."""
+        return self._folders()[self.check_name(name)]
 
     def check_name(self, name: Any) -> str:
         if not isinstance(name, str):
@@ -234,7 +247,7 @@ class TrajectoryService:
 
     def trained_steps(self, name: str) -> int:
         """The trained H of a checkpoint, read from its config without loading it."""
-        return read_config(self.root / self.check_name(name)).mapper.trained_steps
+        return read_config(self.folder(name)).mapper.trained_steps
 
     def model(self, name: Any) -> LoadedModel:
         name = self.check_name(name)
@@ -252,7 +265,7 @@ class TrajectoryService:
             return loaded
 
     def _load(self, name: str) -> LoadedModel:
-        folder = self.root / name
+        folder = self.folder(name)
         generator, meta = load_checkpoint(folder)
         # The decoder's convolutions in channels-last layout: oneDNN's faster path on a CPU
         # (0.77-0.81x the decode time on two cores, bench_core (d)), and still the same bits for

@@ -171,7 +171,7 @@ def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AG
 def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = None) -> gr.Blocks:
     names = service.names()
     if not names:
-        raise FileNotFoundError(f"no checkpoints under {service.root}; train one (docs/TRAINING.md)")
+        raise FileNotFoundError(f"no checkpoints under {', '.join(map(str, service.roots))}; train one (docs/TRAINING.md)")
     default = default_checkpoint or names[0]
     if default not in names:
         raise ValueError(f"unknown checkpoint {preview(default)}; choose one of {names}")

@@ -169,13 +169,15 @@ def check_weights_file(path: Path, config: ModelConfig) -> None:
 # Where a checkpoint given by name is looked for, in this order (after the name as a path).
 CHECKPOINTS_ENV = "RTM_CHECKPOINTS"
 PROJECT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"   # the repository's shipped ones
+USER_CHECKPOINTS = Path(__file__).resolve().parents[1] / "my_checkpoints"   # the user's app-ready runs (git-ignored)
 
 
 def find_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """A checkpoint folder from a path, or from a shipped checkpoint's name ("noto-faces-rtm"),
     looked for in this order: the path as given (relative to the working directory), then
     $RTM_CHECKPOINTS/NAME, then the project's checkpoints/NAME (beside rtm_core in a clone or
-    an editable install). So `load_checkpoint("noto-faces-rtm")` works from any directory."""
+    an editable install), then the user's my_checkpoints/NAME (where `rtm-explorer --run` puts a
+    run; a shipped name is never shadowed by it). So `load_checkpoint("noto-faces-rtm")` works from any directory."""
     given = Path(name_or_path)
     if given.is_dir():
         return given            # a folder: what is wrong with it, if anything, read_config says
@@ -183,7 +185,7 @@ def find_checkpoint(name_or_path: str | os.PathLike) -> Path:
     if len(given.parts) == 1 and given.name not in (".", ".."):
         if os.environ.get(CHECKPOINTS_ENV):
             candidates.append(Path(os.environ[CHECKPOINTS_ENV]) / given.name)
-        candidates.append(PROJECT_CHECKPOINTS / given.name)
+        candidates += [PROJECT_CHECKPOINTS / given.name, USER_CHECKPOINTS / given.name]
     for folder in candidates:
         if (folder / CONFIG_FILE).is_file():
             return folder

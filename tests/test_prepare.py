@@ -38,8 +38,9 @@ def test_a_run_is_prepared_and_served_under_its_name(run, tmp_path, pixel_featur
     # rtm-explorer --run: already prepared, so it only opens it (nothing is redone)
     stamp = (folder / "eval.json").stat().st_mtime
     monkeypatch.delenv("RTM_CHECKPOINT", raising=False)
-    args = launcher.parse_args(["--checkpoints", str(tmp_path), "--run", str(run)])
+    args = launcher.parse_args(["--checkpoints", str(tmp_path), "--my-checkpoints", str(tmp_path), "--run", str(run)])
     assert args.checkpoint == "my-digits" and (folder / "eval.json").stat().st_mtime == stamp
+    assert args.folders == [tmp_path]                                # one folder given twice is listed once
 
 
 def test_a_name_in_use_by_another_run_or_a_bad_name_is_refused(run, tmp_path, few_digits):
@@ -48,6 +49,8 @@ def test_a_name_in_use_by_another_run_or_a_bad_name_is_refused(run, tmp_path, fe
         prepare(run, name="shipped", folder=tmp_path, say=lambda _: None)
     with pytest.raises(ValueError, match="--name must be 1-64 letters"):
         prepare(run, name="../escape", folder=tmp_path, say=lambda _: None)
+    with pytest.raises(ValueError, match="shipped checkpoint's name"):
+        prepare(run, name="noto-faces-rtm", folder=tmp_path, say=lambda _: None)
     with pytest.raises(ValueError, match="is not a finished training run"):
         prepare(tmp_path / "nothing", folder=tmp_path, say=lambda _: None)
 
@@ -66,13 +69,19 @@ def test_the_whole_path_from_a_folder_of_images(few_digits, tmp_path, pixel_feat
     for i, image in enumerate(np.load(f"{few_digits}/images.npy")[:40]):
         Image.fromarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image).resize((48, 48)).save(
             pictures / f"{i}.png")
-    data, run, checkpoints = tmp_path / "data-16", tmp_path / "runs" / "mine", tmp_path / "checkpoints"
+    data, run, checkpoints = tmp_path / "data-16", tmp_path / "runs" / "mine", tmp_path / "my_checkpoints"
     prepare_data(["folder", "--src", str(pictures), "--resolution", "16", "--out", str(data)])
     train_main(["--preset", "tiny", "--data", str(data), "--out", str(run), "--max-steps", "6", "--no-progress"])
-    checkpoints.mkdir()
     monkeypatch.delenv("RTM_CHECKPOINT", raising=False)
-    args = launcher.parse_args(["--checkpoints", str(checkpoints), "--run", str(run), "--name", "my-faces"])
+    monkeypatch.delenv("RTM_CHECKPOINTS", raising=False)
+    # The user's run goes to their own folder (made if missing), never among the shipped checkpoints,
+    # and the app lists both.
+    args = launcher.parse_args(["--my-checkpoints", str(checkpoints), "--run", str(run), "--name", "my-faces"])
     assert args.checkpoint == "my-faces" and is_prepared(run, checkpoints / "my-faces")
+    assert args.folders == [launcher.DEFAULT_CHECKPOINTS, checkpoints]
+    assert not (launcher.DEFAULT_CHECKPOINTS / "my-faces").exists()
+    both = TrajectoryService(args.folders)
+    assert {"my-faces", "noto-faces-rtm"} <= set(both.names()) and both.folder("my-faces") == checkpoints / "my-faces"
     evaluation = json.loads((checkpoints / "my-faces" / "eval.json").read_text())
     assert "fd_effnet" not in evaluation["per_step"][0] and "kid_effnet" in evaluation["per_step"][0]  # quick: no FD
     result = TrajectoryService(checkpoints).trajectory("my-faces", 0, None)
