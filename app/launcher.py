@@ -13,6 +13,7 @@ answer at once.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -98,8 +99,13 @@ def _demo(checkpoints: Path | list[Path], default: str, max_batch: int = 32):
     return build_demo(service, default_checkpoint=default).queue(default_concurrency_limit=2)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"   # every server log line: when, how bad, whose
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from .ui import LAUNCH_KWARGS
 
     _demo(args.folders, args.checkpoint, args.max_batch).launch(server_name=args.host, server_port=args.port,

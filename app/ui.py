@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, static_url
 from .service import (GRID_DIR, GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, TrajectoryService, gif_bytes,
-                      grid_seeds, png_data_uri, preview, prune, write_by_hash)
+                      grid_seeds, plural, png_data_uri, preview, prune, write_by_hash)
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -45,10 +45,24 @@ PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generating…'; b.setAttribute('aria-busy', 'true'); } }"""
 DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generate'; b.removeAttribute('aria-busy'); } }"""
-# On a phone the viewers come first: the image and its slider, then the boxes that ask for it.
-# The stylesheet of every gr.HTML on the page (app/assets/viewer.css; its rules are all
-# under .rtm-* classes), once for the page rather than in each component's config.
-PAGE_CSS = "@media (max-width: 640px) { #rtm-viewers { order: -1; } }\n" + (ASSETS / "viewer.css").read_text()
+# The Generate button and Gradio's footer links in colours that pass WCAG AA (4.5:1) in both
+# themes: the theme's orange under white text measured 2.8:1 (light) and 3.56:1 (dark), the
+# footer's links 1.91:1. Then the stylesheet of every gr.HTML on the page (app/assets/viewer.css;
+# its rules are all under .rtm-* classes), once for the page rather than in each component's config.
+CONTRAST_CSS = """#rtm-generate { background: #c2410c !important; border-color: #c2410c !important; color: #fff !important; }
+#rtm-generate:hover { background: #9a3412 !important; border-color: #9a3412 !important; }
+footer, footer a, footer button, footer span, footer div { color: var(--body-text-color) !important; opacity: 1 !important; }
+"""
+# On a phone the seed, the dice, the steps and Generate sit two to a row, so that the image
+# starts on the first screen, a thumb's reach below Generate.
+PHONE_CSS = """@media (max-width: 640px) {
+  #rtm-controls { flex-wrap: wrap !important; gap: 8px !important; }
+  #rtm-controls > * { flex: 1 1 40% !important; min-width: 0 !important; }
+  #rtm-controls > button { align-self: flex-end; max-height: 56px; }
+  #rtm-intro p { font-size: 13px; line-height: 1.4; }
+}
+"""
+PAGE_CSS = CONTRAST_CSS + PHONE_CSS + (ASSETS / "viewer.css").read_text()
 LAUNCH_KWARGS = dict(app_kwargs={"middleware": MIDDLEWARE}, css=PAGE_CSS)
 
 
@@ -164,6 +178,14 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict
     return json.loads(fig.to_json())
 
 
+def typed_steps(steps):
+    """A steps box left empty is an error that says so, not a silent run at the trained H."""
+    if steps is None or steps == "":
+        raise ValueError(f"the refinement steps box is empty: type a whole number from 1 to {MAX_STEPS} "
+                         "(a checkpoint opens at its trained H)")
+    return steps
+
+
 def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AGE_S) -> None:
     prune(folder, "*.gif", keep, max_age_s)
 
@@ -187,21 +209,22 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
 
     @shown_as_error
     def run(name, seed, steps):
-        return payload(name, seed, steps)
+        return payload(name, seed, typed_steps(steps))
 
     @shown_as_error
     def follow(open_, pinned, name, seed, steps):
         """Once open, the compare view follows the main seed, unless pinned."""
-        return payload(name, seed, steps) if open_ and not pinned else gr.update()
+        return payload(name, seed, typed_steps(steps)) if open_ and not pinned else gr.update()
 
     @shown_as_error
     def grid(name, first, count, steps):
-        payload_, sprite = service.grid_payload(service.trajectories(name, grid_seeds(first, count), steps))
+        payload_, sprite = service.grid_payload(service.trajectories(name, grid_seeds(first, count),
+                                                                     typed_steps(steps)))
         return {**payload_, "sprite_url": grid_url(sprite), **page_urls(payload_["checkpoint"])}
 
     @shown_as_error
     def intervene(name, seed, steps, kind, token, step, donor_seed):
-        original, changed, what = service.intervene(name, seed, steps, kind, token, step, donor_seed)
+        original, changed, what = service.intervene(name, seed, typed_steps(steps), kind, token, step, donor_seed)
         return {**service.intervention_payload(original, changed, what), **page_urls(original.checkpoint)}
 
     @shown_as_error
@@ -212,11 +235,11 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
     @shown_as_error
     def export_gif(name, seed, steps):
         """The GIF under /rtm-static/gifs/ (named by its content: no server path in the answer)."""
-        result = service.trajectory(name, seed, steps)
+        result = service.trajectory(name, seed, typed_steps(steps))
         prune_gifs(GIF_DIR)
         path = write_by_hash(GIF_DIR, gif_bytes(result), ".gif")
         filename = f"{result.checkpoint}-seed{result.seed}-{result.num_steps}steps.gif"
-        return {"items": [{"src": gif_url(path), "caption": f"seed {result.seed}, {result.num_steps} steps"}],
+        return {"items": [{"src": gif_url(path), "caption": f"seed {result.seed}, {plural(result.num_steps, 'step')}"}],
                 "download": {"url": gif_url(path), "filename": filename}}
 
     @shown_as_error
@@ -229,8 +252,8 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 "download": None}
 
     with gr.Blocks(title="RTM Explorer") as demo:
-        gr.Markdown(INTRO)
-        with gr.Row(equal_height=True):
+        gr.Markdown(INTRO, elem_id="rtm-intro")
+        with gr.Row(equal_height=True, elem_id="rtm-controls"):
             # allow_custom_value: a name that is not a checkpoint reaches the service, which caps and
             # refuses it with its own message (Gradio's would echo the whole value).
             checkpoint = gr.Dropdown(names, value=default, label="checkpoint", scale=2, allow_custom_value=True)
@@ -301,6 +324,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
         # run at once: new seeds asked for together share one forward pass (app/batching.py).
         compare_open = gr.State(False)
+        follow_inputs = [compare_open, pin_b, checkpoint_b, seed, steps_b]
         # The button says that work is pending, in the browser (a server round trip could arrive
         # after a fast answer). Registered first: the page runs a click's events in this order.
         # Reset on success (.then) and on a refused input (.failure: here .then does not run then).
@@ -308,14 +332,15 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         generated = generate.click(run, [checkpoint, seed, steps], view, api_name="trajectory",
                                    trigger_mode="always_last", concurrency_limit=32)
         generated.failure(None, None, None, js=DONE_JS, api_name=False)
-        generated.then(None, None, None, js=DONE_JS, api_name=False).then(
-            follow, [compare_open, pin_b, checkpoint_b, seed, steps_b], view_b, api_name=False)
+        generated.then(None, None, None, js=DONE_JS, api_name=False).then(follow, follow_inputs, view_b, api_name=False)
         # A checkpoint chosen for B comes at its own trained H.
         checkpoint_b.change(shown_as_error(lambda name: service.trained_steps(name)), checkpoint_b, steps_b,
                             api_name=False)
-        seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last")
+        # Enter in the seed box and the dice are Generate too: the compare view follows them alike.
+        seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last").success(
+            follow, follow_inputs, view_b, api_name=False)
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(
-            run, [checkpoint, seed, steps], view, api_name=False)
+            run, [checkpoint, seed, steps], view, api_name=False).success(follow, follow_inputs, view_b, api_name=False)
         checkpoint.change(on_checkpoint, checkpoint, [steps, curves, card], api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False)
         compare_button.click(lambda: (gr.update(visible=True), True), None, [column_b, compare_open],

@@ -47,6 +47,18 @@ def loaded(browser, app_url):
     load["context"].close()
 
 
+def open_compare(page) -> None:
+    """Open the compare view (B: the same seed through the other checkpoint) and wait for B."""
+    page.get_by_text("Compare: the same seed").click()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.wait_for_selector("#rtm-viewer-b .rtm-root[data-seed]", timeout=30_000)
+
+
+def seeds_shown(page) -> tuple[str, str]:
+    return (page.get_attribute("#rtm-viewer .rtm-root", "data-seed"),
+            page.get_attribute("#rtm-viewer-b .rtm-root", "data-seed"))
+
+
 def current(page) -> tuple[str, str]:
     return (page.get_attribute("#rtm-viewer .rtm-root", "data-step"),
             page.get_attribute("#rtm-viewer .rtm-frame", "src"))
@@ -219,13 +231,16 @@ def test_controls_are_readable_in_both_themes(browser, app_url, theme):
     load = cold_load(browser, app_url + f"?__theme={theme}")
     page = load["page"]
     try:
-        for selector in ("#rtm-viewer .rtm-play", "#rtm-viewer .rtm-prev", "#rtm-grid .rtm-groot"):
+        for selector in ("#rtm-viewer .rtm-play", "#rtm-viewer .rtm-prev", "#rtm-grid .rtm-groot", "#rtm-generate",
+                         "footer a", "footer button"):
             colours = page.evaluate("""(s) => { let e = document.querySelector(s), c = getComputedStyle(e).color, bg;
                 for (; e; e = e.parentElement) { bg = getComputedStyle(e).backgroundColor;
                   if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') break; }
                 return [c, bg || 'rgb(255, 255, 255)']; }""", selector)
             assert contrast(*colours) >= 4.5, (theme, selector, colours)
         box = page.locator("#rtm-viewer .rtm-link-box")
+        assert not box.is_visible()                       # nothing to link to until the compare view opens
+        open_compare(page)
         unticked = box.screenshot()
         box.check()
         assert box.screenshot() != unticked               # a ticked box looks ticked
@@ -302,6 +317,68 @@ def test_fits_a_phone_screen(browser, app_url, theme):
         page.click("#rtm-viewer .rtm-prev")
         page.wait_for_function("(s) => document.querySelector('#rtm-viewer .rtm-root').dataset.step === s",
                                arg=str(int(step) - 1), timeout=15_000)
+    finally:
+        errors = load["errors"]
+        load["context"].close()
+    assert errors == [], errors
+
+
+def test_the_compare_view_follows_enter_and_the_dice_and_linked_viewers_play_together(loaded):
+    page = loaded["page"]
+    open_compare(page)
+    seed_box = page.locator("#rtm-seed input")
+    seed_box.fill("321")
+    seed_box.press("Enter")                                      # Enter is Generate: B follows it
+    page.wait_for_function("""() => ['#rtm-viewer', '#rtm-viewer-b'].every(
+        v => document.querySelector(v + ' .rtm-root').dataset.seed === '321')""", timeout=30_000)
+    page.get_by_role("button", name="🎲 random seed").click()     # so does the dice
+    page.wait_for_function("""() => { const a = document.querySelector('#rtm-viewer .rtm-root').dataset.seed,
+        b = document.querySelector('#rtm-viewer-b .rtm-root').dataset.seed; return a !== '321' && a === b; }""",
+                           timeout=30_000)
+    a, b = seeds_shown(page)
+    assert a == b == page.input_value("#rtm-seed input")
+    # Linked sliders: Play on A plays B too (B, a one-step MLP, at its last step, starts again at 0).
+    page.locator("#rtm-viewer .rtm-link-box").check()
+    last_b = page.get_attribute("#rtm-viewer-b .rtm-root", "data-steps")
+    assert page.get_attribute("#rtm-viewer-b .rtm-root", "data-step") == last_b
+    page.evaluate("""() => { window.__bSteps = [];
+        new MutationObserver(() => window.__bSteps.push(document.querySelector('#rtm-viewer-b .rtm-root').dataset.step))
+          .observe(document.querySelector('#rtm-viewer-b .rtm-root'), {attributes: true, attributeFilter: ['data-step']}); }""")
+    page.locator("#rtm-viewer .rtm-play").click()
+    page.wait_for_function("(last) => window.__bSteps.length >= 2 && window.__bSteps.at(-1) === last", arg=last_b,
+                           timeout=10_000)
+    assert page.evaluate("window.__bSteps")[0] == "0"            # B played from the start, as A did
+
+
+def test_an_unknown_api_name_is_a_404_from_the_page_too(loaded):
+    page = loaded["page"]
+    statuses = page.evaluate("""async () => { const out = [];
+        for (const name of ['trajectorx', 'false_8', 'x'.repeat(3000)]) {
+          const r = await fetch('/gradio_api/run/' + name, {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                            body: JSON.stringify({data: ['tiny-rtm', 1, 3]})});
+          out.push([r.status, (await r.json()).error.length]); }
+        return out; }""")
+    assert all(status == 404 and length < 300 for status, length in statuses), statuses
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_on_a_phone_generate_is_near_the_image_and_brings_it_into_view(browser, app_url, theme):
+    load = cold_load(browser, app_url + f"?__theme={theme}", viewport=(390, 844))
+    page = load["page"]
+    try:
+        where = """() => { const y = s => document.querySelector(s).getBoundingClientRect();
+            return {title: y('h1').top, generate: y('#rtm-generate').bottom, frame: y('#rtm-viewer .rtm-frame').top,
+                    frameBottom: y('#rtm-viewer .rtm-frame').bottom, height: innerHeight}; }"""
+        at = page.evaluate(where)
+        assert at["title"] < 100, at                                 # the page starts with its title
+        assert at["frame"] < at["height"], at                        # the image starts on the first screen
+        assert 0 < at["frame"] - at["generate"] < 400, at            # Generate within a thumb's reach above it
+        page.evaluate("window.scrollTo(0, 0)")
+        page.fill("#rtm-seed input", "77")
+        page.click("#rtm-generate")
+        page.wait_for_selector("#rtm-viewer .rtm-root[data-seed='77']", timeout=30_000)
+        page.wait_for_function("""() => { const r = document.querySelector('#rtm-viewer .rtm-frame').getBoundingClientRect();
+            return r.top >= 0 && r.bottom <= innerHeight; }""", timeout=10_000)   # the new image is in view
     finally:
         errors = load["errors"]
         load["context"].close()

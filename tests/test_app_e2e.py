@@ -254,3 +254,33 @@ def test_only_the_documented_endpoints_answer_and_an_unknown_name_is_a_404_with_
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(server + f"gradio_api/call/{name[:100]}/abc", timeout=30)
         assert refused.value.code == 404
+
+
+def test_the_page_is_served_compressed(server):
+    request = urllib.request.Request(server, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        body = r.read()
+        assert r.headers["Content-Encoding"] == "gzip"
+    import gzip
+
+    assert b"<html" in gzip.decompress(body).lower()
+
+
+def test_an_empty_steps_box_is_an_error_that_says_so_not_a_silent_default(server):
+    status, body = _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 4, None]}).encode())
+    assert status == 422 and "steps box is empty" in body["error"]
+
+
+def test_one_step_is_one_step_and_the_gif_labels_are_readable():
+    import numpy as np
+    from PIL import Image
+
+    from app.service import label_step, plural
+
+    assert (plural(1, "step"), plural(8, "step")) == ("1 step", "8 steps")
+    tall = []
+    for k in (0, 8):
+        image = np.asarray(label_step(Image.new("RGB", (256, 256), (200, 100, 50)), k, 8))
+        rows = np.flatnonzero((image == 255).all(-1).any(1))           # the white label box
+        tall.append((rows.min(), rows.max()))
+    assert tall[0] == tall[1] and tall[0][1] - tall[0][0] >= 20        # one box size, text ~18 px high

@@ -31,8 +31,10 @@ function whenPlotly(url, fn, waited = 0) {
   setTimeout(() => whenPlotly(url, fn, waited + 50), 50);
 }
 
-// Viridis, for "which step" colours (cloud and path share it).
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+// Viridis, for "which step" colours (cloud and path share it), stopped short of its pale yellow
+// end, which vanishes on a white map (a one-step model's every later point was that yellow).
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [53, 183, 121], [122, 209, 81]];
+const STEP_COLORSCALE = VIRIDIS.map((c, k) => [k / (VIRIDIS.length - 1), `rgb(${c.join(",")})`]);
 function viridis(t) {
   t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
   const k = Math.min(VIRIDIS.length - 2, Math.floor(t)), f = t - k;

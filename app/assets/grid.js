@@ -31,8 +31,10 @@
   function select(k, open) {
     const v = S.v, cells = element.querySelectorAll(".rtm-gcell");
     if (cells[S.selected]) cells[S.selected].classList.remove("rtm-selected");
+    if (S.markers[S.selected]) S.markers[S.selected].classList.remove("rtm-gmarker-selected");
     S.selected = k;
     cells[k].classList.add("rtm-selected");
+    if (S.markers[k]) S.markers[k].classList.add("rtm-gmarker-selected");   // the selected seed's dot: red, larger
     const map = $(".rtm-map");
     if (window.Plotly && map.data) {  // the selected seed's path on top, in red
       window.Plotly.restyle(map, { "line.color": v.seeds.map((_, j) => (j === k ? "#d62728" : "rgba(90,90,90,0.45)")),
@@ -105,7 +107,7 @@
     root.dataset.seeds = String(N);
     const distinct = v.distinct_nearest === null ? ""
       : ` Their final frames' nearest training images: ${v.distinct_nearest} distinct of ${N} (how diverse the seeds end up).`;
-    $(".rtm-gsummary").textContent = `${N} seeds of ${v.checkpoint}, ${n} steps.${distinct} Click a cell to open its seed in the viewer.`;
+    $(".rtm-gsummary").textContent = `${N} seed${N === 1 ? "" : "s"} of ${v.checkpoint}, ${n} step${n === 1 ? "" : "s"}.${distinct} Click a cell to open its seed in the viewer.`;
     $(".rtm-slider").max = String(n);
     const cells = $(".rtm-gcells");
     cells.style.setProperty("--rtm-cols", String(Math.ceil(Math.sqrt(N))));
@@ -127,6 +129,7 @@
       S.markers.push(m);
     });
     cells.children[0].classList.add("rtm-selected");
+    S.markers[0].classList.add("rtm-gmarker-selected");
     $(".rtm-slider").addEventListener("input", (e) => userStep(Number(e.target.value)));
     $(".rtm-prev").addEventListener("click", () => userStep(S.step - 1));
     $(".rtm-next").addEventListener("click", () => userStep(S.step + 1));

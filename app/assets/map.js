@@ -6,13 +6,20 @@
 //   hooks.step(k)    a step was clicked
 function drawTrajectoryMap(Plotly, map, preview, v, a, hooks) {
   const xs = v.xy.map((p) => p[0]), ys = v.xy.map((p) => p[1]);
-  const steps = v.xy.map((_, k) => k);
+  const steps = v.xy.map((_, k) => k), H = Math.max(1, v.trained_steps);
+  // Colour says which step up to the trained H; a step beyond it keeps H's colour, so it is drawn
+  // as a diamond, named in its hover text, and the colour bar's top reads "H+".
+  const beyond = steps.length - 1 > H;
+  const ticks = H <= 8 ? steps.filter((k) => k <= H) : [0, Math.round(H / 2), H];
   const trace = { x: xs, y: ys, customdata: steps, mode: "lines+markers", type: "scatter", name: `seed ${v.seed}`,
                   line: { color: "#444", width: 1.5 },
-                  marker: { size: 9, color: steps, colorscale: "Viridis", cmin: 0, cmax: Math.max(1, v.trained_steps),
+                  marker: { size: steps.map((k) => (k > H ? 11 : 9)), color: steps, colorscale: STEP_COLORSCALE, cmin: 0,
+                            cmax: H, symbol: steps.map((k) => (k > H ? "diamond" : "circle")),
                             line: { color: "#222", width: 1 }, showscale: true,
-                            colorbar: { title: { text: "step" }, thickness: 10 } },
-                  hovertemplate: "step %{customdata}<extra></extra>" };
+                            colorbar: { title: { text: "step" }, thickness: 10, tickvals: ticks,
+                                        ticktext: ticks.map((k) => (k === H && beyond ? `${H}+` : String(k))) } },
+                  text: steps.map((k) => (k > H ? ` (beyond the trained H = ${H})` : "")),
+                  hovertemplate: "step %{customdata}%{text}<extra></extra>" };
   const layout = mapLayout(a, xs, ys, `${v.reference_method} of w at every step<br>(cloud: reference seeds)`);
   Plotly.newPlot(map, [trace], layout, { displayModeBar: false, responsive: true }).then(() => {
     const place = () => {

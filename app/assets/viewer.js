@@ -242,7 +242,10 @@
     $(".rtm-slider").addEventListener("input", (e) => userStep(Number(e.target.value)));
     $(".rtm-prev").addEventListener("click", () => userStep(S.step - 1));
     $(".rtm-next").addEventListener("click", () => userStep(S.step + 1));
-    $(".rtm-play").addEventListener("click", play);
+    $(".rtm-play").addEventListener("click", () => {   // linked: the other viewer plays (or pauses) along
+      play();
+      if (window.__rtmLinked) window.dispatchEvent(new CustomEvent("rtm-play", { detail: { from: element, playing: S.playing } }));
+    });
     $(".rtm-link-box").addEventListener("change", (e) => {
       window.__rtmLinked = e.target.checked;
       document.querySelectorAll(".rtm-link-box").forEach((box) => { box.checked = e.target.checked; });
@@ -297,6 +300,19 @@
   window.addEventListener("rtm-step", (e) => {
     if (e.detail.from !== element && window.__rtmLinked && S.v) { stop(); request(e.detail.step); }
   });
-  watch("value", render);
+  window.addEventListener("rtm-play", (e) => {
+    if (e.detail.from !== element && window.__rtmLinked && S.v && e.detail.playing !== S.playing) play();
+  });
+  // A new trajectory from the server (Generate, Enter, the dice, a grid cell) is brought into
+  // view when its image is off screen: on a phone the image sits below the boxes that asked for it.
+  function bringIntoView() {
+    const box = $(".rtm-framebox");
+    if (!S.isMain || !box) return;
+    const r = box.getBoundingClientRect();
+    if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+    const calm = matchMedia("(prefers-reduced-motion: reduce)").matches;
+    box.scrollIntoView({ block: "center", behavior: calm ? "auto" : "smooth" });
+  }
+  watch("value", () => { render(); bringIntoView(); });
   render();
 })();
