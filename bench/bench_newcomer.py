@@ -2,9 +2,12 @@
 
     python -m bench.bench_newcomer                       # --preset quick: about 10 minutes on 2 cores
     python -m bench.bench_newcomer --preset cpu          # the longer recipe
+    python -m bench.bench_newcomer --source fluent-faces # pictures the shipped model never saw (Fluent Emoji faces)
+    python -m bench.bench_newcomer --source fluent-faces --train-flags="--init-from none"   # from scratch
 
-What a new user types, each as its own process, on a folder of 100 PNG images (the Noto face
-emoji at 64x64, written out as files, as anyone's pictures would be):
+What a new user types, each as its own process, on a folder of PNG images (by default 100 Noto
+face emoji at 64x64; --source fluent-faces: Microsoft's 63 Fluent Emoji faces, another art style
+that the shipped model never saw), written out as files, as anyone's pictures would be:
 
   1. prepare   rtm-prepare-data folder --src FOLDER --resolution 32 --out DATA
   2. train     rtm-train --preset PRESET --data DATA --out RUN
@@ -35,17 +38,20 @@ from app.launcher import free_port
 from bench.bench_app import wait_for
 from bench.common import ROOT, write_results
 
-FACES = ROOT / "data" / "noto-faces-64"
+SOURCES = {   # name -> (prepared folder, the train.data command that makes it)
+    "noto-faces": (ROOT / "data" / "noto-faces-64", ["noto-emoji", "--subset", "faces"]),
+    "fluent-faces": (ROOT / "data" / "fluent-faces-64", ["fluent-emoji", "--subset", "faces"]),
+}
 
 
-def write_image_folder(folder: Path, count: int) -> int:
-    """`count` PNG files, as a user's folder would hold them (the Noto faces, prepared if missing)."""
+def write_image_folder(folder: Path, count: int, source: str = "noto-faces") -> int:
+    """`count` PNG files, as a user's folder would hold them (the source's faces, prepared if missing)."""
     from PIL import Image
 
-    if not (FACES / "images.npy").is_file():
-        run([sys.executable, "-m", "train.data", "noto-emoji", "--subset", "faces", "--resolution", "64",
-             "--out", str(FACES)])
-    images = np.load(FACES / "images.npy")[:count]           # N x H x W x C, uint8
+    faces, command = SOURCES[source]
+    if not (faces / "images.npy").is_file():
+        run([sys.executable, "-m", "train.data", *command, "--resolution", "64", "--out", str(faces)])
+    images = np.load(faces / "images.npy")[:count]           # N x H x W x C, uint8
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"face_{i:03d}.png")
@@ -96,21 +102,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--source", choices=sorted(SOURCES), default="noto-faces", help="whose pictures")
+    parser.add_argument("--train-flags", default="", help='more rtm-train flags, e.g. "--init-from none"')
     parser.add_argument("--work", default=None, help="folder for the images, data, run and checkpoints (default: a temporary one)")
     parser.add_argument("--out", default="bench/results/newcomer.json")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="rtm-newcomer-"))
     folder, data, run_dir, checkpoints = work / "my_images", work / "data-32", work / "run", work / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    count = write_image_folder(folder, args.images)
-    print(f"newcomer's path: {count} images in {folder}, preset {args.preset}, threads {os.environ.get('OMP_NUM_THREADS', 'all')}")
+    count = write_image_folder(folder, args.images, args.source)
+    print(f"newcomer's path: {count} {args.source} images in {folder}, preset {args.preset} {args.train_flags}, "
+          f"threads {os.environ.get('OMP_NUM_THREADS', 'all')}")
 
     times = {"prepare_s": run([sys.executable, "-m", "train.data", "folder", "--src", str(folder),
                                "--resolution", "32", "--out", str(data)])}
     print(f"  1. prepare: {times['prepare_s']:.0f} s")
     with open(work / "train.log", "w") as log:
         times["train_s"] = run([sys.executable, "-m", "train.train", "--preset", args.preset, "--data", str(data),
-                                "--out", str(run_dir)], stdout=log, stderr=subprocess.STDOUT)
+                                "--out", str(run_dir), *args.train_flags.split()], stdout=log, stderr=subprocess.STDOUT)
     steps = json.loads((run_dir / "checkpoint" / "meta.json").read_text())["step"]
     print(f"  2. train: {times['train_s'] / 60:.1f} min ({steps} steps; log {work / 'train.log'})")
     prepared_s, opened_s = open_in_app(run_dir, checkpoints, work / "app.log")
@@ -124,7 +133,7 @@ def main() -> None:
     print(f"  total: {total / 60:.1f} min (target <= 10 min); the model at h = {trained}: "
           + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in quality.items()))
     print(f"  its samples: {run_dir / 'samples'}")
-    write_results({"preset": args.preset, "images": count, "steps": steps, **times, "total_s": total,
+    write_results({"preset": args.preset, "source": args.source, "train_flags": args.train_flags, "images": count, "steps": steps, **times, "total_s": total,
                    "quality_at_trained_h": quality, "work": str(work)}, args.out)
 
 

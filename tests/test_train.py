@@ -527,3 +527,17 @@ def test_with_the_rampup_a_short_run_s_ema_is_not_its_random_init(digits, tmp_pa
         model.load_state_dict(raw)
         moved[rampup] = relative_change((e, m) for e, m in zip(ema.parameters(), model.parameters()))
     assert moved[0.05] < 0.1 * moved[0.0]       # the ramped EMA sits near the trained weights
+
+
+def test_the_quick_preset_fine_tunes_the_shipped_model_where_it_fits_and_starts_from_scratch_elsewhere():
+    from train.init_from import SHIPPED_DEFAULT, parent_of
+
+    quick = parse_args(["--preset", "quick", "--data", "d"])
+    assert quick.init_from == "shipped"
+    said = []
+    parent = parent_of(quick, 32, 3, say=said.append)              # the shipped default's own size
+    assert parent is not None and parent.lineage[-1]["checkpoint"].endswith(SHIPPED_DEFAULT) and not said
+    assert parent_of(quick, 16, 1, say=said.append) is None          # another size: from scratch, and it says why
+    assert len(said) == 1 and "starting from scratch" in said[0] and "32x32" in said[0]
+    scratch = parse_args(["--preset", "quick", "--data", "d", "--init-from", "none"])   # one flag away
+    assert parent_of(scratch, 32, 3, say=said.append) is None and len(said) == 1

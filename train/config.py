@@ -37,7 +37,8 @@ class TrainConfig:
     init_from: str = ""             # start from this checkpoint folder's model and weights (and their EMA), with a
                                     # fresh optimizer, warmup and step count: a stage of a long run, or fine-tuning
                                     # a shipped model on your images (train/init_from.py); with --resume, the run's
-                                    # own checkpoint is continued and this only keeps the lineage; "" = random init
+                                    # own checkpoint is continued and this only keeps the lineage; "shipped" = the
+                                    # app's default model where it fits the data, else random; "" or "none" = random
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
     objective: str = "imle"         # "imle" (RS-IMLE, train/loop.py) | "adversarial" (StyleGAN2's, train/adversarial.py)
     # --- the model: a preset of rtm_core plus field overrides ----------------------------
@@ -173,7 +174,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(decoder={"channel_base": 1024}, batch_size=8, lr=1e-3, synthesis_lr_scale=4.0, max_steps=900,
                   max_minutes=8, warmup_steps=50, lr_schedule="cosine", lr_final_scale=0.05, loss_perceptual=1.0,
                   loss_pixel=1.0, perceptual_size=32, force_factor=10, resample_every=20, eps_nn_fraction=0.5,
-                  log_every=100, sample_every=0, checkpoint_every=300, ema_decay=0.99, ema_rampup=0.05, pool_batch=16),
+                  log_every=100, sample_every=0, checkpoint_every=300, ema_decay=0.99, ema_rampup=0.05, pool_batch=16,
+                  init_from="shipped"),   # fine-tune the app's default where it fits the data (--init-from none: scratch)
     # This 2-core CPU, one thread, <= 75 minutes: ~100-image few-shot sets at 32x32 with a slimmer
     # decoder and RS-IMLE's loss (docs/TRAINING.md and docs/EXPERIMENTS.md say why).
     "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_steps=1500,

@@ -23,11 +23,14 @@ from typing import Optional
 import torch
 
 from rtm_core import Generator, load_checkpoint
+from rtm_core.checkpoint import CheckpointError, find_checkpoint
 from rtm_core.config import ModelConfig
 
 from .config import TrainConfig
 
 TRAIN_STATE_FILE = "train_state.pt"
+SHIPPED = "shipped"                   # --init-from shipped: the app's default model, where it fits the data
+SHIPPED_DEFAULT = "noto-faces-rtm"
 # The raw (non-EMA) weights in a run's train_state.pt, by objective (train/loop.py, train/adversarial.py).
 RAW_WEIGHT_KEYS = ("model", "G")
 # What one stage of a lineage records (keys of the parent's meta.json).
@@ -54,9 +57,26 @@ class Parent:
                 "stages": len(stages)}
 
 
-def load_parent(cfg: TrainConfig, resolution: int, channels: int) -> Parent:
-    """The checkpoint of --init-from, checked against the data and the flags before training."""
-    folder = Path(cfg.init_from)
+def parent_of(cfg: TrainConfig, resolution: int, channels: int, say=print) -> Optional[Parent]:
+    """The checkpoint a run starts from, or None for a random initialisation. --init-from
+    "shipped" (the quick preset's) means the app's default model where it fits the data (its image
+    size and channels, and the flags keep its weights' shapes): fine-tuning it gives new users far
+    better models in minutes than starting from noise (docs/TRAINING.md). Where it does not fit,
+    the run starts from scratch and says why. "" or "none": from scratch."""
+    if cfg.init_from in ("", "none"):
+        return None
+    if cfg.init_from != SHIPPED:
+        return load_parent(cfg, resolution, channels)
+    try:
+        return load_parent(cfg, resolution, channels, find_checkpoint(SHIPPED_DEFAULT))
+    except (ValueError, CheckpointError) as e:
+        say(f"--init-from shipped: starting from scratch, since the shipped {SHIPPED_DEFAULT} does not fit ({e})")
+        return None
+
+
+def load_parent(cfg: TrainConfig, resolution: int, channels: int, folder: Optional[Path] = None) -> Parent:
+    """The checkpoint of --init-from (or `folder`), checked against the data and the flags before training."""
+    folder = Path(folder or cfg.init_from)
     generator, meta = load_checkpoint(folder)       # header, hash and finiteness checks included
     base = generator.config
     try:

@@ -34,7 +34,7 @@ from .config import TrainConfig, command_line
 from .data import load_prepared
 from .imle import (RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles,
                    reselect, stream)
-from .init_from import TRAIN_STATE_FILE, Parent, load_parent
+from .init_from import TRAIN_STATE_FILE, Parent, parent_of
 from .losses import ImageLoss
 
 
@@ -288,7 +288,7 @@ def setup(cfg: TrainConfig) -> Run:
 def build_generator(cfg: TrainConfig, resolution: int, channels: int, device: torch.device):
     """(model config, model, EMA, parent): a random initialisation from the seed, or with
     --init-from the parent checkpoint's model, weights and EMA."""
-    parent = load_parent(cfg, resolution, channels) if cfg.init_from else None
+    parent = parent_of(cfg, resolution, channels, say=lambda line: print(line, file=sys.stderr))
     model_config = parent.config if parent else cfg.model_config(resolution, channels)
     torch.manual_seed(cfg.seed)
     model = Generator(model_config)
