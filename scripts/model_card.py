@@ -151,7 +151,7 @@ def training_command(meta: dict, cfg) -> str:
 
 
 def diversity_lines(probe) -> list[str]:
-    """The seed diversity logged while training (train.loop.DiversityProbe), first and last."""
+    """The seed diversity logged while training (train.run.DiversityProbe), first and last."""
     if not probe or "last" not in probe:
         return []
     first, last = probe["first"], probe["last"]

@@ -15,7 +15,7 @@ from rtm_core import load_checkpoint, read_meta
 from rtm_core.config import stylegan2_mapping
 from train.config import ADVERSARIAL_PRESETS, TrainConfig, parse_args
 from train.discriminator import Discriminator, DiscriminatorConfig, minibatch_stddev
-from train.loop import TRAIN_STATE_FILE
+from train.init_from import TRAIN_STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,9 @@ from rtm_core.config import stylegan2_mapping
 from train.config import PRESETS, TrainConfig, command_line, parse_args
 from train.data import load_prepared
 from train.losses import ImageLoss
-from train.loop import TRAIN_STATE_FILE, TrainingDiverged, learning_rate, train
+from train.init_from import TRAIN_STATE_FILE
+from train.loop import learning_rate, train
+from train.run import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,7 +342,7 @@ def test_cosine_learning_rate_decays_to_its_final_scale_at_max_steps():
 
 
 def test_ema_moves_towards_the_model_by_one_minus_decay():
-    from train.loop import update_ema
+    from train.run import update_ema
 
     model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     with torch.no_grad():
@@ -351,7 +353,7 @@ def test_ema_moves_towards_the_model_by_one_minus_decay():
 
 def test_each_rank_trains_on_its_own_share_of_the_epoch():
     from train.distributed import DistInfo
-    from train.loop import epoch_order
+    from train.run import epoch_order
 
     def share(rank, world):
         return epoch_order(0, 3, 10, DistInfo(rank=rank, world_size=world, local_rank=rank, device=torch.device("cpu")))
@@ -476,7 +478,7 @@ def test_no_arm_collapses_in_a_short_run(arm, few_digits, tmp_path):
 
 
 def test_the_diversity_probe_sees_a_collapsed_generator(few_digits):
-    from train.loop import DiversityProbe
+    from train.run import DiversityProbe
 
     g = Generator(tiny("mlp"))
     with torch.no_grad():
@@ -500,7 +502,7 @@ def test_help_shows_the_chosen_presets_values_as_defaults(capsys):
 def test_ema_rampup_follows_stylegan2_ada():
     """Half-life in images = min(that of ema_decay, ema_rampup x images seen): at the start the
     EMA follows the model, later the configured decay holds."""
-    from train.loop import ema_decay
+    from train.run import ema_decay
 
     cfg = TrainConfig(batch_size=16, ema_decay=0.999, ema_rampup=0.05)
     assert ema_decay(cfg, 0) < 1e-5                                   # 16 images seen: half-life 0.8 images
@@ -514,7 +516,7 @@ def test_with_the_rampup_a_short_run_s_ema_is_not_its_random_init(digits, tmp_pa
     import copy
 
     from rtm_core import Generator, tiny
-    from train.loop import relative_change
+    from train.run import relative_change
 
     torch.manual_seed(0)
     init = Generator(tiny())

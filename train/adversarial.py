@@ -52,9 +52,10 @@ from .config import TrainConfig
 from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
-from .loop import (TRAIN_STATE_FILE, Cadence, DiversityProbe, RunFolder, TrainingDiverged, as_float, budget_meta,
-                   build_generator, ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state,
-                   relative_change, update_ema, weight_change)
+from .init_from import TRAIN_STATE_FILE
+from .run import (Cadence, DiversityProbe, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
+                  ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state, relative_change,
+                  restore_rng_states, rng_states, update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -142,27 +143,24 @@ def setup(cfg: TrainConfig) -> GanRun:
 
 
 def load_state(run: GanRun, model_config) -> None:
-    saved = read_train_state(run.ckpt_dir, model_config, run.info.device)
+    saved = read_train_state(run.ckpt_dir, model_config)
     for key, target in (("G", run.G), ("G_ema", run.G_ema), ("D", run.D), ("opt_G", run.opt_G), ("opt_D", run.opt_D)):
         target.load_state_dict(saved[key])
     for key in GanRun.STATE_KEYS:
         if key in saved:   # "cpu_time_s" came later: older states lack it
             setattr(run, key, saved[key])
     # The generator's per-pixel noise (decoder.noise) is the one draw from the global generator.
-    torch.set_rng_state(saved["rng_cpu"])
-    if "rng_cuda" in saved and run.info.device.type == "cuda":
-        torch.cuda.set_rng_state_all(saved["rng_cuda"])
+    restore_rng_states(saved, run.info)
 
 
 def save_state(run: GanRun) -> None:
     """G's EMA as an rtm_core checkpoint, the discriminator beside it, and everything --resume
     needs, in one atomic folder swap."""
+    rng = rng_states(run.info)                      # every rank takes part
     if run.info.is_main:
         state = {"G": run.G.state_dict(), "G_ema": run.G_ema.state_dict(), "D": run.D.state_dict(),
                  "opt_G": run.opt_G.state_dict(), "opt_D": run.opt_D.state_dict(),
-                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}, "rng_cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}, **rng}
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
@@ -332,12 +330,12 @@ def train(cfg: TrainConfig) -> Path:
                              f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min | {clock.eta()}")
             if probe is not None and run.step % cfg.checkpoint_every == 0:
                 # The raw generator beside its EMA (what is saved and sampled), at every checkpoint.
-                with clock.aside("probe", every=cfg.checkpoint_every):
+                with clock.survive("the seed-diversity probe"), clock.aside("probe", every=cfg.checkpoint_every):
                     both = {"model": probe_raw(probe, run.G), "ema": probe(run.G_ema)}
-                run.log({"event": "seed_diversity", "step": run.step, **both})
-                clock.status(f"step {run.step}: distinct nearest of {DiversityProbe.SEEDS} seeds raw "
-                             f"{both['model']['distinct_nearest']}, EMA {both['ema']['distinct_nearest']}; w-spread raw "
-                             f"{both['model']['w_spread']:.2f}, EMA {both['ema']['w_spread']:.2f}")
+                    run.log({"event": "seed_diversity", "step": run.step, **both})
+                    clock.status(f"step {run.step}: distinct nearest of {DiversityProbe.SEEDS} seeds raw "
+                                 f"{both['model']['distinct_nearest']}, EMA {both['ema']['distinct_nearest']}; "
+                                 f"w-spread raw {both['model']['w_spread']:.2f}, EMA {both['ema']['w_spread']:.2f}")
             if clock.end_of_step(run.step, run.G_ema, run.out, lambda: save_state(run)):
                 break
     finally:

@@ -65,6 +65,15 @@ def all_gather(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return torch.stack(out)
 
 
+def all_gather_object(obj, info: DistInfo) -> list:
+    """Any picklable object of every rank, as a list in rank order, on every rank."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def all_reduce_mean(value: float, info: DistInfo) -> float:
     if not info.enabled:
         return value

@@ -6,7 +6,6 @@ trajectory statistics, the HTML report; and TrainingEvaluation, what --eval-ever
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import io
@@ -34,7 +33,15 @@ Extractor = Callable[[torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def extract(extractor: Extractor, images: torch.Tensor, batch: int = 64) -> np.ndarray:
-    return torch.cat([extractor(chunk) for chunk in images.split(batch)]).cpu().numpy()
+    """Features (N, D) on the host; each batch goes to the extractor's device (a network's
+    parameters' device; a plain function takes the images where they are)."""
+    device = _device_of(extractor)
+    return torch.cat([extractor(chunk if device is None else chunk.to(device)).cpu() for chunk in images.split(batch)]).numpy()
+
+
+def _device_of(extractor: Extractor) -> Optional[torch.device]:
+    parameter = next(extractor.parameters(), None) if isinstance(extractor, torch.nn.Module) else None
+    return parameter.device if parameter is not None else None
 
 
 def real_features(data_dir: str, extractor: Extractor, limit: int, name: str = "effnet-lite0") -> np.ndarray:
@@ -183,8 +190,12 @@ class TrainingEvaluation:
     0..num_samples-1 in `draws` draws, against the training set (features cached once)."""
 
     def __init__(self, data_dir: str, num_samples: int, draws: int = 5,
-                 extractor: Optional[Extractor] = None):
+                 extractor: Optional[Extractor] = None, device: torch.device | str = "cpu"):
+        """device: where the generator lives; the feature network goes there too (it crashed
+        the first GPU run at its first evaluation when it stayed on the CPU)."""
         self.extractor = extractor or EfficientNetLite0Features()
+        if isinstance(self.extractor, torch.nn.Module):
+            self.extractor = self.extractor.to(device)
         self.real = real_features(data_dir, self.extractor, 50_000)
         self.data = load_prepared(data_dir).images[:50_000]
         self.num_samples, self.draws = num_samples, draws

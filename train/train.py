@@ -30,7 +30,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     cfg = parse_args(argv)  # before importing torch: --help and bad flags answer at once
     if not cfg.data:
         raise SystemExit("error: --data is required (a folder made by `python -m train.data ...`)")
-    from .loop import TrainingDiverged
+    from .run import TrainingDiverged
     if cfg.objective == "adversarial":
         from .adversarial import train
     else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+BLOCK = 4096   # training images converted to float64 at a time
+
 
 @torch.no_grad()
 def w_spread(w: torch.Tensor) -> float:
@@ -31,24 +33,31 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
     what seeds drawn uniformly from the training set reach on average; a model that copies its data
     has pixel_rms_nearest_median far below pixel_rms_data_nn_median.
     """
-    fake = ((images[:num_seeds].double().clamp(-1, 1) + 1) * 127.5).flatten(1)          # (S, C*R*R)
-    real = torch.from_numpy(data).permute(0, 3, 1, 2).double().flatten(1)                # (N, C*R*R)
-    if fake.shape[1] != real.shape[1]:
+    # On the host, whatever device made the images (100 frames: a small copy); the training images
+    # are converted to float64 a block at a time, never all at once (10^5 images of 64 px would be 9.8 GB).
+    fake = ((images[:num_seeds].detach().cpu().double().clamp(-1, 1) + 1) * 127.5).flatten(1)   # (S, C*R*R)
+    if fake.shape[1] != int(np.prod(data.shape[1:])) or data.shape[-1] != images.shape[1]:
         raise ValueError(f"samples of {tuple(images.shape[1:])} cannot be compared with training images of "
                          f"{tuple(data.shape[1:])}; evaluate against the data the model was trained on")
+
+    def real(start: int, stop: int) -> torch.Tensor:                                      # (n, C*R*R)
+        return torch.from_numpy(data[start:stop]).permute(0, 3, 1, 2).double().flatten(1)
+
     scale = fake.shape[1] ** 0.5                                                          # distance -> RMS
-    to_data = torch.cdist(fake, real) / scale
+    blocks = range(0, len(data), BLOCK)
+    to_data = torch.cat([torch.cdist(fake, real(b, b + BLOCK)) for b in blocks], dim=1) / scale   # (S, N)
     # The data's own spacing: each of (up to) 2,000 training images to its nearest other one, a
     # block at a time, so that 50,000 images do not need a 50,000 x 50,000 matrix.
     between = []
-    for start in range(0, min(len(real), 2000), 500):
-        d = torch.cdist(real[start:start + 500], real) / scale
+    for start in range(0, min(len(data), 2000), 500):
+        query = real(start, start + 500)
+        d = torch.cat([torch.cdist(query, real(b, b + BLOCK)) for b in blocks], dim=1) / scale
         d[torch.arange(d.shape[0]), torch.arange(start, start + d.shape[0])] = float("inf")
         between.append(d.min(dim=1).values)
     between = torch.cat(between)
     # The most that independent seeds can reach in expectation: every seed nearest to a uniformly
     # random training image gives N (1 - (1 - 1/N)^S) distinct ones (64.2 for 100 seeds over 103 faces).
-    n, s = real.shape[0], fake.shape[0]
+    n, s = len(data), fake.shape[0]
     return {"distinct_nearest": int(to_data.argmin(dim=1).unique().numel()), "diversity_seeds": int(s),
             "distinct_nearest_uniform": n * (1 - (1 - 1 / n) ** s),
             "pixel_rms_nearest_median": float(to_data.min(dim=1).values.median()),

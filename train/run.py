@@ -1,0 +1,351 @@
+"""The scaffolding every training run shares, whichever its objective (train/loop.py: RS-IMLE;
+train/adversarial.py: StyleGAN2's): the data on the device, the generator and its EMA (with
+--init-from's parent), the run folder and its metrics.jsonl, checkpoints with the training state
+and each rank's random state, the seed-diversity probe, and `Cadence`, the clock that says when to
+log, sample, save and stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import IO, Callable, Optional
+
+import torch
+
+from rtm_core import Generator, refinement_grid, save_checkpoint, seeds_to_z, to_pil
+from rtm_core.checkpoint import read_config
+from rtm_core.metrics import seed_diversity, w_spread
+
+from . import distributed
+from .config import TrainConfig, command_line
+from .data import load_prepared
+from .imle import stream
+from .init_from import TRAIN_STATE_FILE, parent_of
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients stopped being finite; nothing was saved after that."""
+
+
+@torch.no_grad()
+def relative_change(pairs) -> float:
+    """||θ - θ0|| / ||θ0|| over (current, initial) parameter pairs."""
+    pairs = list(pairs)
+    delta = sum((p.float() - p0.float()).square().sum() for p, p0 in pairs)
+    norm = sum(p0.float().square().sum() for _, p0 in pairs)
+    return float((delta / norm.clamp(min=1e-30)).sqrt())
+
+
+def weight_change(model: Generator, initial: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Relative distance of each part's weights from their initialisation: ||θ - θ0|| / ||θ0||.
+
+    A comparison is only as good as its weakest arm: an arm whose mapper stays at ~0 % has
+    not trained (StyleGAN2's lr x 0.01 mapper under IMLE moved 0.17 % in 8,000 steps).
+    """
+    return {part: relative_change((p, initial[n]) for n, p in model.named_parameters() if n.startswith(part + "."))
+            for part in ("mapping", "synthesis")}
+
+
+def ema_decay(cfg: TrainConfig, step: int, images_before: int = 0) -> float:
+    """The EMA's decay at `step`: cfg.ema_decay, or with cfg.ema_rampup > 0 StyleGAN2-ADA's
+    ramp-up: the half-life (in images) of that decay, capped at ema_rampup x the images seen
+    (images_before: those of the stages an --init-from run continues)."""
+    if cfg.ema_rampup <= 0 or cfg.ema_decay == 0:
+        return cfg.ema_decay
+    half_life = cfg.batch_size * math.log(0.5) / math.log(cfg.ema_decay)
+    half_life = min(half_life, cfg.ema_rampup * (images_before + (step + 1) * cfg.batch_size))
+    return 0.5 ** (cfg.batch_size / max(half_life, 1e-8))
+
+
+def images_before(run) -> int:
+    """Images seen by the stages before this one (--init-from), for the EMA ramp-up."""
+    return sum(stage.get("images_seen") or 0 for stage in run.parent.lineage) if run.parent else 0
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
+    """ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call (one kernel
+    launch per group on a GPU instead of one per tensor); buffers are copied."""
+    params = list(ema.parameters())
+    torch._foreach_lerp_(params, [p.detach() for p in model.parameters()], 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+class DiversityProbe:
+    """Seed diversity, logged at every interval for the model and its EMA: the seed spread of w
+    and the distinct nearest training images (pixel RMS) of seeds 0..99's final frames. A
+    collapsed arm shows here within a few hundred steps, long before any evaluation."""
+
+    SEEDS = 100
+
+    def __init__(self, data: torch.Tensor, z_dim: int):
+        self.data = data.permute(0, 2, 3, 1).cpu().numpy()        # (N, R, R, C) uint8, as seed_diversity reads it
+        self.z = seeds_to_z(range(self.SEEDS), z_dim).to(data.device)
+
+    @torch.no_grad()
+    def __call__(self, generator: Generator) -> dict:
+        w = generator.map(self.z)
+        images = torch.cat([generator.synthesis(chunk) for chunk in w.split(25)])
+        return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data)["distinct_nearest"]}
+
+    def both(self, run) -> dict:
+        """The probe of the run's model and of its EMA (`run`: loop's Run or adversarial's GanRun)."""
+        return {"model": self(run.model), "ema": self(run.ema)}
+
+
+def epoch_order(seed: int, epoch: int, n: int, info: distributed.DistInfo) -> torch.Tensor:
+    """This rank's share of a permutation that depends only on (seed, epoch)."""
+    perm = torch.randperm(n, generator=stream(seed, "data-order", epoch))
+    per_rank = n // info.world_size
+    return perm[info.rank::info.world_size][:per_rank]
+
+
+def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
+    """Rows: fixed seeds 0..n-1. Columns: the image after steps 1, 2, ..., H."""
+    grid = refinement_grid(ema, range(num_seeds), range(1, ema.num_steps + 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(grid).save(path)
+
+
+def save_all(folder: Path, model: Generator, ema: Generator, opt: torch.optim.Optimizer, state: dict,
+             meta: dict) -> None:
+    """The EMA checkpoint and the training state, replaced together in one atomic step: a kill
+    at any moment leaves the previous complete pair or the new one."""
+    payload = {**state, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    save_checkpoint(ema, folder, meta=meta, extra_files={TRAIN_STATE_FILE: buffer.getvalue()})
+
+
+class RunFolder:
+    """What every run record has: where the run writes, and its metrics.jsonl (rank 0 only)."""
+
+    cfg: TrainConfig
+    log_file: Optional[IO[str]]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    def log(self, record: dict) -> None:
+        if self.log_file:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0
+
+
+def load_data(cfg: TrainConfig, info: distributed.DistInfo):
+    """The prepared dataset, as (N, C, R, R) uint8 on the device (converted per batch), with
+    this rank's batch size and the steps of one epoch."""
+    if cfg.batch_size % info.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
+    dataset = load_prepared(cfg.data)
+    data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(info.device)
+    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
+    steps_per_epoch = (N // info.world_size) // per_rank_batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
+    return dataset, data, per_rank_batch, steps_per_epoch
+
+
+def open_run_folder(cfg: TrainConfig) -> IO[str]:
+    """Rank 0: the run folder with its train_config.json; returns metrics.jsonl, open for appending."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    return (out / "metrics.jsonl").open("a")
+
+
+def read_train_state(ckpt_dir: Path, model_config) -> dict:
+    """--resume: train_state.pt of the last checkpoint, refused if the model settings differ."""
+    path = ckpt_dir / TRAIN_STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}; start without --resume")
+    if read_config(ckpt_dir) != model_config:
+        raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
+                         f"use the flags of the original run")
+    # Onto the host, never map_location=device: the saved RNG states must stay CPU ByteTensors
+    # (torch.set_rng_state refuses a CUDA one); weights and optimizer state go to the model's
+    # device when they are loaded into it.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_generator(cfg: TrainConfig, resolution: int, channels: int, device: torch.device):
+    """(model config, model, EMA, parent): a random initialisation from the seed, or with
+    --init-from the parent checkpoint's model, weights and EMA."""
+    parent = parent_of(cfg, resolution, channels, say=lambda line: print(line, file=sys.stderr))
+    model_config = parent.config if parent else cfg.model_config(resolution, channels)
+    torch.manual_seed(cfg.seed)
+    model = Generator(model_config)
+    ema = copy.deepcopy(model)
+    if parent:
+        model.load_state_dict(parent.weights)
+        ema.load_state_dict(parent.ema)
+    return model_config, model.to(device).train(), ema.to(device).eval().requires_grad_(False), parent
+
+
+def budget_meta(run) -> dict:
+    """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
+    lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
+    images_seen = run.step * run.cfg.batch_size
+    meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": run.step / run.steps_per_epoch,
+            "images_seen": images_seen, "wall_time_s": run.wall_time_s, "cpu_time_s": run.cpu_time_s,
+            "threads": torch.get_num_threads(), "world_size": run.info.world_size,
+            "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
+    if run.parent:
+        meta.update(run.parent.meta(run.step, images_seen, run.wall_time_s))
+    return meta
+
+
+class Cadence:
+    """The bookkeeping both training loops share: wall time, images/s over the last interval,
+    the progress bar and status lines, and when to sample, save and stop."""
+
+    FIRST_LINE_S = 10.0   # without a terminal, the first progress line comes after this long
+
+    def __init__(self, cfg: TrainConfig, run):
+        """`run`: loop's Run or adversarial's GanRun, at the step it starts (or resumes) from."""
+        self.cfg, self.info = cfg, run.info
+        self.wall_before, self.cpu_before = run.wall_time_s, run.cpu_time_s
+        self.start = self.window_start = time.perf_counter()
+        self.cpu_start = time.process_time()
+        self.window_images = 0
+        self.first_step, self.step = run.step, run.step   # step: the run's, as of the last tick
+        self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
+        self.bar = progress_bar(cfg, run.info, run.step)
+        self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
+
+    def restart_window(self) -> None:
+        self.window_start, self.window_images = time.perf_counter(), 0
+
+    @contextlib.contextmanager
+    def aside(self, kind: str, every: int):
+        """Time work done besides the steps (pool selection, probes, evaluations), which recurs
+        every `every` steps: the ETA counts it apart, and img/s measures the steps alone."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = self.asides.setdefault(kind, [0.0, 0, every])
+            spent[0] += time.perf_counter() - start
+            spent[1] += 1
+            self.restart_window()
+
+    @contextlib.contextmanager
+    def survive(self, what: str):
+        """An evaluation, probe or sample grid that fails never ends a run (the first GPU run
+        died at its first evaluation): one line says what failed, and training goes on."""
+        try:
+            yield
+        except Exception as e:   # noqa: BLE001 - anything; a KeyboardInterrupt still stops the run
+            self.status(f"{what} failed at step {self.step} ({type(e).__name__}: {str(e)[:200]}); training goes on")
+
+    def tick(self, run) -> None:
+        """One step done: the run's wall and CPU time so far (including before a resume)."""
+        self.window_images += self.cfg.batch_size
+        self.step = run.step
+        elapsed = time.perf_counter() - self.start
+        if self.bar:
+            self.bar.set_postfix_str(self.eta(), refresh=False)
+            self.bar.update(1)
+        if self.first_line_due and elapsed >= self.FIRST_LINE_S and self.step < self.cfg.max_steps:
+            self.first_line_due = False
+            self.status(f"step {self.step}/{self.cfg.max_steps} | {self.eta()}")
+        run.wall_time_s = self.wall_before + elapsed
+        run.cpu_time_s = self.cpu_before + time.process_time() - self.cpu_start
+
+    def eta(self) -> str:
+        """'ETA 12.3 min': the steps left at this process's pace so far, plus the pool selections,
+        probes and evaluations still to come at their mean time so far (the first selection
+        alone would make an early pace hours too slow), or --max-minutes' end if that comes first."""
+        elapsed, done = time.perf_counter() - self.start, max(1, self.step - self.first_step)
+        left = self.cfg.max_steps - self.step
+        step_s = (elapsed - sum(spent for spent, _, _ in self.asides.values())) / done
+        left_s = left * step_s + sum(spent / times * left / max(1, every) for spent, times, every in self.asides.values())
+        if self.cfg.max_minutes > 0 and 60 * self.cfg.max_minutes - elapsed < left_s:
+            return f"ETA {max(0.0, self.cfg.max_minutes - elapsed / 60):.1f} min (--max-minutes)"
+        return f"ETA {left_s / 60:.1f} min"
+
+    def images_per_s(self) -> float:
+        rate = self.window_images / max(1e-9, time.perf_counter() - self.window_start)
+        self.restart_window()
+        return rate
+
+    def status(self, line: str) -> None:
+        if self.info.is_main:
+            (self.bar.write if self.bar else functools.partial(print, file=sys.stderr))(line)
+
+    def end_of_step(self, step: int, ema: Generator, out: Path, save: Callable[[], None]) -> bool:
+        """Sample and save when due (always at the last step); True when the run must stop."""
+        cfg = self.cfg
+        out_of_time = cfg.max_minutes > 0 and time.perf_counter() - self.start > 60 * cfg.max_minutes
+        last = step == cfg.max_steps or out_of_time
+        if self.info.is_main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):
+            with self.survive("the sample grid"):
+                save_refinement_grid(ema, out / "samples" / f"step_{step:07d}.png", cfg.preview_seeds)
+        if last or step % cfg.checkpoint_every == 0:
+            save()
+        if out_of_time and step < cfg.max_steps:
+            self.status(f"stopped by --max-minutes {cfg.max_minutes:g} at step {step} of {cfg.max_steps} "
+                        f"(meta.json: planned_steps); runs compared at equal steps must not stop this way")
+        return out_of_time
+
+    def close(self, log_file: Optional[IO[str]]) -> None:
+        if self.bar:
+            self.bar.close()
+        if log_file:
+            log_file.close()
+
+
+def progress_bar(cfg: TrainConfig, info: distributed.DistInfo, step: int):
+    # Only on a terminal: redirected to a log file, a bar is thousands of "\r" redraws on one
+    # line; the status line every log_every steps says the same there.
+    if not (info.is_main and cfg.progress and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    # tqdm's own time left would count the first pool selection as a step's pace (hours, at
+    # first); the bar shows Cadence.eta() instead, which counts selections apart.
+    return tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
+
+
+def rng_states(info: distributed.DistInfo) -> dict:
+    """Every rank's random state (its CPU generator and its own CUDA device's), gathered to all
+    ranks, for the training state: on --resume each rank gets its own back (restoring rank 0's
+    on every rank would make the ranks draw the same numbers). Call on every rank."""
+    mine = {"cpu": torch.get_rng_state()}
+    if info.device.type == "cuda":
+        mine["cuda"] = torch.cuda.get_rng_state(info.device)
+    return {"rng": distributed.all_gather_object(mine, info)}
+
+
+def restore_rng_states(saved: dict, info: distributed.DistInfo) -> None:
+    """This rank's random state from a training state (rng_states), as CPU ByteTensors. A state
+    saved by another number of ranks gives each rank the state of rank (its rank mod theirs)."""
+    if "rng" in saved:
+        states = saved["rng"]
+        mine = states[info.rank % len(states)]
+        torch.set_rng_state(mine["cpu"].cpu())
+        if "cuda" in mine and info.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"].cpu(), info.device)
+        return
+    torch.set_rng_state(saved["rng_cpu"].cpu())             # states written before per-rank states
+    if "rng_cuda" in saved and info.device.type == "cuda":
+        torch.cuda.set_rng_state(saved["rng_cuda"][0].cpu(), info.device)
