@@ -38,7 +38,7 @@ import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +74,8 @@ class GanRun(RunFolder):
     D: Discriminator
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
-    run_G: torch.nn.Module              # G, maybe compiled
+    map_G: Callable                     # G.map and G.synthesize, each compiled with --compile on CUDA (compiling G
+    synthesize_G: Callable              # itself would compile only forward(): its methods would run eager)
     run_D: torch.nn.Module              # D, maybe compiled (R1 always uses D itself: it needs a double backward)
     initial_G: dict[str, torch.Tensor]  # initial weights, for weight_change
     initial_D: list[torch.Tensor]
@@ -124,7 +125,9 @@ def setup(cfg: TrainConfig) -> GanRun:
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr * cfg.d_lr_scale * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
     compiled = cfg.compile and device.type == "cuda"
     run = GanRun(cfg=cfg, info=info, data=data, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D,
-                 run_G=torch.compile(G) if compiled else G, run_D=torch.compile(D) if compiled else D,
+                 map_G=torch.compile(G.map) if compiled else G.map,
+                 synthesize_G=torch.compile(G.synthesize) if compiled else G.synthesize,
+                 run_D=torch.compile(D) if compiled else D,
                  meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
                        "objective": "adversarial"},
                  initial_G={n: p.detach().clone() for n, p in G.named_parameters()}, parent=parent,
@@ -179,24 +182,24 @@ def fake_images(run: GanRun, phase: str) -> torch.Tensor:
     """This rank's images of the step's global batch for one phase ("generator" or
     "discriminator": each has its own latents, as in StyleGAN2's training loop)."""
     with run.autocast:
-        return run.run_G.synthesize(styles(run, phase, run.cfg.batch_size)).float()
+        return run.synthesize_G(styles(run, phase, run.cfg.batch_size)).float()
 
 
 def styles(run: GanRun, phase: str, batch: int) -> torch.Tensor:
     """This rank's w per layer (b, num_ws, w_dim) for a global batch of `batch` latents of the
     phase's stream: styles mixed at a random layer for a `style_mixing` share of them (so no
     layer can rely on one style)."""
-    cfg, G, device = run.cfg, run.run_G, run.info.device
-    gen = stream(cfg.seed, _LATENTS[phase], run.step)
+    cfg, device = run.cfg, run.info.device
+    gen = stream(cfg.seed, _LATENTS[phase], run.step, device=device)     # drawn where they are used: no copies
     B, z_dim = batch, run.G.z_dim
-    z, z_mix = (torch.randn(B, z_dim, generator=gen)[run.rows].to(device) for _ in range(2))
+    z, z_mix = (torch.randn(B, z_dim, generator=gen, device=device)[run.rows] for _ in range(2))
     num_ws = run.G.config.num_ws
-    cutoff = torch.randint(1, max(2, num_ws), (B,), generator=gen)[run.rows].to(device)
-    mixed = (torch.rand(B, generator=gen)[run.rows] < cfg.style_mixing).to(device)
-    w = G.map(z)[:, None].expand(-1, num_ws, -1)                             # (b, num_ws, w_dim)
+    cutoff = torch.randint(1, max(2, num_ws), (B,), generator=gen, device=device)[run.rows]
+    mixed = torch.rand(B, generator=gen, device=device)[run.rows] < cfg.style_mixing
+    w = run.map_G(z)[:, None].expand(-1, num_ws, -1)                         # (b, num_ws, w_dim)
     if cfg.style_mixing > 0 and num_ws > 1:
         take_mix = (torch.arange(num_ws, device=device)[None] >= cutoff[:, None]) & mixed[:, None]
-        w = torch.where(take_mix[..., None], G.map(z_mix)[:, None], w)
+        w = torch.where(take_mix[..., None], run.map_G(z_mix)[:, None], w)
     return w
 
 
@@ -205,7 +208,8 @@ def judge(run: GanRun, images: torch.Tensor, phase: str, D: Optional[torch.nn.Mo
     """D's logits for this rank's images, augmented with the step's `phase` stream (under
     bf16 autocast on CUDA unless amp=False)."""
     cfg = run.cfg
-    augmented = diff_augment(images, cfg.augment, stream(cfg.seed, "augment", run.step, _PHASES[phase]),
+    augmented = diff_augment(images, cfg.augment, stream(cfg.seed, "augment", run.step, _PHASES[phase],
+                                                         device=images.device),
                              cfg.batch_size, run.rows)
     with run.autocast if amp else nullcontext():
         return (run.run_D if D is None else D)(augmented).float()
@@ -267,7 +271,8 @@ def path_length_step(run: GanRun) -> float:
     batch = max(1, cfg.batch_size // cfg.pl_batch_shrink)
     w = styles(run, "path-length", batch)            # not detached: the penalty reaches the mapper too
     images = run.G.synthesize(w)
-    noise = torch.randn(batch, *images.shape[1:], generator=stream(cfg.seed, "gan-pl-noise", run.step))
+    noise = torch.randn(batch, *images.shape[1:], generator=stream(cfg.seed, "gan-pl-noise", run.step, device=images.device),
+                        device=images.device)
     noise = noise[run.rows].to(images.device) / math.sqrt(images.shape[2] * images.shape[3])
     (grad,) = torch.autograd.grad((images * noise).sum(), w, create_graph=True)
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                    # (b,)

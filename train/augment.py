@@ -10,7 +10,8 @@ is differentiable, the generator's gradient passes through it; the augmented ima
 never shown, so it does not leak into the samples.
 
 Randomness comes from a `torch.Generator` and is drawn for the *global* batch, then sliced
-to this rank's images (`rows`), so 1 process and N ranks augment each image the same way.
+to this rank's images (`rows`), so 1 process and N ranks augment each image the same way. On a
+GPU the generator lives on the device (train.imle.stream), so nothing is drawn on the host.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def diff_augment(x: torch.Tensor, policy: str, gen: torch.Generator, global_batc
 
 
 def _rand(gen: torch.Generator, n: int, rows, *shape: int, device) -> torch.Tensor:
-    return torch.rand(n, *shape, generator=gen)[rows].to(device)
+    """Drawn on the generator's device (the images' on a GPU: train.imle.stream(device=...))."""
+    return torch.rand(n, *shape, generator=gen, device=gen.device)[rows].to(device)
 
 
 def color(x, gen, n, rows):
@@ -47,7 +49,7 @@ def color(x, gen, n, rows):
 
 def _randint(gen: torch.Generator, n: int, rows, low: int, high: int, device) -> torch.Tensor:
     """(b,) integers uniform in [low, high), drawn for the global batch like _rand."""
-    return torch.randint(low, high, (n,), generator=gen)[rows].to(device)
+    return torch.randint(low, high, (n,), generator=gen, device=gen.device)[rows].to(device)
 
 
 def translation(x, gen, n, rows, ratio: float = 0.125):

@@ -174,8 +174,11 @@ def stream_seed(seed: int, stream: str, *indices: int) -> int:
     return int(np.random.SeedSequence([int(seed), tag, *(int(i) for i in indices)]).generate_state(1, np.uint64)[0])
 
 
-def stream(seed: int, name: str, *indices: int) -> torch.Generator:
-    return torch.Generator().manual_seed(stream_seed(seed, name, *indices))
+def stream(seed: int, name: str, *indices: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of the stream on `device`: CPU draws are the same on every machine; a CUDA
+    stream draws on the GPU (other numbers than the CPU's, the same on every rank), so that
+    training randomness is never made on the host and copied over in every step."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, name, *indices))
 
 
 def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int) -> torch.Tensor:

@@ -70,6 +70,7 @@ class Run(RunFolder):
     step: int = 0
     latents: Optional[torch.Tensor] = None
     latents_epoch: int = -1
+    first_skipped: Optional[torch.Tensor] = None   # 0-d on the device: the first non-finite step skipped, or -1
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0     # this process's CPU seconds: the budget, whatever shared the machine or paused the run
     diversity: dict = field(default_factory=dict)   # DiversityProbe at the run's first and latest log
@@ -93,9 +94,14 @@ def setup(cfg: TrainConfig) -> Run:
     model_config, model, ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
     # The initialisation depends only on the seed (or the parent), so a resumed run has the same reference.
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": cfg.mapping_lr_scale},
-                             {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale}],
-                            lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+    # Fused AdamW (one kernel for every tensor on a GPU, and on a CPU too), its learning rates
+    # 0-d tensors on the device so that a step never waits for the host (train_step).
+    opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr_scale": cfg.mapping_lr_scale,
+                              "lr": torch.tensor(cfg.lr, device=device)},
+                             {"params": model.synthesis.parameters(), "lr_scale": cfg.synthesis_lr_scale,
+                              "lr": torch.tensor(cfg.lr, device=device)}],
+                            lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay,
+                            fused=True)
     # One device per process (device_ids), and no buffer broadcast before every forward: the
     # generator's buffers (the fixed initial states, the noise scales' constants) never change.
     train_model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -119,6 +125,8 @@ def setup(cfg: TrainConfig) -> Run:
               eps=eps, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch)
     if cfg.resume:
         load_state(run, model_config)
+    learning_rates_on_device(opt, device)
+    run.first_skipped = torch.tensor(-1, device=device)
     if info.is_main:
         run.log_file = open_run_folder(cfg)
         params = model.parameter_counts()
@@ -176,27 +184,56 @@ def select_latents(run: Run, epoch: int) -> Selection:
     return selection
 
 
-def train_step(run: Run, idx: torch.Tensor) -> dict[str, float]:
-    """One optimizer step on images `idx` and their selected latents; raises TrainingDiverged
-    before the step if the loss or the gradients are not finite."""
+def train_step(run: Run, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimizer step on images `idx` and their selected latents, with no host sync: the
+    losses, gradient norm and finiteness stay on the device and are read at log time
+    (`read_metrics`). A step whose loss or gradients are not finite is skipped on the device
+    (its gradients zeroed and its learning rate multiplied by 0: the weights do not move) and
+    remembered in run.first_skipped; `check_finite` stops the run at the next log or checkpoint."""
     cfg = run.cfg
-    for group in run.opt.param_groups:
-        group["lr"] = learning_rate(cfg, run.step) * group["lr_scale"]
+    lr = learning_rate(cfg, run.step)
     with run.autocast:
         fake = run.train_model(run.latents[idx])
     losses = run.image_loss(fake, as_float(run.data[idx]))
     run.opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip if cfg.grad_clip else float("inf"))
-    loss = distributed.all_reduce_mean(losses["loss"].item(), run.info)
-    if not math.isfinite(loss) or not torch.isfinite(grad_norm):
-        raise TrainingDiverged(
-            f"training diverged at step {run.step}: loss {loss}, gradient norm {grad_norm.item()}. "
-            f"Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
-            f"Lower --lr or raise --warmup-steps, then continue with --resume.")
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip or float("inf"), foreach=True)
+    finite = torch.isfinite(losses["loss"].detach()) & torch.isfinite(grad_norm)
+    for p in run.model.parameters():
+        if p.grad is not None:
+            p.grad.nan_to_num_(0.0, 0.0, 0.0)        # NaN x 0 would still be NaN in the update
+    for group in run.opt.param_groups:
+        group["lr"].fill_(lr * group["lr_scale"]).mul_(finite)
     run.opt.step()
+    run.first_skipped = torch.where((run.first_skipped < 0) & ~finite, run.step, run.first_skipped)
     update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
-    return {"loss": loss, **{k: v.item() for k, v in losses.items() if k != "loss"}, "grad_norm": grad_norm.item()}
+    return {**{k: v.detach() for k, v in losses.items()}, "grad_norm": grad_norm.detach()}
+
+
+def read_metrics(run: Run, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A log step's metrics as numbers (the one host sync of the interval); the loss averaged over ranks."""
+    values = {k: float(v) for k, v in metrics.items()}
+    values["loss"] = distributed.all_reduce_mean(values["loss"], run.info)
+    return values
+
+
+def check_finite(run: Run) -> None:
+    """Raises TrainingDiverged if a step since the start was skipped as not finite (read at log
+    and checkpoint steps only: a host sync). The weights are still the last finite ones."""
+    first = int(run.first_skipped)
+    if first >= 0:
+        raise TrainingDiverged(
+            f"training diverged at step {first}: the loss or the gradients were not finite (that step and any after it "
+            f"were skipped). Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
+            f"Lower --lr or raise --warmup-steps, then continue with --resume.")
+
+
+def learning_rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    """Each group's learning rate as a 0-d tensor on the device, so that a step can set it (and
+    zero it for a skipped step) without a host sync; also after a state from older runs is loaded."""
+    for group in opt.param_groups:
+        if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
 def status_line(record: dict, max_steps: int) -> str:
@@ -251,7 +288,8 @@ def train(cfg: TrainConfig) -> Path:
             run.step += 1
             clock.tick(run)
             if run.step % cfg.log_every == 0:
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics,
+                check_finite(run)
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **read_metrics(run, metrics),
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
                 if probe:
@@ -260,7 +298,7 @@ def train(cfg: TrainConfig) -> Path:
                         run.diversity["last"] = {"step": run.step, **record["seed_diversity"]}
                 run.log(record)
                 clock.status(f"{status_line(record, cfg.max_steps)} | {clock.eta()}")
-            out_of_time = clock.end_of_step(run.step, run.ema, run.out, lambda: save_state(run))
+            out_of_time = clock.end_of_step(run.step, run.ema, run.out, lambda: (check_finite(run), save_state(run)))
             if evaluation and (run.step % cfg.eval_every == 0 or out_of_time or run.step == cfg.max_steps):
                 evaluate_now(run, evaluation, clock)
             if out_of_time:
