@@ -23,7 +23,8 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 FAKE = torch.device("cuda", 0)
 METADATA = {"_has_compatible_shallow_copy_type", "__setstate__", "__reduce_ex__", "_is_view", "__get__", "__set__",
-            "is_floating_point", "dim", "size", "numel", "__len__", "stride", "is_complex", "requires_grad_"}
+            "is_floating_point", "dim", "size", "numel", "__len__", "stride", "is_complex", "requires_grad_",
+            "copy_"}   # copy_ crosses devices on CUDA too (load_state_dict copies CPU weights into device parameters)
 MISMATCH = ("Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
             "(fake_cuda: {op})")
 
@@ -56,6 +57,10 @@ class FakeCuda(torch.Tensor):
     @property
     def is_cuda(self) -> bool:   # type: ignore[override]
         return True
+
+    def __reduce_ex__(self, protocol):   # saved as a plain tensor (a real CUDA tensor is saved with its data too)
+        with torch._C.DisableTorchFunctionSubclass():
+            return self.as_subclass(torch.Tensor).clone().__reduce_ex__(protocol)
 
     def __repr__(self, *, tensor_contents=None) -> str:
         return f"FakeCuda({self.as_subclass(torch.Tensor)!r})"
@@ -133,8 +138,12 @@ def fake_cuda():
             return FakeCuda(plain_to(self, *rest, **kw) if (rest or kw) else self)
         return plain_to(self, *args, **kwargs)
 
+    def tensor_cuda(self, *args, **kwargs):
+        return FakeCuda(self) if not isinstance(self, FakeCuda) else self
+
+    tensor_to.__name__, tensor_cuda.__name__ = "to", "cuda"     # FakeCuda.__torch_function__ goes by name
     patch(torch.Tensor, "to", tensor_to)
-    patch(torch.Tensor, "cuda", lambda self, *a, **k: FakeCuda(self) if not isinstance(self, FakeCuda) else self)
+    patch(torch.Tensor, "cuda", tensor_cuda)
     for factory in ("zeros", "ones", "empty", "randn", "rand", "randint", "arange", "full", "tensor", "randperm",
                     "zeros_like", "ones_like", "empty_like", "randn_like", "rand_like", "full_like", "linspace", "eye"):
         original = getattr(torch, factory)
@@ -143,12 +152,17 @@ def fake_cuda():
             cuda = _is_cuda_target((), kwargs)
             if cuda:
                 kwargs = {**kwargs, "device": "cpu"}
-                generator = kwargs.get("generator")
-                if generator is not None and generator.device.type != "cpu":
-                    raise RuntimeError("fake_cuda: a CUDA generator for a factory call")
             out = _original(*args, **kwargs)
             return FakeCuda(out) if cuda else out
         patch(torch, factory, made)
+    class Generator(torch.Generator):   # a "CUDA" generator is a CPU one: draws then go through the factories above
+        def __new__(cls, device="cpu"):
+            return super().__new__(cls, device="cpu")
+
+        def __init__(self, device="cpu"):
+            pass
+
+    patch(torch, "Generator", Generator)
     patch(torch.cuda, "is_available", lambda: True)
     patch(torch.cuda, "device_count", lambda: 1)
     patch(torch.cuda, "get_rng_state_all", lambda: [torch.get_rng_state()])

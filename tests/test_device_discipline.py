@@ -1,0 +1,167 @@
+"""Device discipline, tested on a CPU (train/ on a GPU, docs/TRAINING.md "What the CPU tests cannot catch").
+
+The first CUDA run crashed at its first evaluation (the feature network stayed on the CPU) and
+would have crashed on --resume (the RNG state was loaded onto the device). tests/fake_cuda.py
+makes tensors that say they live on cuda:0 and raise CUDA's device-mismatch error when they
+meet a CPU tensor; the training code runs on them unchanged, in a fresh process (the harness
+patches torch), through every no-grad path: setup, pool selection, the probe, the EMA, a
+checkpoint, the in-training evaluation, --resume, --init-from, and the adversarial setup.
+A step makes no host sync (counted on the CPU with bench/counters.py). Real CUDA tests: -m cuda.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.counters import HostSyncs
+from train.config import PRESETS, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_CUDA_RUN = r"""
+import json, sys, torch
+sys.path.insert(0, {root!r})
+from tests.fake_cuda import FakeCuda, fake_cuda
+from train.config import PRESETS, TrainConfig
+from train import adversarial, loop
+from train.evaluation import TrainingEvaluation
+
+class Features(torch.nn.Module):      # a feature network with weights: it must follow the generator's device
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(16 * 16, 8)
+    def forward(self, images):
+        return self.proj(images.float().mean(1).flatten(1))
+
+done = []
+cfg = TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "progress": False, "device": "cuda",
+                      "amp": False}})
+with fake_cuda():
+    run = loop.setup(cfg)
+    assert isinstance(next(run.model.parameters()), FakeCuda) and run.data.device.type == "cuda"
+    done.append("setup")
+    loop.select_latents(run, 0); done.append("selection")
+    assert run.latents.device.type == "cuda"
+    probe = loop.DiversityProbe(run.data, run.model.z_dim); probe.both(run); done.append("probe")
+    loop.update_ema(run.ema, run.model, 0.9); done.append("ema")
+    run.step = 1; loop.save_state(run); done.append("checkpoint")
+    TrainingEvaluation(cfg.data, 40, draws=2, extractor=Features(), device=run.info.device)(run.ema); done.append("evaluation")
+    loop.setup(TrainConfig(**{{**cfg.__dict__, "resume": True}})); done.append("resume")
+    init = TrainConfig(**{{**cfg.__dict__, "out": {out!r} + "-init", "init_from": {out!r} + "/checkpoint"}})
+    loop.setup(init); done.append("init-from")
+    gan = TrainConfig(**{{**cfg.__dict__, "objective": "adversarial", "out": {out!r} + "-gan"}})
+    g = adversarial.setup(gan)
+    with torch.no_grad():
+        adversarial.judge(g, adversarial.fake_images(g, "generator"), "generator")
+    adversarial.save_state(g); adversarial.setup(TrainConfig(**{{**gan.__dict__, "resume": True}}))
+    done.append("adversarial")
+print(json.dumps(done))
+"""
+
+
+@pytest.mark.slow
+def test_every_no_grad_path_keeps_to_one_device(few_digits, tmp_path):
+    script = FAKE_CUDA_RUN.format(root=str(ROOT), data=few_digits, out=str(tmp_path / "run"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["setup", "selection", "probe", "ema", "checkpoint",
+                                                                 "evaluation", "resume", "init-from", "adversarial"]
+
+
+def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
+    """The stand-in must fail where CUDA fails, or the test above could pass on broken code."""
+    script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda\n"
+              "with fake_cuda():\n    x = torch.ones(3).to('cuda')\n    assert x.device.type == 'cuda' and (x + 1).device.type == 'cuda'\n"
+              "    assert (x * torch.tensor(2.0)).device.type == 'cuda'          # a CPU scalar is allowed, as on CUDA\n"
+              "    try:\n        x + torch.ones(3)\n    except RuntimeError as e:\n        print(str(e)[:60])\n" % str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("Expected all tensors to be on the same device")
+
+
+def test_a_training_step_makes_no_host_sync(digits, tmp_path):
+    """Losses, gradient norm and the finiteness check stay on the device between log steps: on a
+    GPU each .item() or `if tensor:` is a stall (the first GPU run had 5 per IMLE step)."""
+    from train import loop
+
+    cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False})
+    run = loop.setup(cfg)
+    loop.select_latents(run, 0)
+    idx = torch.arange(cfg.batch_size)
+    loop.train_step(run, idx)
+    with HostSyncs() as syncs:
+        for _ in range(3):
+            metrics = loop.train_step(run, idx)
+            run.step += 1
+    assert syncs.total == 0, dict(syncs.calls)
+    with HostSyncs() as syncs:
+        loop.read_metrics(run, metrics)            # the log step reads them: that is where the sync belongs
+    assert syncs.total > 0
+
+
+def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, tmp_path, monkeypatch, capsys):
+    from train import evaluation
+    from train.loop import train
+    from train.run import DiversityProbe
+
+    def broken(self, generator):
+        raise RuntimeError("Expected all tensors to be on the same device (as on the first GPU run)")
+
+    monkeypatch.setattr(evaluation.TrainingEvaluation, "__init__", lambda self, *a, **k: None)
+    monkeypatch.setattr(evaluation.TrainingEvaluation, "__call__", broken)
+    calls = {"n": 0}
+    real_both = DiversityProbe.both
+
+    def flaky_probe(self, run):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ValueError("a probe that failed once")
+        return real_both(self, run)
+
+    monkeypatch.setattr(DiversityProbe, "both", flaky_probe)
+    cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False, "max_steps": 20,
+                         "log_every": 5, "eval_every": 10})
+    train(cfg)
+    err = capsys.readouterr().err
+    assert "the evaluation failed at step 10 (RuntimeError: Expected all tensors" in err and "training goes on" in err
+    assert "the seed-diversity probe failed at step 5 (ValueError" in err
+    meta = json.loads((tmp_path / "checkpoint" / "meta.json").read_text())
+    assert meta["step"] == 20                                  # it trained to the end
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bench/gpu_check.sh runs these)")
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, tmp_path):
+    """The real thing, wherever a GPU exists: train, evaluate (EfficientNet-Lite0 on the GPU),
+    resume, then start a stage from the checkpoint, with backward on the device."""
+    from train.loop import train
+
+    base = {**PRESETS["tiny"], "data": few_digits, "progress": False, "device": "cuda", "eval_every": 10,
+            "eval_samples": 60, "checkpoint_every": 10}
+    train(TrainConfig(**{**base, "out": str(tmp_path / "a"), "max_steps": 10}))
+    train(TrainConfig(**{**base, "out": str(tmp_path / "a"), "max_steps": 20, "resume": True}))
+    train(TrainConfig(**{**base, "out": str(tmp_path / "b"), "max_steps": 10,
+                         "init_from": str(tmp_path / "a" / "checkpoint")}))
+    events = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e.get("event") == "eval"] == [10, 20]
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_adversarial_steps_and_compile(few_digits, tmp_path):
+    from train.adversarial import train as train_gan
+    from train.loop import train
+
+    base = {**PRESETS["tiny"], "data": few_digits, "progress": False, "device": "cuda", "max_steps": 6}
+    train_gan(TrainConfig(**{**base, "objective": "adversarial", "out": str(tmp_path / "gan")}))
+    train(TrainConfig(**{**base, "out": str(tmp_path / "compiled"), "compile": True}))
+    assert (tmp_path / "compiled" / "checkpoint" / "model.safetensors").is_file()
