@@ -14,6 +14,13 @@
 (c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps, lazy R1 and lazy
     path-length regularisation): RTM vs StyleGAN2's mapping network, and RTM without the
     path-length term and noise inputs (what they cost).
+(f) The training loop's own step (train.loop.setup + train_step, as a run makes it), on whatever
+    device this runs: images/s, counted FLOP per image (FlopCounterMode), achieved FLOP/s and
+    its share of the device's peak, host syncs and ATen operators per step, peak memory, and
+    the first step's time (compile included) apart from the throughput. Configurations: the
+    103-face recipe (32x32, --preset cpu), 32x32 at batch 256 and 64x64 at batch 256 (the gpu
+    preset's model), on synthetic prepared data of that size. --quick: a few steps of a tiny
+    model (bench/gpu_check.sh --cpu-smoke).
 (e) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
     per optimizer step and pool samples/s of RTM (cpu preset, batch 16) and of RS-IMLE's own
     arm (--preset rs-imle: its 29 M-parameter generator, batch 4), and what a 4,000-step run
@@ -28,6 +35,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -228,9 +236,105 @@ def experiment_arms(args, device) -> dict:
     return results
 
 
+# Dense bf16 (fp32 on a CPU: unknown, give --peak-tflops) tensor-core peaks from the vendors' data
+# sheets, TFLOP/s; the share of peak is reported against this.
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
+
+LOOP_CONFIGS = {   # name -> (preset, images, resolution, batch)
+    "faces_recipe_32px": ("cpu", 103, 32, None),
+    "32px_batch256": ("gpu", 1024, 32, 256),
+    "64px_batch256": ("gpu", 1024, 64, 256),
+}
+
+
+def synthetic_data(folder: Path, images: int, resolution: int) -> str:
+    """A prepared dataset of random pictures of that size (the step's cost does not depend on them)."""
+    import numpy as np
+
+    from train.data import save_prepared
+
+    pixels = np.random.default_rng(0).integers(0, 256, (images, resolution, resolution, 3), dtype=np.uint8)
+    return str(save_prepared(folder, pixels, {"source": "synthetic (bench_train)", "licence": "none"}))
+
+
+def device_peak(device: torch.device, override: float) -> tuple[float, str]:
+    if override > 0:
+        return override * 1e12, "given"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, tflops in PEAK_TFLOPS.items():
+            if key in name:
+                return tflops * 1e12, f"{key} dense bf16"
+    return 0.0, "unknown"
+
+
+def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optional[int], args, device) -> dict:
+    """(f) for one configuration."""
+    import tempfile
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.counters import HostSyncs, OpCounter
+    from train import loop
+
+    work = Path(tempfile.mkdtemp(prefix="rtm-bench-loop-"))
+    data = synthetic_data(work / "data", images, resolution)
+    changes = {"batch_size": batch} if batch else {}
+    if args.quick:
+        preset, changes = "tiny", {}
+    cfg = TrainConfig(**{**PRESETS[preset], **changes, "data": data, "out": str(work / "run"), "progress": False,
+                         "device": str(device), "compile": args.compile_loop and device.type == "cuda"})
+    run = loop.setup(cfg)
+    loop.select_latents(run, 0)
+    rows = run.per_rank_batch
+    idx = torch.arange(rows, device=device) % run.data.shape[0]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    loop.train_step(run, idx)                          # the first step: compile and autotuning included
+    sync()
+    first_s = time.perf_counter() - start
+    for _ in range(2):
+        loop.train_step(run, idx)
+    with HostSyncs() as syncs, OpCounter() as ops:
+        loop.train_step(run, idx)
+    with FlopCounterMode(display=False) as flops:
+        loop.train_step(run, idx)
+    steps = 3 if args.quick else args.loop_steps
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loop.train_step(run, idx)
+    sync()
+    seconds = (time.perf_counter() - start) / steps
+    flop_per_image = flops.get_total_flops() / rows
+    peak, peak_name = device_peak(device, args.peak_tflops)
+    achieved = flop_per_image * rows / seconds
+    if device.type == "cuda":
+        memory = torch.cuda.max_memory_allocated(device)
+    else:
+        import resource
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    row = {"preset": preset, "resolution": resolution, "batch": rows, "images_per_s": rows / seconds,
+           "first_step_s": first_s, "flop_per_image": flop_per_image, "achieved_tflops": achieved / 1e12,
+           "peak_share": achieved / peak if peak else None, "peak": peak_name, "host_syncs_per_step": syncs.total,
+           "operators_per_step": ops.total, "peak_memory_mb": memory / 2**20, "compiled": cfg.compile}
+    share = f"{100 * row['peak_share']:.2f} % of {peak_name} peak" if peak else "peak unknown (--peak-tflops)"
+    print(f"  (f) {name}: {row['images_per_s']:,.0f} img/s at batch {rows} ({resolution}px); first step "
+          f"{first_s:.1f} s; {flop_per_image / 1e9:.2f} GFLOP/image -> {row['achieved_tflops']:.3f} TFLOP/s, {share}; "
+          f"{syncs.total} host syncs and {ops.total} operators per step; peak memory {row['peak_memory_mb']:,.0f} MB")
+    return row
+
+
+def loop_costs(args, device) -> dict:
+    configs = {"tiny": LOOP_CONFIGS["faces_recipe_32px"]} if args.quick else LOOP_CONFIGS
+    return {name: loop_step(name, *config, args, device) for name, config in configs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="a,b,c,e", help="which of (a), (b), (c), (e) to run, e.g. 'c,e' "
+    parser.add_argument("--sections", default="a,b,c,e,f", help="which of (a), (b), (c), (e), (f) to run, e.g. 'f' "
                         "((d) in docs/BENCHMARKS.md was measured with whole training runs)")
     parser.add_argument("--force-factor", type=int, default=4, help="pool size / N for the full re-selection in (b)")
     parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per arm and round in (a), (c)")
@@ -238,6 +342,10 @@ def main() -> None:
     parser.add_argument("--compile-step", action="store_true",
                         help="also time a torch.compile'd optimizer step (RTM and MLP, cpu preset; minutes of compiling)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--loop-steps", type=int, default=20, help="timed steps per configuration in (f)")
+    parser.add_argument("--compile-loop", action="store_true", help="(f) with --compile, as the gpu preset runs (CUDA)")
+    parser.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak, for (f)'s share of it")
+    parser.add_argument("--quick", action="store_true", help="(f) on a tiny model for a few steps: a smoke run")
     parser.add_argument("--out", default="bench/results/train.json")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -252,6 +360,8 @@ def main() -> None:
         results["adversarial"] = adversarial_rates(args.steps, args.rounds)
     if "e" in sections:
         results["experiment_arms"] = experiment_arms(args, device)
+    if "f" in sections:
+        results["loop"] = loop_costs(args, device)
     write_results(results, args.out)
 
 

