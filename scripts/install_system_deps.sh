@@ -18,11 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else
     echo "install_system_deps: not root and no sudo; install ${missing[*]} by hand" >&2; exit 1
   fi
+  echo "install_system_deps: apt packages ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 sources="${RTM_SOURCES:-$HOME/.cache/rtm-explorer}"
 if [ ! -f "$sources/node_modules/fluentui-emoji/package.json" ]; then
+  echo "install_system_deps: npm package fluentui-emoji@1.3.0 (Fluent Emoji SVGs, MIT; for train.data fluent-emoji) into $sources (RTM_SOURCES chooses another folder)" >&2
   mkdir -p "$sources"
   npm install --prefix "$sources" --no-audit --no-fund --no-save --loglevel=error fluentui-emoji@1.3.0
 fi
