@@ -359,6 +359,9 @@ def test_an_unknown_api_name_is_a_404_from_the_page_too(loaded):
           out.push([r.status, (await r.json()).error.length]); }
         return out; }""")
     assert all(status == 404 and length < 300 for status, length in statuses), statuses
+    # The browser logs each refused fetch as a console error: those three, and nothing else.
+    assert len(loaded["errors"]) == 3 and all("404" in e for e in loaded["errors"]), loaded["errors"]
+    loaded["errors"].clear()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

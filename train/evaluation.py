@@ -48,7 +48,9 @@ def real_features(data_dir: str, extractor: Extractor, limit: int, name: str = "
     """Features of (up to `limit`) real images, cached in the dataset folder."""
     dataset = load_prepared(data_dir)
     images = dataset.images[:limit]
-    digest = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    # The cache is keyed by the images and by the extractor's class too: another feature network
+    # (a test's, or a user's) under the same name must not read these.
+    digest = hashlib.sha256(images.tobytes() + type(extractor).__qualname__.encode()).hexdigest()[:16]
     cache = Path(data_dir) / f"features-{name}-{len(images)}-{digest}.npy"
     if cache.is_file():
         return np.load(cache, allow_pickle=False)

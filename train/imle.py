@@ -154,9 +154,17 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
 @torch.inference_mode()
 def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
                            project: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:
-    """Generate images for `latents` without gradients and embed them; never holds the images."""
+    """Generate images for `latents` without gradients and embed them; never holds the images.
+    Every call has `batch_size` rows (the last chunk padded, its extra rows dropped): one shape,
+    so a compiled generator compiles once and CUDA graphs apply."""
     device = next(generator.parameters()).device
-    return torch.cat([project(generator(z.to(device))) for z in latents.split(batch_size)])
+    out = []
+    for z in latents.split(batch_size):
+        rows = len(z)
+        if rows < batch_size:
+            z = torch.cat([z, z[-1:].expand(batch_size - rows, -1)])
+        out.append(project(generator(z.to(device)))[:rows])
+    return torch.cat(out)
 
 
 # --- one re-selection round, sharded across ranks -------------------------------------------

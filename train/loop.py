@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -57,13 +57,11 @@ class Run(RunFolder):
     model: Generator
     ema: Generator
     opt: torch.optim.Optimizer
-    train_model: torch.nn.Module        # model, maybe wrapped in DDP and/or compiled
+    forward_loss: torch.nn.Module       # GeneratorLoss: model (maybe in DDP) and loss, one compiled region with --compile
     pool_model: torch.nn.Module         # model, maybe compiled, for the no-grad pool
     initial: dict[str, torch.Tensor]    # the initial weights (--init-from: the parent's), for weight_change
     parent: Optional[Parent]            # --init-from's checkpoint: its lineage goes into meta.json
     project: RandomProjection
-    image_loss: ImageLoss
-    autocast: Any
     eps: float
     steps_per_epoch: int
     per_rank_batch: int
@@ -107,11 +105,15 @@ def setup(cfg: TrainConfig) -> Run:
     # generator's buffers (the fixed initial states, the noise scales' constants) never change.
     train_model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                            broadcast_buffers=False) if info.enabled else model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
+    forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size),
+                                 autocast).to(device)
     pool_model = model
     if cfg.compile:
-        # Two graphs: the train step and the pool's generation (no grad). On this project's CPU
+        # Two graphs: the generator with its loss (one region: the perceptual network's kernels
+        # fuse with the generator's) and the pool's generation (no grad). On this project's CPU
         # each takes about a minute to compile; docs/BENCHMARKS.md has what they save.
-        train_model, pool_model = torch.compile(train_model), torch.compile(model)
+        forward_loss, pool_model = torch.compile(forward_loss), torch.compile(model)
 
     project = RandomProjection(data[0].numel(), cfg.search_dim, seed=cfg.seed, device=device)
     data_features = embed_in_batches(lambda x: project(as_float(x)), data, 1024)
@@ -119,10 +121,7 @@ def setup(cfg: TrainConfig) -> Run:
     eps = cfg.eps_nn_fraction * float(data_nn.median()) if cfg.eps_nn_fraction > 0 else cfg.eps
     run = Run(cfg=cfg, info=info, data=data, data_features=data_features, model=model, ema=ema, opt=opt,
               meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N},
-              train_model=train_model, pool_model=pool_model, initial=initial, parent=parent, project=project,
-              image_loss=ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size).to(device),
-              autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
-                        else nullcontext()),
+              forward_loss=forward_loss, pool_model=pool_model, initial=initial, parent=parent, project=project,
               eps=eps, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch)
     if cfg.resume:
         load_state(run, model_config)
@@ -185,6 +184,20 @@ def select_latents(run: Run, epoch: int) -> Selection:
     return selection
 
 
+class GeneratorLoss(torch.nn.Module):
+    """The generator's images for the latents (bf16 autocast on CUDA) and their loss against the
+    real images: the part of a step that --compile turns into one graph."""
+
+    def __init__(self, generator: torch.nn.Module, image_loss: ImageLoss, autocast):
+        super().__init__()
+        self.generator, self.image_loss, self.autocast = generator, image_loss, autocast
+
+    def forward(self, latents: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.autocast:
+            fake = self.generator(latents)
+        return self.image_loss(fake, real)
+
+
 def train_step(run: Run, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """One optimizer step on images `idx` and their selected latents, with no host sync: the
     losses, gradient norm and finiteness stay on the device and are read at log time
@@ -193,9 +206,7 @@ def train_step(run: Run, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     remembered in run.first_skipped; `check_finite` stops the run at the next log or checkpoint."""
     cfg = run.cfg
     lr = learning_rate(cfg, run.step)
-    with run.autocast:
-        fake = run.train_model(run.latents[idx])
-    losses = run.image_loss(fake, as_float(run.data[idx]))
+    losses = run.forward_loss(run.latents[idx], as_float(run.data[idx]))
     run.opt.zero_grad(set_to_none=True)
     losses["loss"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip or float("inf"), foreach=True)
