@@ -196,7 +196,7 @@ def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits,
     assert calls[0][1] < calls[1][1] < calls[2][1]
     run = adversarial.setup(gan_config(digits, tmp_path / "opt", max_steps=1, **changes))
     group = run.opt_G.param_groups[1]
-    assert group["lr"] == pytest.approx(run.cfg.lr * 4 / 5) and group["betas"] == (0.0, pytest.approx(0.99 ** 0.8))
+    assert float(group["lr"]) == pytest.approx(run.cfg.lr * 4 / 5) and group["betas"] == (0.0, pytest.approx(0.99 ** 0.8))
     adversarial.train(gan_config(digits, tmp_path / "split", max_steps=6, **changes))
     adversarial.train(gan_config(digits, tmp_path / "split", max_steps=12, resume=True, **changes))
     a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bench.counters import HostSyncs
-from train.config import PRESETS, TrainConfig
+from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ FAKE_CUDA_RUN = r"""
 import json, sys, torch
 sys.path.insert(0, {root!r})
 from tests.fake_cuda import FakeCuda, fake_cuda
-from train.config import PRESETS, TrainConfig
+from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 from train import adversarial, loop
 from train.evaluation import TrainingEvaluation
 
@@ -103,6 +103,23 @@ def test_a_training_step_makes_no_host_sync(digits, tmp_path):
     with HostSyncs() as syncs:
         loop.read_metrics(run, metrics)            # the log step reads them: that is where the sync belongs
     assert syncs.total > 0
+
+
+def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
+    """G step, D step and the lazy R1 step (the first GPU run's adversarial step made 110-250:
+    a finiteness check per parameter, CPU-drawn randomness copied over, .item() per loss)."""
+    from train import adversarial
+
+    cfg = TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "objective": "adversarial", "data": digits,
+                         "out": str(tmp_path), "progress": False})
+    run = adversarial.setup(cfg)
+    real = adversarial.as_float(run.data[:run.per_rank_batch])
+    adversarial.generator_step(run)
+    with HostSyncs() as syncs:
+        adversarial.generator_step(run)
+        adversarial.discriminator_step(run, real)
+        adversarial.r1_step(run, real)
+    assert syncs.total == 0, dict(syncs.calls)
 
 
 def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, tmp_path, monkeypatch, capsys):

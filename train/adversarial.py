@@ -53,9 +53,10 @@ from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
 from .init_from import TRAIN_STATE_FILE
-from .run import (Cadence, DiversityProbe, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
-                  ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state, relative_change,
-                  restore_rng_states, rng_states, update_ema, weight_change)
+from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator, check_finite,
+                  ema_decay, epoch_order, images_before, learning_rates_on_device, load_data, open_run_folder,
+                  read_metrics, read_train_state, relative_change, restore_rng_states, rng_states, skip_if_not_finite,
+                  update_ema, weight_change)
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 DISCRIMINATOR_CONFIG_FILE = "discriminator.json"
@@ -87,6 +88,7 @@ class GanRun(RunFolder):
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0             # this process's CPU seconds (as loop.Run)
     pl_mean: float = 0.0                # running mean of the path lengths (path_length_step)
+    first_skipped: Optional[torch.Tensor] = None   # 0-d on the device: the first non-finite step skipped, or -1
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
     STATE_KEYS = ("step", "wall_time_s", "cpu_time_s", "pl_mean")
@@ -119,10 +121,16 @@ def setup(cfg: TrainConfig) -> GanRun:
     # for the lazy path-length steps (when they are on).
     ratio = cfg.r1_every / (cfg.r1_every + 1)
     g_ratio = cfg.pl_every / (cfg.pl_every + 1) if cfg.pl_weight > 0 else 1.0
-    opt_G = torch.optim.Adam([{"params": G.mapping.parameters(), "lr": cfg.lr * cfg.mapping_lr_scale * g_ratio},
-                              {"params": G.synthesis.parameters(), "lr": cfg.lr * cfg.synthesis_lr_scale * g_ratio}],
-                             betas=(0.0, 0.99 ** g_ratio), eps=1e-8)
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr * cfg.d_lr_scale * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
+    # Fused Adam, each group's rate a 0-d tensor on the device (its float in "base_lr"): a step
+    # sets it, times 0 when not finite, without waiting for the host (run.skip_if_not_finite).
+    def group(params, lr: float) -> dict:
+        return {"params": params, "lr": torch.tensor(lr, device=device), "base_lr": lr}
+
+    opt_G = torch.optim.Adam([group(G.mapping.parameters(), cfg.lr * cfg.mapping_lr_scale * g_ratio),
+                              group(G.synthesis.parameters(), cfg.lr * cfg.synthesis_lr_scale * g_ratio)],
+                             betas=(0.0, 0.99 ** g_ratio), eps=1e-8, fused=True)
+    opt_D = torch.optim.Adam([group(D.parameters(), cfg.lr * cfg.d_lr_scale * ratio)], betas=(0.0, 0.99 ** ratio),
+                             eps=1e-8, fused=True)
     compiled = cfg.compile and device.type == "cuda"
     run = GanRun(cfg=cfg, info=info, data=data, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D,
                  map_G=torch.compile(G.map) if compiled else G.map,
@@ -136,6 +144,9 @@ def setup(cfg: TrainConfig) -> GanRun:
                            else nullcontext()))
     if cfg.resume:
         load_state(run, model_config)
+    for opt in (opt_G, opt_D):
+        learning_rates_on_device(opt, device)
+    run.first_skipped = torch.tensor(-1, device=device)
     if info.is_main:
         run.log_file = open_run_folder(cfg)
         print(f"adversarial {model_config.mapper.kind.upper()} generator: {G.parameter_counts()['mapping'] / 1e6:.2f} M "
@@ -221,23 +232,26 @@ def r1_gamma(cfg: TrainConfig, resolution: int) -> float:
 
 
 _PHASES = {"generator": 0, "fake": 1, "real": 2, "r1": 3}
+AVERAGED = ("loss_G", "loss_D", "d_real", "d_fake", "d_gap", "r1_penalty", "pl_penalty")   # per rank: averaged at log time
+DIVERGED_HINT = "Lower --lr or raise --r1-gamma"
 
 
-def _step(run: GanRun, opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor, what: str) -> float:
+def _step(run: GanRun, opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor,
+          what: str) -> torch.Tensor:
+    """One optimizer step of `module` on `loss`, without a host sync: a step whose averaged
+    gradients are not finite (the same on every rank) is skipped on the device, and the run stops
+    at the next log or checkpoint (check_finite). Returns this rank's loss, on the device."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     distributed.average_gradients(module, run.info)
-    value = distributed.all_reduce_mean(loss.item(), run.info)
-    finite = all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
-    if not math.isfinite(value) or not finite:
-        raise TrainingDiverged(f"training diverged at step {run.step} ({what}: loss {value}). Nothing was saved after "
-                               f"the last good checkpoint ({run.ckpt_dir}). Lower --lr or raise --r1-gamma, then "
-                               f"continue with --resume.")
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+    skip_if_not_finite(run, opt, module, finite, [group["base_lr"] for group in opt.param_groups])
     opt.step()
-    return value
+    return loss.detach()
 
 
-def generator_step(run: GanRun) -> float:
+def generator_step(run: GanRun) -> torch.Tensor:
     run.D.requires_grad_(False)
     fake = fake_images(run, "generator")
     loss = F.softplus(-judge(run, fake, "generator")).mean()     # non-saturating: maximise log D(G(z))
@@ -247,7 +261,7 @@ def generator_step(run: GanRun) -> float:
     return value
 
 
-def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, float]:
+def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, torch.Tensor]:
     """D against fresh fakes of the generator just updated (reusing the G step's images would
     show D the generator of one step ago), and against the real batch."""
     with torch.no_grad():
@@ -256,8 +270,7 @@ def discriminator_step(run: GanRun, real: torch.Tensor) -> dict[str, float]:
     loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     value = _step(run, run.opt_D, run.D, loss, "discriminator")
     # D's confidence, as probabilities: 0.5 / 0.5 is chance; the gap is how well it tells them apart.
-    p_real = distributed.all_reduce_mean(torch.sigmoid(real_logits).mean().item(), run.info)
-    p_fake = distributed.all_reduce_mean(torch.sigmoid(fake_logits).mean().item(), run.info)
+    p_real, p_fake = torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
     return {"loss_D": value, "d_real": p_real, "d_fake": p_fake, "d_gap": p_real - p_fake}
 
 
@@ -281,7 +294,7 @@ def path_length_step(run: GanRun) -> float:
     penalty = (lengths - run.pl_mean).square().mean()
     _step(run, run.opt_G, run.G, penalty * cfg.pl_weight * cfg.pl_every, "path length")
     run.D.requires_grad_(True)
-    return distributed.all_reduce_mean(penalty.item(), run.info)
+    return penalty.detach()
 
 
 def r1_step(run: GanRun, real: torch.Tensor) -> float:
@@ -293,7 +306,7 @@ def r1_step(run: GanRun, real: torch.Tensor) -> float:
     penalty = grad.square().sum(dim=(1, 2, 3)).mean()
     gamma = r1_gamma(run.cfg, real.shape[-1])
     _step(run, run.opt_D, run.D, penalty * (gamma / 2) * run.cfg.r1_every, "R1")
-    return distributed.all_reduce_mean(penalty.item(), run.info)
+    return penalty.detach()
 
 
 def probe_raw(probe: DiversityProbe, G: Generator) -> dict:
@@ -326,11 +339,14 @@ def train(cfg: TrainConfig) -> Path:
             run.step += 1
             clock.tick(run)
             if run.step % cfg.log_every == 0:
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **metrics, "r1_penalty": r1,
-                          "pl_penalty": pl, "pl_mean": run.pl_mean, "images_per_s": clock.images_per_s(),
-                          "wall_time_s": run.wall_time_s, "weight_change": run.weight_change()}
+                check_finite(run, DIVERGED_HINT)
+                values = read_metrics(run, {**metrics, "r1_penalty": r1, "pl_penalty": pl}, averaged=AVERAGED)
+                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **values, "pl_mean": run.pl_mean,
+                          "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
+                          "weight_change": run.weight_change()}
                 run.log(record)
-                clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {loss_G:.4f} | loss_D {metrics['loss_D']:.4f} | "
+                metrics = values
+                clock.status(f"step {run.step}/{cfg.max_steps} | loss_G {values['loss_G']:.4f} | loss_D {metrics['loss_D']:.4f} | "
                              f"D(real) {metrics['d_real']:.3f} D(fake) {metrics['d_fake']:.3f} | "
                              f"{record['images_per_s']:.1f} img/s | {run.wall_time_s / 60:.1f} min | {clock.eta()}")
             if probe is not None and run.step % cfg.checkpoint_every == 0:
@@ -341,7 +357,7 @@ def train(cfg: TrainConfig) -> Path:
                     clock.status(f"step {run.step}: distinct nearest of {DiversityProbe.SEEDS} seeds raw "
                                  f"{both['model']['distinct_nearest']}, EMA {both['ema']['distinct_nearest']}; "
                                  f"w-spread raw {both['model']['w_spread']:.2f}, EMA {both['ema']['w_spread']:.2f}")
-            if clock.end_of_step(run.step, run.G_ema, run.out, lambda: save_state(run)):
+            if clock.end_of_step(run.step, run.G_ema, run.out, lambda: (check_finite(run, DIVERGED_HINT), save_state(run))):
                 break
     finally:
         clock.close(run.log_file)

@@ -28,9 +28,10 @@ from .config import TrainConfig
 from .imle import RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles, reselect
 from .init_from import Parent
 from .losses import ImageLoss
-from .run import (Cadence, DiversityProbe, RunFolder, TrainingDiverged, as_float, budget_meta, build_generator,
-                  ema_decay, epoch_order, images_before, load_data, open_run_folder, read_train_state,
-                  restore_rng_states, rng_states, save_all, update_ema, weight_change)
+from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
+                  check_finite, ema_decay, epoch_order, images_before, learning_rates_on_device, load_data,
+                  open_run_folder, read_metrics, read_train_state, restore_rng_states, rng_states, save_all,
+                  skip_if_not_finite, update_ema, weight_change)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -202,8 +203,8 @@ def train_step(run: Run, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """One optimizer step on images `idx` and their selected latents, with no host sync: the
     losses, gradient norm and finiteness stay on the device and are read at log time
     (`read_metrics`). A step whose loss or gradients are not finite is skipped on the device
-    (its gradients zeroed and its learning rate multiplied by 0: the weights do not move) and
-    remembered in run.first_skipped; `check_finite` stops the run at the next log or checkpoint."""
+    (`skip_if_not_finite`: the weights do not move) and `check_finite` stops the run at the next
+    log or checkpoint."""
     cfg = run.cfg
     lr = learning_rate(cfg, run.step)
     losses = run.forward_loss(run.latents[idx], as_float(run.data[idx]))
@@ -211,41 +212,10 @@ def train_step(run: Run, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     losses["loss"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip or float("inf"), foreach=True)
     finite = torch.isfinite(losses["loss"].detach()) & torch.isfinite(grad_norm)
-    for p in run.model.parameters():
-        if p.grad is not None:
-            p.grad.nan_to_num_(0.0, 0.0, 0.0)        # NaN x 0 would still be NaN in the update
-    for group in run.opt.param_groups:
-        group["lr"].fill_(lr * group["lr_scale"]).mul_(finite)
+    skip_if_not_finite(run, run.opt, run.model, finite, [lr * group["lr_scale"] for group in run.opt.param_groups])
     run.opt.step()
-    run.first_skipped = torch.where((run.first_skipped < 0) & ~finite, run.step, run.first_skipped)
     update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
     return {**{k: v.detach() for k, v in losses.items()}, "grad_norm": grad_norm.detach()}
-
-
-def read_metrics(run: Run, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    """A log step's metrics as numbers (the one host sync of the interval); the loss averaged over ranks."""
-    values = {k: float(v) for k, v in metrics.items()}
-    values["loss"] = distributed.all_reduce_mean(values["loss"], run.info)
-    return values
-
-
-def check_finite(run: Run) -> None:
-    """Raises TrainingDiverged if a step since the start was skipped as not finite (read at log
-    and checkpoint steps only: a host sync). The weights are still the last finite ones."""
-    first = int(run.first_skipped)
-    if first >= 0:
-        raise TrainingDiverged(
-            f"training diverged at step {first}: the loss or the gradients were not finite (that step and any after it "
-            f"were skipped). Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
-            f"Lower --lr or raise --warmup-steps, then continue with --resume.")
-
-
-def learning_rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -> None:
-    """Each group's learning rate as a 0-d tensor on the device, so that a step can set it (and
-    zero it for a skipped step) without a host sync; also after a state from older runs is loaded."""
-    for group in opt.param_groups:
-        if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
-            group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
 def status_line(record: dict, max_steps: int) -> str:

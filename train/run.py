@@ -349,3 +349,47 @@ def restore_rng_states(saved: dict, info: distributed.DistInfo) -> None:
     torch.set_rng_state(saved["rng_cpu"].cpu())             # states written before per-rank states
     if "rng_cuda" in saved and info.device.type == "cuda":
         torch.cuda.set_rng_state(saved["rng_cuda"][0].cpu(), info.device)
+
+
+def read_metrics(run, metrics: dict, averaged=("loss",)) -> dict:
+    """A log step's metrics as numbers (the one host sync of the interval), averaged over ranks
+    where they differ by rank (`averaged`); None stays None."""
+    values = {k: None if v is None else float(v) for k, v in metrics.items()}
+    for k in averaged:
+        if values.get(k) is not None:
+            values[k] = distributed.all_reduce_mean(values[k], run.info)
+    return values
+
+
+def check_finite(run, hint: str = "Lower --lr or raise --warmup-steps") -> None:
+    """Raises TrainingDiverged if a step since the start was skipped as not finite (read at log
+    and checkpoint steps only: a host sync). The weights are still the last finite ones."""
+    first = int(run.first_skipped)
+    if first >= 0:
+        raise TrainingDiverged(
+            f"training diverged at step {first}: the loss or the gradients were not finite (that step and any after it "
+            f"were skipped). Nothing was saved after the last good checkpoint ({run.ckpt_dir}, if one was written). "
+            f"{hint}, then continue with --resume.")
+
+
+def learning_rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    """Each group's learning rate as a 0-d tensor on the device, so that a step can set it (and
+    zero it for a skipped step) without a host sync; also after a state from older runs is loaded."""
+    for group in opt.param_groups:
+        group.setdefault("base_lr", float(group["lr"]))      # a state saved before base_lr existed
+        if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+
+
+def skip_if_not_finite(run, opt: torch.optim.Optimizer, module: torch.nn.Module, finite: torch.Tensor,
+                       lrs: list[float]) -> None:
+    """Before opt.step(): each group's learning rate (0-d tensors, learning_rates_on_device) set
+    to `lrs`, times 0 when the step is not finite, whose gradients are zeroed too (NaN x 0 would
+    still be NaN): the weights do not move. The first such step is remembered on the device in
+    run.first_skipped, for check_finite. No host sync."""
+    for p in module.parameters():
+        if p.grad is not None:
+            p.grad.nan_to_num_(0.0, 0.0, 0.0)
+    for group, lr in zip(opt.param_groups, lrs):
+        group["lr"].fill_(lr).mul_(finite)
+    run.first_skipped = torch.where((run.first_skipped < 0) & ~finite, run.step, run.first_skipped)
