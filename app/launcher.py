@@ -22,7 +22,8 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]        # the repository (or the Space)
 DEFAULT_CHECKPOINTS = ROOT / "checkpoints"         # next to app.py, whatever the working directory
-MY_CHECKPOINTS = ROOT / "my_checkpoints"           # the user's app-ready runs (git-ignored): never among the shipped
+MY_CHECKPOINTS = ROOT / "my_checkpoints"           # the user's app-ready runs (git-ignored; rtm_core.checkpoint.USER_CHECKPOINTS,
+                                                   # not imported: --help answers before torch loads)
 
 
 def default_run_name(run: str) -> str:
