@@ -190,7 +190,9 @@ def main() -> None:
         + ("Trained in stages, each continuing from the last shipped weights (`--init-from`): the budget and "
            "lineage below, the runs in docs/EXPERIMENTS.md." if meta.get("lineage") else
            "One arm of the few-shot experiment in docs/EXPERIMENTS.md: every arm shares the decoder, data, seed, "
-           "optimizer steps and loss, and differs only in the mapper."), "",
+           "optimizer steps and loss, and differs only in the mapper." if "fewshot" in str(t.get("out")) else
+           "One training run, the first stage of a series (later stages continue it with `--init-from`); "
+           "the run is recorded in docs/EXPERIMENTS.md."), "",
         "## Model", "",
         f"- Mapper: {describe_mapper(cfg.mapper)}; {params['mapping'] / 1e6:.2f} M parameters.",
         f"- Decoder: {cfg.decoder.kind}, {cfg.decoder.img_resolution}x{cfg.decoder.img_resolution} RGB, "
