@@ -106,9 +106,8 @@ def setup(cfg: TrainConfig) -> Run:
     # generator's buffers (the fixed initial states, the noise scales' constants) never change.
     train_model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                            broadcast_buffers=False) if info.enabled else model)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
     forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size),
-                                 autocast).to(device)
+                                 bf16=cfg.amp and device.type == "cuda").to(device)
     pool_model = model
     if cfg.compile:
         # Two graphs: the generator with its loss (one region: the perceptual network's kernels
@@ -189,12 +188,13 @@ class GeneratorLoss(torch.nn.Module):
     """The generator's images for the latents (bf16 autocast on CUDA) and their loss against the
     real images: the part of a step that --compile turns into one graph."""
 
-    def __init__(self, generator: torch.nn.Module, image_loss: ImageLoss, autocast):
+    def __init__(self, generator: torch.nn.Module, image_loss: ImageLoss, bf16: bool):
         super().__init__()
-        self.generator, self.image_loss, self.autocast = generator, image_loss, autocast
+        self.generator, self.image_loss, self.bf16 = generator, image_loss, bf16
 
     def forward(self, latents: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        with self.autocast:
+        # The context made here, not kept on the module: torch.compile traces it into the graph.
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext():
             fake = self.generator(latents)
         return self.image_loss(fake, real)
 
