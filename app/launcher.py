@@ -106,7 +106,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"   # every server 
 def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)     # libraries: warnings and worse
+    logging.getLogger("rtm_explorer").setLevel(logging.INFO)           # the app: also what it refused
     from .ui import LAUNCH_KWARGS
 
     _demo(args.folders, args.checkpoint, args.max_batch).launch(server_name=args.host, server_port=args.port,
