@@ -164,10 +164,11 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
     instruction sets. The cost: a lone seed decodes 16 images for its 9 frames and its mapper
     runs 8 rows (bench_core)."""
     with torch.inference_mode():
+        chunks = z.split(MAPPER_ROWS)
         parts = [trajectory(generator, _pad_rows(chunk, MAPPER_ROWS), steps, decode=False, tokens=True,
-                            intervene=intervene) for chunk in z.split(MAPPER_ROWS)]
-        ws = torch.cat([p.ws[:, :len(c)] for p, c in zip(parts, z.split(MAPPER_ROWS))], dim=1)  # (S+1, B, w_dim)
-        tokens = (torch.cat([p.tokens[:, :len(c)] for p, c in zip(parts, z.split(MAPPER_ROWS))], dim=1)
+                            intervene=intervene) for chunk in chunks]
+        ws = torch.cat([p.ws[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)           # (S+1, B, w_dim)
+        tokens = (torch.cat([p.tokens[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)
                   if parts[0].tokens is not None else None)                                 # (S+1, B, T, d)
         images = torch.cat([generator.synthesize(_pad_rows(chunk, DECODE_ROWS))[:len(chunk)]
                             for chunk in ws.flatten(0, 1).split(DECODE_ROWS)])

@@ -16,7 +16,7 @@ Run it in a fresh process (tests/test_device_discipline.py does): it patches tor
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Optional
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
@@ -29,17 +29,17 @@ MISMATCH = ("Expected all tensors to be on the same device, but found at least t
             "(fake_cuda: {op})")
 
 
-def _is_cuda_target(args, kwargs) -> bool:
-    """Does a .to()/factory call ask for a CUDA device?"""
-    for value in list(args) + [kwargs.get("device")]:
+def _target(values, kwargs) -> Optional[str]:
+    """The device type ("cuda", "cpu") that a .to()/factory call's arguments ask for, or None."""
+    for value in list(values) + [kwargs.get("device")]:
         if isinstance(value, torch.Tensor):
-            return isinstance(value, FakeCuda)
+            return value.device.type          # .to(other): FakeCuda reports "cuda"
         if isinstance(value, (str, torch.device)):
             try:
-                return torch.device(value).type == "cuda"
+                return torch.device(value).type
             except (RuntimeError, TypeError):
                 continue
-    return False
+    return None
 
 
 class FakeCuda(torch.Tensor):
@@ -69,7 +69,7 @@ class FakeCuda(torch.Tensor):
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
-        if name in ("cpu", "numpy", "tolist", "item") or (name == "to" and _to_cpu(args, kwargs)):
+        if name in ("cpu", "numpy", "tolist", "item") or (name == "to" and _target(args[1:], kwargs) == "cpu"):
             plain = tree_map(lambda t: t.as_subclass(torch.Tensor) if isinstance(t, FakeCuda) else t, args)
             with torch._C.DisableTorchFunctionSubclass():
                 if name == "cpu":
@@ -79,7 +79,7 @@ class FakeCuda(torch.Tensor):
                     kw = {k: v for k, v in kwargs.items() if k != "device"}
                     return plain[0].to(*rest, **kw) if (rest or kw) else plain[0].clone()
                 return func(*plain, **kwargs)
-        if name in ("cuda",) or (name == "to" and _is_cuda_target(args[1:], kwargs)):
+        if name in ("cuda",) or (name == "to" and _target(args[1:], kwargs) == "cuda"):
             rest = [a for a in args[1:] if not isinstance(a, (str, torch.device, FakeCuda))]
             kw = {k: v for k, v in kwargs.items() if k != "device"}
             with torch._C.DisableTorchFunctionSubclass():
@@ -92,20 +92,6 @@ class FakeCuda(torch.Tensor):
         with torch._C.DisableTorchFunctionSubclass():
             out = func(*args, **kwargs)
         return tree_map(lambda t: FakeCuda(t) if type(t) is torch.Tensor else t, out)
-
-
-def _to_cpu(args, kwargs) -> bool:
-    for value in list(args[1:]) + [kwargs.get("device")]:
-        if isinstance(value, (str, torch.device)):
-            try:
-                return torch.device(value).type == "cpu"
-            except (RuntimeError, TypeError):
-                continue
-    return False
-
-
-def to_fake(t: Any) -> Any:
-    return FakeCuda(t) if isinstance(t, torch.Tensor) and not isinstance(t, FakeCuda) else t
 
 
 def module_to_fake(module: torch.nn.Module) -> torch.nn.Module:
@@ -129,10 +115,10 @@ def fake_cuda():
         patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
-    plain_to, plain_cuda = torch.Tensor.to, torch.Tensor.cuda
+    plain_to = torch.Tensor.to
 
     def tensor_to(self, *args, **kwargs):
-        if not isinstance(self, FakeCuda) and _is_cuda_target(args, kwargs):
+        if not isinstance(self, FakeCuda) and _target(args, kwargs) == "cuda":
             rest = [a for a in args if not isinstance(a, (str, torch.device, FakeCuda))]
             kw = {k: v for k, v in kwargs.items() if k != "device"}
             return FakeCuda(plain_to(self, *rest, **kw) if (rest or kw) else self)
@@ -149,7 +135,7 @@ def fake_cuda():
         original = getattr(torch, factory)
 
         def made(*args, _original=original, **kwargs):
-            cuda = _is_cuda_target((), kwargs)
+            cuda = _target((), kwargs) == "cuda"
             if cuda:
                 kwargs = {**kwargs, "device": "cpu"}
             out = _original(*args, **kwargs)
@@ -177,7 +163,7 @@ def fake_cuda():
     plain_module_to = torch.nn.Module.to
 
     def module_to(self, *args, **kwargs):
-        if _is_cuda_target(args, kwargs):
+        if _target(args, kwargs) == "cuda":
             rest = [a for a in args if not isinstance(a, (str, torch.device))]
             kw = {k: v for k, v in kwargs.items() if k != "device"}
             if rest or kw:

@@ -43,18 +43,21 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
     def real(start: int, stop: int) -> torch.Tensor:                                      # (n, C*R*R)
         return torch.from_numpy(data[start:stop]).permute(0, 3, 1, 2).double().flatten(1)
 
+    # One pass over the training images, a block at a time: each block is converted once and
+    # measured against the samples and against (up to) 2,000 training images, for the data's own
+    # spacing (each of those to its nearest other one), so that 50,000 images need neither a
+    # 50,000 x 50,000 matrix nor one float64 copy of them all.
     scale = fake.shape[1] ** 0.5                                                          # distance -> RMS
-    blocks = range(0, len(data), BLOCK)
-    to_data = torch.cat([torch.cdist(fake, real(b, b + BLOCK)) for b in blocks], dim=1) / scale   # (S, N)
-    # The data's own spacing: each of (up to) 2,000 training images to its nearest other one, a
-    # block at a time, so that 50,000 images do not need a 50,000 x 50,000 matrix.
-    between = []
-    for start in range(0, min(len(data), 2000), 500):
-        query = real(start, start + 500)
-        d = torch.cat([torch.cdist(query, real(b, b + BLOCK)) for b in blocks], dim=1) / scale
-        d[torch.arange(d.shape[0]), torch.arange(start, start + d.shape[0])] = float("inf")
-        between.append(d.min(dim=1).values)
-    between = torch.cat(between)
+    queries = real(0, 2000)                                                               # (q, C*R*R)
+    to_data, between = [], torch.full((len(queries),), float("inf"), dtype=torch.float64)
+    for start in range(0, len(data), BLOCK):
+        block = real(start, start + BLOCK)
+        to_data.append(torch.cdist(fake, block) / scale)
+        d = torch.cdist(queries, block) / scale                                           # (q, block)
+        own = torch.arange(start, max(start, min(start + len(block), len(queries))))      # a query is no neighbour of itself
+        d[own, own - start] = float("inf")
+        between = torch.minimum(between, d.min(dim=1).values)
+    to_data = torch.cat(to_data, dim=1)                                                   # (S, N)
     # The most that independent seeds can reach in expectation: every seed nearest to a uniformly
     # random training image gives N (1 - (1 - 1/N)^S) distinct ones (64.2 for 100 seeds over 103 faces).
     n, s = len(data), fake.shape[0]
