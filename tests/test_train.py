@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -52,7 +53,7 @@ def test_other_arms_train(digits, tmp_path, mapper, decoder):
 
 
 def test_resume_ends_with_the_same_weights(digits, tmp_path):
-    # 1 epoch = 112 steps and re-selection every 2 epochs: cross both boundaries.
+    # 1 epoch = 112.3 steps and re-selection every 2 epochs of images (225 steps): cross both boundaries.
     settings = dict(max_steps=260, checkpoint_every=100, log_every=50)
     train(tiny_config(digits, tmp_path / "straight", **settings))
     train(tiny_config(digits, tmp_path / "split", **{**settings, "max_steps": 150}))
@@ -351,18 +352,45 @@ def test_ema_moves_towards_the_model_by_one_minus_decay():
     torch.testing.assert_close(ema.weight, torch.full((2, 2), 0.1))
 
 
-def test_each_rank_trains_on_its_own_share_of_the_epoch():
+def test_each_rank_trains_on_its_own_share_of_every_batch_and_every_image_once_an_epoch():
     from train.distributed import DistInfo
-    from train.run import epoch_order
+    from train.run import BatchOrder
 
-    def share(rank, world):
-        return epoch_order(0, 3, 10, DistInfo(rank=rank, world_size=world, local_rank=rank, device=torch.device("cpu")))
+    def order(rank, world, batch, n=10):
+        return BatchOrder(0, n, batch, DistInfo(rank=rank, world_size=world, local_rank=rank, device=torch.device("cpu")))
 
-    whole = share(0, 1)
-    a, b = share(0, 2), share(1, 2)
-    assert len(a) == len(b) == 5 and not set(a.tolist()) & set(b.tolist())
-    assert sorted(a.tolist() + b.tolist()) == sorted(whole.tolist()) == list(range(10))
-    assert not torch.equal(whole, epoch_order(0, 4, 10, DistInfo(0, 1, 0, torch.device("cpu"))))  # a new order each epoch
+    whole, a, b = order(0, 1, 4), order(0, 2, 4), order(1, 2, 4)
+    for step in range(7):   # batches of 4 from epochs of 10: steps 2 and 4 span two epochs
+        assert sorted(a(step).tolist() + b(step).tolist()) == sorted(whole(step).tolist())
+        assert len(a(step)) == len(b(step)) == 2
+    stream = torch.cat([whole(step) for step in range(5)])   # 20 images = two epochs, each image once in each
+    assert sorted(stream[:10].tolist()) == sorted(stream[10:].tolist()) == list(range(10))
+    assert not torch.equal(stream[:10], stream[10:])         # a new order each epoch
+    # the stream is the same whatever the batch: a schedule in images means the same at any batch size
+    assert torch.equal(torch.cat([order(0, 1, 5)(step) for step in range(4)]), stream)
+    big = order(0, 1, 25)(1)                                 # a batch larger than the dataset spans epochs 2-5
+    assert len(big) == 25 and sorted(big[5:15].tolist()) == list(range(10))
+
+
+def test_schedules_counted_in_images_mean_the_same_at_any_batch_size():
+    from train.loop import resample_interval
+    from train.run import ema_decay
+
+    cfgs = {b: parse_args(["--data", "x", "--preset", "cpu", "--batch-size", str(b)]) for b in (16, 64, 256)}
+    for b, cfg in cfgs.items():
+        assert cfg.warmup_steps == -(-3_200 // b) and cfg.max_steps == -(-24_000 // b)   # rounded up to whole steps
+        # the EMA keeps half of its weight on the last 2,200 images, whatever the batch
+        assert cfg.ema_decay ** (2_200 / b) == pytest.approx(0.5)
+        assert ema_decay(cfg, 10_000) == pytest.approx(cfg.ema_decay)
+        assert resample_interval(cfg, 103) * b == pytest.approx(20 * 103, rel=0.05)   # every 20 epochs of images
+    assert resample_interval(dataclasses.replace(cfgs[256], resample_min_steps=30), 103) == 30   # the floor
+    # a step count on the command line replaces the preset's count in images; both at once is refused
+    assert parse_args(["--data", "x", "--preset", "cpu", "--max-steps", "7"]).max_steps == 7
+    assert parse_args(["--data", "x", "--preset", "cpu", "--warmup-steps", "7"]).warmup_steps == 7
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "x", "--max-steps", "7", "--max-images", "700"])
+    with pytest.raises(ValueError, match="max_images"):
+        TrainConfig(max_images=-1)
 
 
 def test_random_streams_are_named_and_do_not_collide():

@@ -54,7 +54,7 @@ from .imle import stream
 from .init_from import Parent
 from .init_from import TRAIN_STATE_FILE
 from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator, check_finite,
-                  ema_decay, epoch_order, images_before, learning_rates_on_device, load_data, open_run_folder,
+                  ema_decay, BatchOrder, images_before, learning_rates_on_device, load_data, open_run_folder,
                   read_metrics, read_train_state, relative_change, restore_rng_states, rng_states, skip_if_not_finite,
                   update_ema, weight_change)
 
@@ -82,7 +82,6 @@ class GanRun(RunFolder):
     initial_D: list[torch.Tensor]
     parent: Optional[Parent]            # --init-from's checkpoint (G and G_ema; D starts fresh)
     autocast: Any
-    steps_per_epoch: int
     per_rank_batch: int
     step: int = 0
     wall_time_s: float = 0.0
@@ -100,7 +99,7 @@ class GanRun(RunFolder):
 
     @property
     def rows(self) -> slice:
-        """This rank's images of a global batch: positions rank, rank + W, ... (as epoch_order)."""
+        """This rank's images of a global batch: positions rank, rank + W, ... (as BatchOrder)."""
         return slice(self.info.rank, None, self.info.world_size)
 
 
@@ -112,7 +111,7 @@ def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> Di
 def setup(cfg: TrainConfig) -> GanRun:
     info = distributed.setup(cfg.device)
     device = info.device
-    dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
+    dataset, data, per_rank_batch = load_data(cfg, info)
     N = data.shape[0]
 
     model_config, G, G_ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
@@ -139,7 +138,7 @@ def setup(cfg: TrainConfig) -> GanRun:
                  meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N,
                        "objective": "adversarial"},
                  initial_G={n: p.detach().clone() for n, p in G.named_parameters()}, parent=parent,
-                 initial_D=[p.detach().clone() for p in D.parameters()], steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch,
+                 initial_D=[p.detach().clone() for p in D.parameters()], per_rank_batch=per_rank_batch,
                  autocast=(torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                            else nullcontext()))
     if cfg.resume:
@@ -321,15 +320,12 @@ def probe_raw(probe: DiversityProbe, G: Generator) -> dict:
 
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
-    N, device = run.data.shape[0], run.info.device
-    clock, order, r1, pl = Cadence(cfg, run), None, None, None
+    N = run.data.shape[0]
+    clock, order, r1, pl = Cadence(cfg, run), BatchOrder(cfg.seed, N, cfg.batch_size, run.info), None, None
     probe = DiversityProbe(run.data, run.G.z_dim) if run.info.is_main else None
     try:
         while run.step < cfg.max_steps:
-            epoch, pos = divmod(run.step, run.steps_per_epoch)
-            if order is None or pos == 0:
-                order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
-            real = as_float(run.data[order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch]])
+            real = as_float(run.data[order(run.step)])
             loss_G = generator_step(run)
             if cfg.pl_weight > 0 and run.step % cfg.pl_every == 0:
                 pl = path_length_step(run)
@@ -341,7 +337,7 @@ def train(cfg: TrainConfig) -> Path:
             if run.step % cfg.log_every == 0:
                 check_finite(run, DIVERGED_HINT)
                 values = read_metrics(run, {**metrics, "r1_penalty": r1, "pl_penalty": pl}, averaged=AVERAGED)
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **values, "pl_mean": run.pl_mean,
+                record = {"step": run.step, "epoch": run.step * cfg.batch_size / N, **values, "pl_mean": run.pl_mean,
                           "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
                           "weight_change": run.weight_change()}
                 run.log(record)

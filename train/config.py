@@ -24,6 +24,8 @@ REJECTIONS = ("any", "knn")             # train/imle.py:select_nearest
 OBJECTIVES = ("imle", "adversarial")
 LR_SCHEDULES = ("constant", "cosine")   # train/loop.py:learning_rate
 AUGMENT_POLICIES = ("color,translation,cutout", "translation,cutout", "none")   # train/augment.py
+# Schedules that can be given in images, and the step-counted field each one sets.
+IMAGE_COUNTS = {"warmup_images": "warmup_steps", "max_images": "max_steps", "ema_half_life_images": "ema_decay"}
 # The dataset decides these; setting them by flag would only contradict it.
 FROM_DATA = ("img_resolution", "img_channels")
 
@@ -60,19 +62,23 @@ class TrainConfig:
     adam_beta1: float = 0.9         # AdamW betas of the IMLE objective (RS-IMLE: 0.9, 0.9; the adversarial one keeps StyleGAN2's)
     adam_beta2: float = 0.99
     warmup_steps: int = 200         # linear LR warmup; then lr_schedule
+    warmup_images: int = 0          # the warmup counted in images (> 0: sets warmup_steps = this / batch_size)
     lr_schedule: str = "constant"   # after warmup: "constant" | "cosine" (IMLE only): down to lr_final_scale x lr at
                                     # max_steps; for the last stage of a long run, with a max_steps it will reach
     lr_final_scale: float = 0.1     # "cosine": the rate at max_steps, as a fraction of lr
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
+    ema_half_life_images: int = 0   # the EMA's half-life counted in images (> 0: sets ema_decay = 0.5 ** (batch_size / this))
     ema_rampup: float = 0.0         # StyleGAN2-ADA's EMA ramp-up (0.05 there): the EMA's half-life in images is at most
                                     # this x the images seen so far, so it does not keep the random init for thousands
                                     # of steps; 0 = off (a fixed decay). An --init-from stage counts its parents' images
     max_steps: int = 10_000         # optimizer steps in total (a resumed run counts from 0)
+    max_images: int = 0             # the budget counted in images (> 0: sets max_steps = this / batch_size, rounded up)
     max_minutes: float = 0.0        # also stop after this much wall time; 0 = no limit
     # --- RS-IMLE -------------------------------------------------------------------------
     force_factor: int = 20          # pool size = force_factor x dataset size
-    resample_every: int = 30        # epochs between re-selections of the latents
+    resample_every: int = 30        # epochs between re-selections of the latents, counted in images (N images = one epoch)
+    resample_min_steps: int = 0     # ... but at least this many optimizer steps between them (large batches on few images)
     eps: float = 0.12               # rejection radius in the search space (absolute); see eps_nn_fraction
     eps_nn_fraction: float = 0.0    # if > 0: eps = this x the median distance from a training image to its
                                     # nearest other training image (the data's own scale), replacing eps
@@ -112,6 +118,11 @@ class TrainConfig:
     progress: bool = True           # tqdm progress bar on rank 0, when stderr is a terminal (not in a log file)
 
     def __post_init__(self) -> None:
+        for images, steps in IMAGE_COUNTS.items():
+            if getattr(self, images) < 0:
+                raise ValueError(f"invalid training settings: {images}={getattr(self, images)!r} (0 = use {steps})")
+        if self.batch_size >= 1:
+            self._count_in_images()
         checks = {
             "model": self.model in MODEL_PRESETS, "device": self.device in ("auto", "cpu", "cuda"),
             "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "synthesis_lr_scale": self.synthesis_lr_scale > 0, "max_steps": self.max_steps >= 1,
@@ -153,6 +164,20 @@ class TrainConfig:
                                  + (" (resolution and channels come from the data)" if set(unknown) & set(FROM_DATA) else ""))
         self.model_config(16, 3)  # every override is checked by rtm_core's own validation now, not mid-run
 
+    def _count_in_images(self) -> None:
+        # A schedule given in images decides its step form, so that it means the same at any
+        # batch size (issue 29: the gpu preset's batch 64 moved the weights ~9x less per image).
+        # The frozen dataclass keeps both: train_config.json says what was asked and what it gave.
+        derived = {}
+        if self.warmup_images:
+            derived["warmup_steps"] = math.ceil(self.warmup_images / self.batch_size)
+        if self.max_images:
+            derived["max_steps"] = math.ceil(self.max_images / self.batch_size)
+        if self.ema_half_life_images:
+            derived["ema_decay"] = 0.5 ** (self.batch_size / self.ema_half_life_images)
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
+
     def model_config(self, resolution: int, channels: int) -> ModelConfig:
         """The --model preset with the flags' field changes, at the data's resolution and channels."""
         base = MODEL_PRESETS[self.model]()
@@ -171,17 +196,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # preset's model in ~6 minutes of training. Batch 8 gives twice the updates for the same images, a
     # higher rate cosine-annealed to the last step lands in that short budget, and a fast EMA (with
     # ramp-up) does not keep thousands of steps of the random init. Rough but recognisable.
-    "quick": dict(decoder={"channel_base": 1024}, batch_size=8, lr=1e-3, synthesis_lr_scale=4.0, max_steps=900,
-                  max_minutes=8, warmup_steps=50, lr_schedule="cosine", lr_final_scale=0.05, loss_perceptual=1.0,
+    "quick": dict(decoder={"channel_base": 1024}, batch_size=8, lr=1e-3, synthesis_lr_scale=4.0, max_images=7_200,
+                  max_minutes=8, warmup_images=400, lr_schedule="cosine", lr_final_scale=0.05, loss_perceptual=1.0,
                   loss_pixel=1.0, perceptual_size=32, force_factor=10, resample_every=20, eps_nn_fraction=0.5,
-                  log_every=100, sample_every=0, checkpoint_every=300, ema_decay=0.99, ema_rampup=0.05, pool_batch=16,
+                  log_every=100, sample_every=0, checkpoint_every=300, ema_half_life_images=550, ema_rampup=0.05, pool_batch=16,
                   init_from="shipped"),   # fine-tune the app's default where it fits the data (--init-from none: scratch)
     # This 2-core CPU, one thread, <= 75 minutes: ~100-image few-shot sets at 32x32 with a slimmer
     # decoder and RS-IMLE's loss (docs/TRAINING.md and docs/EXPERIMENTS.md say why).
-    "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_steps=1500,
-                max_minutes=62, warmup_steps=200, loss_perceptual=1.0, loss_pixel=1.0, perceptual_size=32,
+    # Schedules in images: warmup 3,200, EMA half-life 2,200 (0.995 per step at batch 16), 24,000 images.
+    "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_images=24_000,
+                max_minutes=62, warmup_images=3_200, loss_perceptual=1.0, loss_pixel=1.0, perceptual_size=32,
                 force_factor=10, resample_every=20, eps_nn_fraction=0.5, log_every=50, sample_every=500,
-                checkpoint_every=250, ema_decay=0.995, pool_batch=16),  # small batches: cache-friendly on a CPU (bench_train)
+                checkpoint_every=250, ema_half_life_images=2_200, pool_batch=16),  # small batches: cache-friendly on a CPU (bench_train)
     # One GPU, 64x64: RS-IMLE's pool size, re-selection interval and loss.
     "gpu": dict(batch_size=64, lr=2e-4, synthesis_lr_scale=4.0, max_steps=50_000, force_factor=20, resample_every=30,
                 loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5,
@@ -296,7 +322,13 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     for section in ("mapper", "decoder"):
         given = {k.split(".", 1)[1]: args.pop(k) for k in list(args) if k.startswith(section + ".")}
         settings[section] = {**settings.get(section, {}), **{k: v for k, v in given.items() if v is not None}}
-    settings.update({k: v for k, v in args.items() if v is not None})
+    given = {k: v for k, v in args.items() if v is not None}
+    for images, steps in IMAGE_COUNTS.items():
+        if images in given and steps in given:
+            parser.error(f"--{images.replace('_', '-')} and --{steps.replace('_', '-')} say the same thing; give one")
+        if steps in given:          # asked in steps: the preset's count in images no longer applies
+            settings.pop(images, None)
+    settings.update(given)
     try:
         return TrainConfig(**settings)
     except ValueError as e:
@@ -307,7 +339,10 @@ def command_line(cfg: TrainConfig) -> list[str]:
     """The flags that make `cfg` with no preset: every field that differs from its default.
     Recorded in meta.json, so a model card can give the exact command of each stage."""
     flags = []
+    derived = {steps for images, steps in IMAGE_COUNTS.items() if getattr(cfg, images)}   # said by the count in images
     for f in dataclasses.fields(TrainConfig):
+        if f.name in derived:
+            continue
         value = getattr(cfg, f.name)
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         if value == default:

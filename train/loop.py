@@ -29,7 +29,7 @@ from .imle import RandomProjection, Selection, embed_in_batches, nearest_neighbo
 from .init_from import Parent
 from .losses import ImageLoss
 from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
-                  check_finite, ema_decay, epoch_order, images_before, learning_rates_on_device, load_data,
+                  check_finite, ema_decay, BatchOrder, images_before, learning_rates_on_device, load_data,
                   open_run_folder, read_metrics, read_train_state, restore_rng_states, rng_states, save_all,
                   skip_if_not_finite, update_ema, weight_change)
 
@@ -47,7 +47,7 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 @dataclass
 class Run(RunFolder):
-    """Everything a training run holds between two steps. `step`, `latents`, `latents_epoch`
+    """Everything a training run holds between two steps. `step`, `latents`, `latents_step`
     and `wall_time_s` are the training state that --resume restores beside the weights."""
 
     cfg: TrainConfig
@@ -64,18 +64,18 @@ class Run(RunFolder):
     parent: Optional[Parent]            # --init-from's checkpoint: its lineage goes into meta.json
     project: RandomProjection
     eps: float
-    steps_per_epoch: int
+    resample_steps: int                 # optimizer steps between two RS-IMLE rounds (resample_interval)
     per_rank_batch: int
     step: int = 0
     latents: Optional[torch.Tensor] = None
-    latents_epoch: int = -1
+    latents_step: int = -1              # the step whose round selected the latents
     first_skipped: Optional[torch.Tensor] = None   # 0-d on the device: the first non-finite step skipped, or -1
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0     # this process's CPU seconds: the budget, whatever shared the machine or paused the run
     diversity: dict = field(default_factory=dict)   # DiversityProbe at the run's first and latest log
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
-    STATE_KEYS = ("step", "latents", "latents_epoch", "wall_time_s", "cpu_time_s", "diversity")
+    STATE_KEYS = ("step", "latents", "latents_step", "wall_time_s", "cpu_time_s", "diversity")
 
 
 def setup(cfg: TrainConfig) -> Run:
@@ -88,7 +88,7 @@ def setup(cfg: TrainConfig) -> Run:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True   # fixed shapes every step: let cuDNN pick its fastest kernels once
 
-    dataset, data, per_rank_batch, steps_per_epoch = load_data(cfg, info)
+    dataset, data, per_rank_batch = load_data(cfg, info)
     N = data.shape[0]
 
     model_config, model, ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
@@ -122,7 +122,7 @@ def setup(cfg: TrainConfig) -> Run:
     run = Run(cfg=cfg, info=info, data=data, data_features=data_features, model=model, ema=ema, opt=opt,
               meta={"data": cfg.data, "data_source": dataset.manifest.get("source"), "num_images": N},
               forward_loss=forward_loss, pool_model=pool_model, initial=initial, parent=parent, project=project,
-              eps=eps, steps_per_epoch=steps_per_epoch, per_rank_batch=per_rank_batch)
+              eps=eps, resample_steps=resample_interval(cfg, N), per_rank_batch=per_rank_batch)
     if cfg.resume:
         load_state(run, model_config)
     learning_rates_on_device(opt, device)
@@ -132,8 +132,8 @@ def setup(cfg: TrainConfig) -> Run:
         params = model.parameter_counts()
         print(f"{model_config.mapper.kind.upper()} generator: {params['mapping'] / 1e6:.2f} M mapper + "
               f"{params['synthesis'] / 1e6:.2f} M decoder parameters; {N} images of "
-              f"{dataset.resolution}x{dataset.resolution}; {steps_per_epoch} steps per epoch on {device} "
-              f"x {info.world_size}", file=sys.stderr)
+              f"{dataset.resolution}x{dataset.resolution}; batch {cfg.batch_size}, re-selection every "
+              f"{run.resample_steps} steps, on {device} x {info.world_size}", file=sys.stderr)
     # The search space's own scale, so that eps can be read against it (docs/EXPERIMENTS.md).
     run.log({"event": "search_space", "eps": eps, "data_nn_distance": quantiles(data_nn)})
     return run
@@ -166,16 +166,24 @@ def save_state(run: Run) -> None:
     distributed.barrier(run.info)
 
 
-def select_latents(run: Run, epoch: int) -> Selection:
+def resample_interval(cfg: TrainConfig, num_images: int) -> int:
+    """Optimizer steps between two RS-IMLE rounds: every `resample_every` epochs counted in images
+    (the same images between rounds at any batch size), but at least `resample_min_steps`, so
+    that a large batch on few images still takes some steps towards its targets before they move."""
+    return max(1, cfg.resample_min_steps, round(cfg.resample_every * num_images / cfg.batch_size))
+
+
+def select_latents(run: Run) -> Selection:
     """One RS-IMLE round: every image gets the nearest surviving latent of a fresh pool."""
     cfg = run.cfg
     selection = reselect(run.pool_model, run.data_features, run.project, z_dim=run.model.z_dim, seed=cfg.seed,
-                         round_=epoch, force_factor=cfg.force_factor, eps=run.eps, latent_noise=cfg.latent_noise,
-                         pool_batch=cfg.pool_batch, info=run.info, pool_multiple=cfg.pool_multiple,
-                         knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0)
-    run.latents, run.latents_epoch = selection.latents.to(run.info.device), epoch
+                         round_=run.step // run.resample_steps, force_factor=cfg.force_factor, eps=run.eps,
+                         latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=run.info,
+                         pool_multiple=cfg.pool_multiple, knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0)
+    run.latents, run.latents_step = selection.latents.to(run.info.device), run.step
     matched = selection.index >= 0
-    run.log({"event": "reselect", "step": run.step, "epoch": epoch, "pool": selection.pool_size, "eps": run.eps,
+    run.log({"event": "reselect", "step": run.step, "epoch": run.step * cfg.batch_size / run.data.shape[0],
+             "pool": selection.pool_size, "eps": run.eps,
              "rejected": selection.rejected, "unmatched": int((~matched).sum()),
              "mean_distance": float(selection.distance[matched].mean()) if matched.any() else None,
              "matched_distance": quantiles(selection.distance[matched]),
@@ -246,8 +254,8 @@ def evaluate_now(run: Run, evaluation, clock: "Cadence") -> None:
 
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
-    N, device = run.data.shape[0], run.info.device
-    clock, order = Cadence(cfg, run), None
+    N = run.data.shape[0]
+    clock, order = Cadence(cfg, run), BatchOrder(cfg.seed, N, cfg.batch_size, run.info)
     evaluation, probe = None, DiversityProbe(run.data, run.model.z_dim) if run.info.is_main else None
     if probe and "first" not in run.diversity:   # where this run starts
         with clock.survive("the seed-diversity probe"):
@@ -255,23 +263,20 @@ def train(cfg: TrainConfig) -> Path:
             run.log({"event": "seed_diversity", "step": run.step, **run.diversity["first"]})
     if cfg.eval_every and run.info.is_main:
         from .evaluation import TrainingEvaluation
-        evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples, device=device)
+        evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples, device=run.info.device)
         if run.parent and run.step == 0:   # where this stage starts: the first point of its curve
             evaluate_now(run, evaluation, clock)
     try:
         while run.step < cfg.max_steps:
-            epoch, pos = divmod(run.step, run.steps_per_epoch)
-            if run.latents is None or (pos == 0 and epoch % cfg.resample_every == 0 and run.latents_epoch != epoch):
-                with clock.aside("selection", every=cfg.resample_every * run.steps_per_epoch):
-                    select_latents(run, epoch)
-            if order is None or pos == 0:
-                order = epoch_order(cfg.seed, epoch, N, run.info).to(device)
-            metrics = train_step(run, order[pos * run.per_rank_batch:(pos + 1) * run.per_rank_batch])
+            if run.latents is None or (run.step % run.resample_steps == 0 and run.latents_step != run.step):
+                with clock.aside("selection", every=run.resample_steps):
+                    select_latents(run)
+            metrics = train_step(run, order(run.step))
             run.step += 1
             clock.tick(run)
             if run.step % cfg.log_every == 0:
                 check_finite(run)
-                record = {"step": run.step, "epoch": run.step / run.steps_per_epoch, **read_metrics(run, metrics),
+                record = {"step": run.step, "epoch": run.step * cfg.batch_size / N, **read_metrics(run, metrics),
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": weight_change(run.model, run.initial)}
                 if probe:

@@ -102,11 +102,29 @@ class DiversityProbe:
         return {"model": self(run.model), "ema": self(run.ema)}
 
 
-def epoch_order(seed: int, epoch: int, n: int, info: distributed.DistInfo) -> torch.Tensor:
-    """This rank's share of a permutation that depends only on (seed, epoch)."""
-    perm = torch.randperm(n, generator=stream(seed, "data-order", epoch))
-    per_rank = n // info.world_size
-    return perm[info.rank::info.world_size][:per_rank]
+class BatchOrder:
+    """The images of each step, counted in images rather than epochs: a stream of permutations of
+    the N images, one per epoch and each depending only on (seed, epoch), cut into global batches of
+    B. Every image is seen once per N images whatever B is (a batch may span two epochs, or several
+    when B > N), so a schedule in images means the same at batch 16 and 256. This rank takes the
+    batch's positions rank, rank + W, ...; the current epochs' permutations stay on the device."""
+
+    def __init__(self, seed: int, n: int, batch: int, info: distributed.DistInfo):
+        self.seed, self.n, self.batch, self.info = seed, n, batch, info
+        self.perms: dict[int, torch.Tensor] = {}
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        if epoch not in self.perms:
+            self.perms = {e: p for e, p in self.perms.items() if e >= epoch - 1}   # the stream only moves on
+            perm = torch.randperm(self.n, generator=stream(self.seed, "data-order", epoch))
+            self.perms[epoch] = perm.to(self.info.device)
+        return self.perms[epoch]
+
+    def __call__(self, step: int) -> torch.Tensor:
+        start, end = step * self.batch, (step + 1) * self.batch
+        first, last = start // self.n, (end - 1) // self.n
+        rows = torch.cat([self.permutation(e) for e in range(first, last + 1)]) if last > first else self.permutation(first)
+        return rows[start - first * self.n:end - first * self.n][self.info.rank::self.info.world_size]
 
 
 def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
@@ -152,16 +170,12 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
 
 def load_data(cfg: TrainConfig, info: distributed.DistInfo):
     """The prepared dataset, as (N, C, R, R) uint8 on the device (converted per batch), with
-    this rank's batch size and the steps of one epoch."""
+    this rank's batch size."""
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
     dataset = load_prepared(cfg.data)
     data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(info.device)
-    N, per_rank_batch = data.shape[0], cfg.batch_size // info.world_size
-    steps_per_epoch = (N // info.world_size) // per_rank_batch
-    if steps_per_epoch < 1:
-        raise ValueError(f"the dataset has {N} images, fewer than one batch of {cfg.batch_size}; lower --batch-size")
-    return dataset, data, per_rank_batch, steps_per_epoch
+    return dataset, data, cfg.batch_size // info.world_size
 
 
 def open_run_folder(cfg: TrainConfig) -> IO[str]:
@@ -204,7 +218,7 @@ def budget_meta(run) -> dict:
     """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
     lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
     images_seen = run.step * run.cfg.batch_size
-    meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": run.step / run.steps_per_epoch,
+    meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": images_seen / run.data.shape[0],
             "images_seen": images_seen, "wall_time_s": run.wall_time_s, "cpu_time_s": run.cpu_time_s,
             "threads": torch.get_num_threads(), "world_size": run.info.world_size,
             "argv": command_line(run.cfg)}   # the flags of this stage, for the model card
