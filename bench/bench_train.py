@@ -45,6 +45,7 @@ from train.config import PRESETS, TrainConfig
 from train.distributed import pick_device, DistInfo
 from train.imle import RandomProjection, generate_pool_features, reselect
 from train.losses import ImageLoss
+from train.loop import resample_interval
 
 
 ARMS = {"rtm": {}, "rtm_h1": {"num_steps": 1}, "mlp": {"kind": "mlp"}}
@@ -226,7 +227,7 @@ def experiment_arms(args, device) -> dict:
         g = Generator(config).to(device).train()
         samples_per_s = pool_rate(g, project, 256, cfg.pool_batch, inference=True)
         pool = -(-cfg.force_factor * N // cfg.pool_multiple) * cfg.pool_multiple
-        rounds = -(-steps_planned // ((N // cfg.batch_size) * cfg.resample_every))
+        rounds = -(-steps_planned // resample_interval(cfg, N))
         minutes = (steps_planned * s_per_step + rounds * pool / samples_per_s) / 60
         results[arm] = {"batch": cfg.batch_size, "s_per_step": s_per_step, "pool_samples_per_s": samples_per_s,
                         "pool": pool, "rounds_in_4000_steps": rounds, "minutes_for_4000_steps": minutes,
@@ -242,6 +243,7 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 
 
 LOOP_CONFIGS = {   # name -> (preset, images, resolution, batch)
     "faces_recipe_32px": ("cpu", 103, 32, None),
+    "faces_gpu_recipe_32px": ("gpu", 103, 32, None),    # batch and rate from the data: 64 on a GPU, 16 on a CPU
     "32px_batch256": ("gpu", 1024, 32, 256),
     "64px_batch256": ("gpu", 1024, 64, 256),
 }
@@ -285,7 +287,7 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     cfg = TrainConfig(**{**PRESETS[preset], **changes, "data": data, "out": str(work / "run"), "progress": False,
                          "device": str(device), "compile": args.compile_loop and device.type == "cuda"})
     run = loop.setup(cfg)
-    loop.select_latents(run, 0)
+    loop.select_latents(run)
     rows = run.per_rank_batch
     idx = torch.arange(rows, device=device) % run.data.shape[0]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

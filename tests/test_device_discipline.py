@@ -45,7 +45,7 @@ with fake_cuda():
     run = loop.setup(cfg)
     assert isinstance(next(run.model.parameters()), FakeCuda) and run.data.device.type == "cuda"
     done.append("setup")
-    loop.select_latents(run, 0); done.append("selection")
+    loop.select_latents(run); done.append("selection")
     assert run.latents.device.type == "cuda"
     probe = loop.DiversityProbe(run.data, run.model.z_dim); probe.both(run); done.append("probe")
     loop.update_ema(run.ema, run.model, 0.9); done.append("ema")
@@ -92,7 +92,7 @@ def test_a_training_step_makes_no_host_sync(digits, tmp_path):
 
     cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False})
     run = loop.setup(cfg)
-    loop.select_latents(run, 0)
+    loop.select_latents(run)
     idx = torch.arange(cfg.batch_size)
     loop.train_step(run, idx)
     with HostSyncs() as syncs:

@@ -571,3 +571,23 @@ def test_the_quick_preset_fine_tunes_the_shipped_model_where_it_fits_and_starts_
     assert len(said) == 1 and "starting from scratch" in said[0] and "32x32" in said[0]
     scratch = parse_args(["--preset", "quick", "--data", "d", "--init-from", "none"])   # one flag away
     assert parent_of(scratch, 32, 3, say=said.append) is None and len(said) == 1
+
+
+def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(few_digits, tmp_path):
+    from train.recipe import from_data
+
+    gpu = parse_args(["--data", "x", "--preset", "gpu"])
+    faces, lines = from_data(gpu, 103, 32, "cuda")
+    assert (faces.batch_size, faces.lr, faces.force_factor, faces.perceptual_size) == (64, 1e-3, 20, 32)
+    assert faces.warmup_steps == 50 and faces.max_steps == 50_000   # its schedules in images, at the batch decided
+    assert "batch 64" in lines[0] and "lr 0.001" in lines[0]
+    large, _ = from_data(gpu, 100_000, 256, "cuda", world_size=3)
+    assert large.batch_size == 258 and large.force_factor == 2 and large.perceptual_size == 128   # 256 shared by 3
+    assert from_data(gpu, 103, 32, "cpu")[0].batch_size == 16
+    given = dataclasses.replace(gpu, batch_size=32, lr=3e-4)       # a setting given on the command line stays
+    assert (from_data(given, 103, 64, "cuda")[0].batch_size, from_data(given, 103, 64, "cuda")[0].lr) == (32, 3e-4)
+    assert from_data(TrainConfig(), 103, 32, "cuda") == (TrainConfig(), [])
+    # a run records the decided values, not the zeros
+    train(tiny_config(few_digits, tmp_path, batch_size=0, lr=0, force_factor=0, max_steps=2, checkpoint_every=2))
+    saved = json.loads((tmp_path / "train_config.json").read_text())
+    assert (saved["batch_size"], saved["lr"], saved["force_factor"]) == (16, 5e-4, 20)

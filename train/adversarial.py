@@ -111,7 +111,7 @@ def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> Di
 def setup(cfg: TrainConfig) -> GanRun:
     info = distributed.setup(cfg.device)
     device = info.device
-    dataset, data, per_rank_batch = load_data(cfg, info)
+    cfg, dataset, data, per_rank_batch = load_data(cfg, info)   # cfg: with what the data decides
     N = data.shape[0]
 
     model_config, G, G_ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
@@ -320,6 +320,7 @@ def probe_raw(probe: DiversityProbe, G: Generator) -> dict:
 
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
+    cfg = run.cfg   # with the settings the data decided (train/recipe.py)
     N = run.data.shape[0]
     clock, order, r1, pl = Cadence(cfg, run), BatchOrder(cfg.seed, N, cfg.batch_size, run.info), None, None
     probe = DiversityProbe(run.data, run.G.z_dim) if run.info.is_main else None

@@ -50,10 +50,10 @@ class TrainConfig:
     # --- loss: a perceptual distance (RS-IMLE's kind) + weighted pixel L2 ---------------
     loss_perceptual: float = 0.0    # weight of the LPIPS-style EfficientNet-Lite1 distance; 0 = off
     loss_pixel: float = 1.0         # weight of the pixel mean squared error
-    perceptual_size: int = 64       # images are resized to this side for the perceptual distance
+    perceptual_size: int = 64       # images are resized to this side for the perceptual distance; 0 = from the data (train/recipe.py)
     # --- optimisation --------------------------------------------------------------------
-    batch_size: int = 32            # images per optimizer step, summed over all ranks
-    lr: float = 2e-4                # AdamW learning rate after warmup
+    batch_size: int = 32            # images per optimizer step, summed over all ranks; 0 = from the data and device (train/recipe.py)
+    lr: float = 2e-4                # AdamW learning rate after warmup; 0 = scaled from the batch size (train/recipe.py)
     synthesis_lr_scale: float = 1.0 # the decoder's rate = lr x this. Its layers are equalized (weights stored
                                     # at unit scale), so an Adam step moves them ~sqrt(fan_in) less than the
                                     # mapper's torch Linear layers; StyleGAN2 trains them at 2.5e-3
@@ -76,7 +76,7 @@ class TrainConfig:
     max_images: int = 0             # the budget counted in images (> 0: sets max_steps = this / batch_size, rounded up)
     max_minutes: float = 0.0        # also stop after this much wall time; 0 = no limit
     # --- RS-IMLE -------------------------------------------------------------------------
-    force_factor: int = 20          # pool size = force_factor x dataset size
+    force_factor: int = 20          # pool size = force_factor x dataset size; 0 = from the data size (train/recipe.py)
     resample_every: int = 30        # epochs between re-selections of the latents, counted in images (N images = one epoch)
     resample_min_steps: int = 0     # ... but at least this many optimizer steps between them (large batches on few images)
     eps: float = 0.12               # rejection radius in the search space (absolute); see eps_nn_fraction
@@ -125,14 +125,14 @@ class TrainConfig:
             self._count_in_images()
         checks = {
             "model": self.model in MODEL_PRESETS, "device": self.device in ("auto", "cpu", "cuda"),
-            "batch_size": self.batch_size >= 1, "lr": self.lr > 0, "synthesis_lr_scale": self.synthesis_lr_scale > 0, "max_steps": self.max_steps >= 1,
-            "force_factor": self.force_factor >= 1, "resample_every": self.resample_every >= 1,
+            "batch_size": self.batch_size >= 0, "lr": self.lr >= 0, "synthesis_lr_scale": self.synthesis_lr_scale > 0, "max_steps": self.max_steps >= 1,
+            "force_factor": self.force_factor >= 0, "resample_every": self.resample_every >= 1,
             "eps": self.eps >= 0, "eps_nn_fraction": self.eps_nn_fraction >= 0, "search_dim": self.search_dim >= 1,
             "ema_decay": 0 <= self.ema_decay < 1, "ema_rampup": self.ema_rampup >= 0, "warmup_steps": self.warmup_steps >= 0,
             "log_every": self.log_every >= 1, "checkpoint_every": self.checkpoint_every >= 1,
             "sample_every": self.sample_every >= 0, "grad_clip": self.grad_clip >= 0, "pool_batch": self.pool_batch >= 1,
             "loss_perceptual": self.loss_perceptual >= 0, "loss_pixel": self.loss_pixel >= 0,
-            "perceptual_size": self.perceptual_size >= 32, "objective": self.objective in OBJECTIVES,
+            "perceptual_size": self.perceptual_size == 0 or self.perceptual_size >= 32, "objective": self.objective in OBJECTIVES,
             "mapping_lr_scale": self.mapping_lr_scale > 0, "d_lr_scale": self.d_lr_scale > 0,
             "r1_gamma": self.r1_gamma >= 0 or self.r1_gamma == -1, "r1_every": self.r1_every >= 1, "style_mixing": 0 <= self.style_mixing <= 1,
             "pl_weight": self.pl_weight >= 0, "pl_every": self.pl_every >= 1, "pl_decay": 0 < self.pl_decay <= 1,
@@ -208,9 +208,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                 max_minutes=62, warmup_images=3_200, loss_perceptual=1.0, loss_pixel=1.0, perceptual_size=32,
                 force_factor=10, resample_every=20, eps_nn_fraction=0.5, log_every=50, sample_every=500,
                 checkpoint_every=250, ema_half_life_images=2_200, pool_batch=16),  # small batches: cache-friendly on a CPU (bench_train)
-    # One GPU, 64x64: RS-IMLE's pool size, re-selection interval and loss.
-    "gpu": dict(batch_size=64, lr=2e-4, synthesis_lr_scale=4.0, max_steps=50_000, force_factor=20, resample_every=30,
-                loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5,
+    # One GPU (or several): the cpu preset's recipe, counted in images, with batch, learning rate,
+    # pool and perceptual size decided from the data and device (0 = train/recipe.py's rule: on
+    # the 103 faces, batch 64 at lr 1e-3). 3.2 M images: a few minutes of an H200 on 32x32 faces.
+    "gpu": dict(batch_size=0, lr=0, force_factor=0, perceptual_size=0, synthesis_lr_scale=4.0, max_images=3_200_000,
+                warmup_images=3_200, ema_half_life_images=2_200, resample_every=20, resample_min_steps=25,
+                loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5, log_every=100,
                 sample_every=2000, checkpoint_every=2000, compile=True, pool_batch=512),
     # RS-IMLE's official few-shot recipe (SerChirag/rs-imle, hps.py "fewshot" with --use_rsimle): its
     # generator (rtm_core.rs_imle_fewshot), AdamW lr 2e-4 for everything, betas (0.9, 0.9), weight decay

@@ -88,7 +88,7 @@ def setup(cfg: TrainConfig) -> Run:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True   # fixed shapes every step: let cuDNN pick its fastest kernels once
 
-    dataset, data, per_rank_batch = load_data(cfg, info)
+    cfg, dataset, data, per_rank_batch = load_data(cfg, info)   # cfg: with what the data decides
     N = data.shape[0]
 
     model_config, model, ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
@@ -254,6 +254,7 @@ def evaluate_now(run: Run, evaluation, clock: "Cadence") -> None:
 
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
+    cfg = run.cfg   # with the settings the data decided (train/recipe.py)
     N = run.data.shape[0]
     clock, order = Cadence(cfg, run), BatchOrder(cfg.seed, N, cfg.batch_size, run.info)
     evaluation, probe = None, DiversityProbe(run.data, run.model.z_dim) if run.info.is_main else None

@@ -25,7 +25,7 @@ from rtm_core import Generator, refinement_grid, save_checkpoint, seeds_to_z, to
 from rtm_core.checkpoint import read_config
 from rtm_core.metrics import seed_diversity, w_spread
 
-from . import distributed
+from . import distributed, recipe
 from .config import TrainConfig, command_line
 from .data import load_prepared
 from .imle import stream
@@ -169,13 +169,18 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def load_data(cfg: TrainConfig, info: distributed.DistInfo):
-    """The prepared dataset, as (N, C, R, R) uint8 on the device (converted per batch), with
-    this rank's batch size."""
+    """(cfg, dataset, data, this rank's batch size): the prepared dataset as (N, C, R, R) uint8 on
+    the device (converted per batch), and cfg with the settings it leaves to the data (0 in
+    batch_size, lr, force_factor, perceptual_size: train/recipe.py) decided."""
+    dataset = load_prepared(cfg.data)
+    cfg, lines = recipe.from_data(cfg, dataset.images.shape[0], dataset.resolution, info.device.type, info.world_size)
+    if info.is_main:
+        for line in lines:
+            print(line, file=sys.stderr)
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes {info.world_size}")
-    dataset = load_prepared(cfg.data)
     data = torch.from_numpy(dataset.images).permute(0, 3, 1, 2).contiguous().to(info.device)
-    return dataset, data, cfg.batch_size // info.world_size
+    return cfg, dataset, data, cfg.batch_size // info.world_size
 
 
 def open_run_folder(cfg: TrainConfig) -> IO[str]:
