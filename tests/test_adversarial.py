@@ -185,7 +185,7 @@ def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits,
 
     def spy(run, opt, module, loss, what):
         if what == "path length":
-            calls.append((run.step, run.pl_mean))
+            calls.append((run.step, float(run.pl_mean)))
         return real_step(run, opt, module, loss, what)
 
     monkeypatch.setattr(adversarial, "_step", spy)

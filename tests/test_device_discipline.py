@@ -106,12 +106,13 @@ def test_a_training_step_makes_no_host_sync(digits, tmp_path):
 
 
 def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
-    """G step, D step and the lazy R1 step (the first GPU run's adversarial step made 110-250:
-    a finiteness check per parameter, CPU-drawn randomness copied over, .item() per loss)."""
+    """G step, D step and the lazy R1 and path-length steps (the first GPU run's adversarial step
+    made 110-250: a finiteness check per parameter, CPU-drawn randomness copied over, .item() per
+    loss, the path lengths' mean read every 4th step)."""
     from train import adversarial
 
     cfg = TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "objective": "adversarial", "data": digits,
-                         "out": str(tmp_path), "progress": False})
+                         "out": str(tmp_path), "progress": False, "pl_weight": 2.0})
     run = adversarial.setup(cfg)
     real = adversarial.as_float(run.data[:run.per_rank_batch])
     adversarial.generator_step(run)
@@ -119,6 +120,7 @@ def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
         adversarial.generator_step(run)
         adversarial.discriminator_step(run, real)
         adversarial.r1_step(run, real)
+        adversarial.path_length_step(run)
     assert syncs.total == 0, dict(syncs.calls)
 
 

@@ -86,7 +86,7 @@ class GanRun(RunFolder):
     step: int = 0
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0             # this process's CPU seconds (as loop.Run)
-    pl_mean: float = 0.0                # running mean of the path lengths (path_length_step)
+    pl_mean: Any = 0.0                  # running mean of the path lengths, 0-d on the device (path_length_step); a float in the state
     first_skipped: Optional[torch.Tensor] = None   # 0-d on the device: the first non-finite step skipped, or -1
     log_file: Optional[IO[str]] = field(default=None, repr=False)
 
@@ -146,6 +146,7 @@ def setup(cfg: TrainConfig) -> GanRun:
     for opt in (opt_G, opt_D):
         learning_rates_on_device(opt, device)
     run.first_skipped = torch.tensor(-1, device=device)
+    run.pl_mean = torch.as_tensor(float(run.pl_mean), device=device)
     if info.is_main:
         run.log_file = open_run_folder(cfg)
         print(f"adversarial {model_config.mapper.kind.upper()} generator: {G.parameter_counts()['mapping'] / 1e6:.2f} M "
@@ -173,7 +174,7 @@ def save_state(run: GanRun) -> None:
     if run.info.is_main:
         state = {"G": run.G.state_dict(), "G_ema": run.G_ema.state_dict(), "D": run.D.state_dict(),
                  "opt_G": run.opt_G.state_dict(), "opt_D": run.opt_D.state_dict(),
-                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}, **rng}
+                 **{key: getattr(run, key) for key in GanRun.STATE_KEYS}, "pl_mean": float(run.pl_mean), **rng}
         buffer = io.BytesIO()
         torch.save(state, buffer)
         d_weights = {k: v.detach().cpu().contiguous() for k, v in run.D.state_dict().items()}
@@ -288,8 +289,9 @@ def path_length_step(run: GanRun) -> float:
     noise = noise[run.rows].to(images.device) / math.sqrt(images.shape[2] * images.shape[3])
     (grad,) = torch.autograd.grad((images * noise).sum(), w, create_graph=True)
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                    # (b,)
-    batch_mean = distributed.all_reduce_mean(lengths.mean().item(), run.info)
-    run.pl_mean += cfg.pl_decay * (batch_mean - run.pl_mean)
+    # The running mean stays on the device (no host sync): a float only at log and checkpoint steps.
+    batch_mean = distributed.mean_over_ranks(lengths.mean().detach(), run.info)
+    run.pl_mean = run.pl_mean + cfg.pl_decay * (batch_mean - run.pl_mean)
     penalty = (lengths - run.pl_mean).square().mean()
     _step(run, run.opt_G, run.G, penalty * cfg.pl_weight * cfg.pl_every, "path length")
     run.D.requires_grad_(True)
@@ -338,7 +340,7 @@ def train(cfg: TrainConfig) -> Path:
             if run.step % cfg.log_every == 0:
                 check_finite(run, DIVERGED_HINT)
                 values = read_metrics(run, {**metrics, "r1_penalty": r1, "pl_penalty": pl}, averaged=AVERAGED)
-                record = {"step": run.step, "epoch": run.step * cfg.batch_size / N, **values, "pl_mean": run.pl_mean,
+                record = {"step": run.step, "epoch": run.step * cfg.batch_size / N, **values, "pl_mean": float(run.pl_mean),
                           "images_per_s": clock.images_per_s(), "wall_time_s": run.wall_time_s,
                           "weight_change": run.weight_change()}
                 run.log(record)

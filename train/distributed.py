@@ -82,6 +82,15 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     return t.item() / info.world_size
 
 
+def mean_over_ranks(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of a tensor over the ranks, kept on the device (no host sync)."""
+    if not info.enabled:
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t / info.world_size
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
