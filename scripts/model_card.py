@@ -137,6 +137,13 @@ def describe_mapper(m) -> str:
     return f"one-pass MLP, {m.mlp_layers} x {m.mlp_width}: {name}"
 
 
+def ema_text(t: dict) -> str:
+    """'0.995', or for a half-life given in images '0.99497 per step (half-life 2,200 images)'."""
+    if t.get("ema_half_life_images"):
+        return f"{t['ema_decay']:.5f} per step (half-life {t['ema_half_life_images']:,} images)"
+    return f"{t.get('ema_decay')}"
+
+
 def training_command(meta: dict, cfg) -> str:
     if meta.get("argv") is not None:   # recorded by the run itself
         world = meta.get("world_size", 1)
@@ -207,7 +214,7 @@ def main() -> None:
         "## Training", "",
         f"`{training_command(meta, cfg)}`", "",
         f"- {meta.get('step'):,} optimizer steps of batch {t.get('batch_size')} in this stage ({meta.get('images_seen'):,} "
-        f"images seen, {meta.get('epoch', 0):.0f} epochs), AdamW lr {t.get('lr')}, EMA {t.get('ema_decay')}"
+        f"images seen, {meta.get('epoch', 0):.0f} epochs), AdamW lr {t.get('lr')}, EMA {ema_text(t)}"
         + (f"; {meta.get('stages')} stages, {meta.get('total_steps'):,} steps in all (below)." if meta.get("lineage")
            else "."),
         f"- Loss: {loss}.",
