@@ -59,7 +59,7 @@ else
   data=data/noto-faces-32
   bench_args=(--compile-loop --loop-steps 50)
   # The gpu preset: the shipped default's recipe counted in images, batch and rate from the data
-  # (train/recipe.py: batch 64, lr 1e-3 on the 103 faces), timed and compiled.
+  # (train/recipe.py: batch 64, lr 2e-3 on the 103 faces), timed and compiled.
   train_args=(--preset gpu --max-minutes 2 --compile --sample-every 0 --checkpoint-every 1000000)
   pytest_limit=150
 fi

@@ -9,7 +9,7 @@
 # two training seeds each, so a difference counts only beyond their spread. Each arm is then
 # evaluated at its trained H (EVAL_STEPS, 8): 550 samples in 5 draws (scripts/evaluate_arm.sh).
 # The arms share scripts/slots.sh's two one-thread slots; run it again to continue after a stop.
-#   bash scripts/run_batch_lr_study.sh [runs/batch-lr]       SEEDS="0 1" IMAGES=9600
+#   bash scripts/run_batch_lr_study.sh [runs/batch-lr]       SEEDS="0 1" IMAGES=9600 BATCH_LR="16:5e-4 64:2e-3"
 #   python scripts/experiment_report.py runs/batch-lr
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ data=data/noto-faces-32
 COMMON="--preset cpu --eval-every 0 --sample-every 0"
 source scripts/slots.sh
 for seed in ${SEEDS:-0 1}; do
-  for arm in 16:5e-4 64:2e-4 64:5e-4 64:1e-3 64:2e-3; do
+  for arm in ${BATCH_LR:-16:5e-4 64:2e-4 64:5e-4 64:1e-3 64:2e-3}; do
     batch=${arm%%:*} lr=${arm##*:}
     STEPS=$(( IMAGES / batch ))   # launch() gives --max-steps $STEPS: equal images, not equal steps
     launch "b$batch-lr$lr-s$seed" "$data" --seed "$seed" --batch-size "$batch" --lr "$lr" \

@@ -578,11 +578,12 @@ def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(f
 
     gpu = parse_args(["--data", "x", "--preset", "gpu"])
     faces, lines = from_data(gpu, 103, 32, "cuda")
-    assert (faces.batch_size, faces.lr, faces.force_factor, faces.perceptual_size) == (64, 1e-3, 20, 32)
+    assert (faces.batch_size, faces.lr, faces.force_factor, faces.perceptual_size) == (64, 2e-3, 20, 32)
     assert faces.warmup_steps == 50 and faces.max_steps == 50_000   # its schedules in images, at the batch decided
-    assert "batch 64" in lines[0] and "lr 0.001" in lines[0]
+    assert "batch 64" in lines[0] and "lr 0.002" in lines[0]
     large, _ = from_data(gpu, 100_000, 256, "cuda", world_size=3)
     assert large.batch_size == 258 and large.force_factor == 2 and large.perceptual_size == 128   # 256 shared by 3
+    assert large.lr == pytest.approx(2e-3 * (258 / 64) ** 0.5)   # linear to batch 64 (measured), square root beyond
     assert from_data(gpu, 103, 32, "cpu")[0].batch_size == 16
     given = dataclasses.replace(gpu, batch_size=32, lr=3e-4)       # a setting given on the command line stays
     assert (from_data(given, 103, 64, "cuda")[0].batch_size, from_data(given, 103, 64, "cuda")[0].lr) == (32, 3e-4)

@@ -210,7 +210,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 checkpoint_every=250, ema_half_life_images=2_200, pool_batch=16),  # small batches: cache-friendly on a CPU (bench_train)
     # One GPU (or several): the cpu preset's recipe, counted in images, with batch, learning rate,
     # pool and perceptual size decided from the data and device (0 = train/recipe.py's rule: on
-    # the 103 faces, batch 64 at lr 1e-3). 3.2 M images: a few minutes of an H200 on 32x32 faces.
+    # the 103 faces, batch 64 at lr 2e-3). 3.2 M images: a few minutes of an H200 on 32x32 faces.
     "gpu": dict(batch_size=0, lr=0, force_factor=0, perceptual_size=0, synthesis_lr_scale=4.0, max_images=3_200_000,
                 warmup_images=3_200, ema_half_life_images=2_200, resample_every=20, resample_min_steps=25,
                 loss_perceptual=1.0, loss_pixel=1.0, eps_nn_fraction=0.5, log_every=100,
