@@ -53,8 +53,8 @@ from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
 from .init_from import TRAIN_STATE_FILE
-from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator, check_finite,
-                  ema_decay, BatchOrder, images_before, learning_rates_on_device, load_data, open_run_folder,
+from .run import (BatchOrder, Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
+                  check_finite, ema_decay, images_before, learning_rates_on_device, load_data, open_run_folder,
                   read_metrics, read_train_state, relative_change, restore_rng_states, rng_states, skip_if_not_finite,
                   update_ema, weight_change)
 

@@ -28,8 +28,8 @@ from .config import TrainConfig
 from .imle import RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles, reselect
 from .init_from import Parent
 from .losses import ImageLoss
-from .run import (Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
-                  check_finite, ema_decay, BatchOrder, images_before, learning_rates_on_device, load_data,
+from .run import (BatchOrder, Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
+                  check_finite, ema_decay, images_before, learning_rates_on_device, load_data,
                   open_run_folder, read_metrics, read_train_state, restore_rng_states, rng_states, save_all,
                   skip_if_not_finite, update_ema, weight_change)
 
