@@ -583,12 +583,12 @@ def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(f
     assert "batch 64" in lines[0] and "lr 0.002" in lines[0]
     large, _ = from_data(gpu, 100_000, 256, "cuda", world_size=3)
     assert large.batch_size == 258 and large.force_factor == 2 and large.perceptual_size == 128   # 256 shared by 3
-    assert large.lr == pytest.approx(2e-3 * (258 / 64) ** 0.5)   # linear to batch 64 (measured), square root beyond
-    assert from_data(gpu, 103, 32, "cpu")[0].batch_size == 16
+    assert large.lr == pytest.approx(1e-3 * (258 / 16) ** 0.5)   # the square-root rule through the measured best rates
+    assert (from_data(gpu, 103, 32, "cpu")[0].batch_size, from_data(gpu, 103, 32, "cpu")[0].lr) == (16, 1e-3)
     given = dataclasses.replace(gpu, batch_size=32, lr=3e-4)       # a setting given on the command line stays
     assert (from_data(given, 103, 64, "cuda")[0].batch_size, from_data(given, 103, 64, "cuda")[0].lr) == (32, 3e-4)
     assert from_data(TrainConfig(), 103, 32, "cuda") == (TrainConfig(), [])
     # a run records the decided values, not the zeros
     train(tiny_config(few_digits, tmp_path, batch_size=0, lr=0, force_factor=0, max_steps=2, checkpoint_every=2))
     saved = json.loads((tmp_path / "train_config.json").read_text())
-    assert (saved["batch_size"], saved["lr"], saved["force_factor"]) == (16, 5e-4, 20)
+    assert (saved["batch_size"], saved["lr"], saved["force_factor"]) == (16, 1e-3, 20)

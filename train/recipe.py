@@ -6,17 +6,15 @@ The rule, and the evidence for it (docs/TRAINING.md, "A recipe counted in images
 - batch: 16 on a CPU (cache-friendly: bench_train); on a GPU the power of two nearest N / 2,
   16 to 256, so that one step is about half an epoch of a small set and a large set fills the
   device;
-- learning rate: the `cpu` preset's 5e-4 at batch 16 (the recipe of the shipped default), times
-  batch / 16 up to batch 64 (the linear rule: at equal images, batch 64 at 2e-3 beat batch 16 at
-  5e-4 on KID, coverage and distinct faces for both training seeds, while 1e-3 (square root) only
-  matched it and 5e-4 and 2e-4 trailed; scripts/run_batch_lr_study.sh), and beyond 64 only by the
-  square root of the rest (not measured here: the cautious rule where linear scaling is known to
-  break down);
-- pool: 20 candidates per image (RS-IMLE's force factor), fewer for large sets so that a round's
-  pool stays within MAX_POOL samples (its generation and search cost ~ a tenth of the training
-  between two rounds), never fewer than 2;
-- perceptual distance at the data's resolution, 32 to 128 px (a 64x64 stage measured better at
-  full size than at 32; above 128 px the feature network's cost grows faster than what it sees).
+- learning rate: 1e-3 x sqrt(batch / 16), the square-root rule through the best rates measured at
+  equal images on this project's faces (scripts/run_batch_lr_study.sh, docs/TRAINING.md): at
+  batch 16, 1e-3 beat the `cpu` preset's 5e-4; at batch 64, 2e-3 beat 1e-3, 5e-4 and 2e-4. Above
+  64 it is not measured (103 images cannot fill such batches without repeats);
+- pool: 20 candidates per image (RS-IMLE's force factor), fewer for large sets so that a round
+  stays within MAX_POOL samples, never fewer than 2 (at 20x a round's forward passes cost about a
+  third of the training between two rounds; capped, 10^5 images spend ~4 % on them);
+- perceptual distance at the data's resolution, 32 to 128 px (the 64x64 stages use it at full
+  size; above 128 px the feature network's cost grows faster than what it sees). Not measured.
 Schedules are counted in images (config.py), so none of them changes with the batch.
 """
 
@@ -27,8 +25,7 @@ import math
 
 from .config import TrainConfig
 
-REFERENCE_BATCH, REFERENCE_LR = 16, 5e-4   # the cpu preset's batch and rate
-LINEAR_UP_TO = 64                          # the largest batch the linear rule was measured at
+REFERENCE_BATCH, REFERENCE_LR = 16, 1e-3   # the best rate measured at batch 16
 CPU_BATCH, GPU_BATCH_RANGE = 16, (16, 256)
 FORCE_FACTOR, MAX_POOL = 20, 2 ** 18
 PERCEPTUAL_RANGE = (32, 128)
@@ -44,8 +41,7 @@ def batch_for(num_images: int, device_type: str, world_size: int = 1) -> int:
 
 
 def lr_for(batch: int) -> float:
-    linear = min(batch, LINEAR_UP_TO) / REFERENCE_BATCH
-    return REFERENCE_LR * linear * math.sqrt(max(batch, LINEAR_UP_TO) / LINEAR_UP_TO)
+    return REFERENCE_LR * math.sqrt(batch / REFERENCE_BATCH)
 
 
 def force_factor_for(num_images: int) -> int:
