@@ -204,7 +204,7 @@ def test_cli_flags_come_from_the_dataclass():
     cfg = parse_args(["--preset", "tiny", "--data", "d", "--max-steps", "7", "--mapper.kind", "mlp", "--no-amp"])
     assert (cfg.model, cfg.max_steps, cfg.mapper, cfg.amp, cfg.batch_size) == ("tiny", 7, {"kind": "mlp"}, False, 16)
     with pytest.raises(SystemExit):
-        parse_args(["--batch-size", "0"])
+        parse_args(["--batch-size", "-1"])   # 0 is "from the data" (train/recipe.py)
     with pytest.raises(ValueError, match="lr=-1"):
         TrainConfig(lr=-1)
 
@@ -521,7 +521,7 @@ def test_help_shows_the_chosen_presets_values_as_defaults(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--preset", "cpu", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default 0.0005, from --preset cpu)" in text and "(default 1500, from --preset cpu)" in text
+    assert "(default 0.0005, from --preset cpu)" in text and "(default 24000, from --preset cpu)" in text
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     assert "(default 0.0002)" in " ".join(capsys.readouterr().out.split())

@@ -146,7 +146,7 @@ def setup(cfg: TrainConfig) -> GanRun:
     for opt in (opt_G, opt_D):
         learning_rates_on_device(opt, device)
     run.first_skipped = torch.tensor(-1, device=device)
-    run.pl_mean = torch.as_tensor(float(run.pl_mean), device=device)
+    run.pl_mean = torch.tensor(float(run.pl_mean), device=device)
     if info.is_main:
         run.log_file = open_run_folder(cfg)
         print(f"adversarial {model_config.mapper.kind.upper()} generator: {G.parameter_counts()['mapping'] / 1e6:.2f} M "
