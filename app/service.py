@@ -47,7 +47,7 @@ WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
-MAPPER_ROWS, DECODE_ROWS = 8, 16     # the one row shape of every forward pass: see batched_trajectory
+MAPPER_ROWS = 1     # seeds per mapper call, and frames per decoder call = the model's H + 1: see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
 GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid view's sprites, served likewise
@@ -157,12 +157,16 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
     rounded, by the shape of the call *and by the machine* (instruction set, cache sizes):
     padding batches to a multiple of 4 rows kept a seed's bits on this project's AMD CPU and
     lost them on a Sapphire Rapids Xeon. So every kernel call here has one shape whatever
-    the batch: the mapper runs chunks of exactly MAPPER_ROWS seeds and the decoder chunks of
-    exactly DECODE_ROWS frames, the last chunk padded with copies whose results are dropped.
-    What is left to the kernels is that a row's bits do not depend on its place within a call
-    of fixed shape; tests/test_app_batching.py checks that under the AVX2, AVX-512 and native
-    instruction sets. The cost: a lone seed decodes 16 images for its 9 frames and its mapper
-    runs 8 rows (bench_core)."""
+    the batch: the mapper runs one seed per call (MAPPER_ROWS) and the decoder one seed's frames,
+    H + 1 per call (a whole trajectory at the model's trained H), the last chunk padded with copies
+    whose results are dropped, so a frame sits at the same row of a call of the same shape alone or
+    in any batch (its place matters too: with 9 rows under AVX2 at 2 threads, frames moved between
+    rows changed their bits). tests/test_app_batching.py checks this under the AVX2, AVX-512 and
+    native instruction sets. A lone seed at H computes exactly what it shows, with no
+    padding (it used to run 8 mapper rows and decode 16 frames for its 9: 84 -> 40 ms at 64x64,
+    56 -> 28 ms at 32x32); twenty seeds together cost about the same at 64x64 and ~20 % more at
+    32x32 (docs/BENCHMARKS.md)."""
+    decode_rows = generator.num_steps + 1
     with torch.inference_mode():
         chunks = z.split(MAPPER_ROWS)
         parts = [trajectory(generator, _pad_rows(chunk, MAPPER_ROWS), steps, decode=False, tokens=True,
@@ -170,9 +174,12 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
         ws = torch.cat([p.ws[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)           # (S+1, B, w_dim)
         tokens = (torch.cat([p.tokens[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)
                   if parts[0].tokens is not None else None)                                 # (S+1, B, T, d)
-        images = torch.cat([generator.synthesize(_pad_rows(chunk, DECODE_ROWS))[:len(chunk)]
-                            for chunk in ws.flatten(0, 1).split(DECODE_ROWS)])
-    return Trajectory(ws=ws, images=images.unflatten(0, ws.shape[:2]), tokens=tokens)
+        # One seed's frames per call, in step order: a frame's row within its call depends on its
+        # step alone, never on the batch (with 9 rows, kernels treat the last row apart).
+        images = torch.stack([torch.cat([generator.synthesize(_pad_rows(chunk, decode_rows))[:len(chunk)]
+                                         for chunk in seed_ws.split(decode_rows)])
+                              for seed_ws in ws.unbind(1)], dim=1)                            # (S+1, B, C, R, R)
+    return Trajectory(ws=ws, images=images, tokens=tokens)
 
 
 def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
