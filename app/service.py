@@ -47,6 +47,7 @@ WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
+WEBP_MAX_SIDE = 16383   # WebP's limit: a taller strip (the training images of a large set) stays PNG
 MAPPER_ROWS = 1     # seeds per mapper call, and frames per decoder call = the model's H + 1: see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
@@ -382,7 +383,7 @@ class TrajectoryService:
             "title": f"{result.checkpoint} · seed {result.seed} · {plural(result.num_steps, 'step')}",
             "checkpoint": result.checkpoint, "seed": result.seed, "num_steps": result.num_steps,
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
-            "frames": [png_data_uri(f) for f in result.frames],
+            "frames": [image_data_uri(f) for f in result.frames],
             "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
             "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
             "pixel_change": change_strip(result.pixel_change, peak),
@@ -472,7 +473,7 @@ def write_assets(projection: Projection, training_images: Optional[TrainingImage
                               "training_images": None, "training_count": 0}
     if training_images is not None and len(training_images.images):
         images = training_images.images
-        assets["training_images"] = png_data_uri(images.reshape(-1, *images.shape[2:]))
+        assets["training_images"] = image_data_uri(images.reshape(-1, *images.shape[2:]))
         assets["training_count"] = len(images)
     return write_by_hash(ASSETS_DIR, json.dumps(assets).encode(), ".json")
 
@@ -534,15 +535,18 @@ def mask_strip(differs: np.ndarray) -> str:
 def _data_uri(image: Image.Image) -> str:
     # zlib's fastest level for small images: at 32x32, level 9 (or optimize=True) made encoding a
     # third of a new seed's payload time (0.52 vs 0.33 ms per frame, 2.0 vs 0.54 ms per change
-    # strip) for 6-10 % fewer bytes. From 64x64 on, level 6: 12 % fewer bytes for 0.4 ms more per
-    # frame (a 64x64 trajectory's 9 frames 54.8 -> 48.2 KB, 3.3 -> 6.7 ms), what keeps its payload
-    # under 80 KB.
+    # strip) for 6-10 % fewer bytes. From 64x64 on, a colour image is lossless WebP (method 1):
+    # a 64x64 trajectory's 9 frames 41.6 KB in 5.9 ms, where PNG took 48.1 KB in 8.3 ms at level 6
+    # and 47.8 KB in 15 ms at level 9, what keeps its payload under 80 KB. Palette strips stay PNG.
     buffer = io.BytesIO()
+    if image.mode == "RGB" and min(image.size) >= 64 and max(image.size) <= WEBP_MAX_SIDE:
+        image.save(buffer, format="WEBP", lossless=True, quality=0, method=1)
+        return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
     image.save(buffer, format="PNG", compress_level=6 if min(image.size) >= 64 else 1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def png_data_uri(frame: np.ndarray) -> str:
+def image_data_uri(frame: np.ndarray) -> str:
     return _data_uri(to_pil(frame))
 
 

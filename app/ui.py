@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, static_url
 from .service import (GRID_DIR, GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, TrajectoryService, gif_bytes,
-                      grid_seeds, plural, png_data_uri, preview, prune, write_by_hash)
+                      grid_seeds, plural, image_data_uri, preview, prune, write_by_hash)
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -246,7 +246,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
     def walk(name, seed_a, seed_b, count):
         frames = service.seed_walk(name, seed_a, seed_b, count)
         last = len(frames) - 1
-        return {"items": [{"src": png_data_uri(f),
+        return {"items": [{"src": image_data_uri(f),
                            "caption": f"seed {int(float(seed_a))}" if k == 0 else f"seed {int(float(seed_b))}"
                            if k == last else f"{k}/{last} of the way"} for k, f in enumerate(frames)],
                 "download": None}
