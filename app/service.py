@@ -48,7 +48,7 @@ CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel move
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
 WEBP_MAX_SIDE = 16383   # WebP's limit: a taller strip (the training images of a large set) stays PNG
-MAPPER_ROWS = 1     # seeds per mapper call, and frames per decoder call = the model's H + 1: see batched_trajectory
+MAPPER_ROWS = 1     # seeds per mapper call (frames per decoder call: the model's H + 1); see batched_trajectory
 PCA_FALLBACK_SEEDS = 256
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/ui.py)
 GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid view's sprites, served likewise
@@ -163,18 +163,16 @@ def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
     whose results are dropped, so a frame sits at the same row of a call of the same shape alone or
     in any batch (its place matters too: with 9 rows under AVX2 at 2 threads, frames moved between
     rows changed their bits). tests/test_app_batching.py checks this under the AVX2, AVX-512 and
-    native instruction sets. A lone seed at H computes exactly what it shows, with no
-    padding (it used to run 8 mapper rows and decode 16 frames for its 9: 84 -> 40 ms at 64x64,
-    56 -> 28 ms at 32x32); twenty seeds together cost about the same at 64x64 and ~20 % more at
-    32x32 (docs/BENCHMARKS.md)."""
+    native instruction sets. A lone seed at H computes exactly what it shows, with no padding
+    (it used to run 8 mapper rows and decode 16 frames for its 9: 64 -> 38 ms at 64x64, 39 -> 19
+    ms at 32x32); twenty seeds together cost 13 % more at 64x64 and 54 % more at 32x32
+    (docs/BENCHMARKS.md)."""
     decode_rows = generator.num_steps + 1
     with torch.inference_mode():
-        chunks = z.split(MAPPER_ROWS)
-        parts = [trajectory(generator, _pad_rows(chunk, MAPPER_ROWS), steps, decode=False, tokens=True,
-                            intervene=intervene) for chunk in chunks]
-        ws = torch.cat([p.ws[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)           # (S+1, B, w_dim)
-        tokens = (torch.cat([p.tokens[:, :len(c)] for p, c in zip(parts, chunks)], dim=1)
-                  if parts[0].tokens is not None else None)                                 # (S+1, B, T, d)
+        parts = [trajectory(generator, seed_z, steps, decode=False, tokens=True, intervene=intervene)
+                 for seed_z in z.split(MAPPER_ROWS)]
+        ws = torch.cat([p.ws for p in parts], dim=1)                                         # (S+1, B, w_dim)
+        tokens = torch.cat([p.tokens for p in parts], dim=1) if parts[0].tokens is not None else None
         # One seed's frames per call, in step order: a frame's row within its call depends on its
         # step alone, never on the batch (with 9 rows, kernels treat the last row apart).
         images = torch.stack([torch.cat([generator.synthesize(_pad_rows(chunk, decode_rows))[:len(chunk)]
