@@ -53,11 +53,13 @@ CONTRAST_CSS = """#rtm-generate { background: #c2410c !important; border-color: 
 #rtm-generate:hover { background: #9a3412 !important; border-color: #9a3412 !important; }
 footer, footer a, footer button, footer span, footer div { color: var(--body-text-color) !important; opacity: 1 !important; }
 """
-# On a phone the seed, the dice, the steps and Generate sit two to a row, so that the image
-# starts on the first screen, a thumb's reach below Generate.
+# On a phone the checkpoint gets a row of its own (a name like noto-faces-rtm-64 is cut short
+# in half a row), then the seed, the dice, the steps and Generate sit two to a row, so that the
+# image starts on the first screen, a thumb's reach below Generate.
 PHONE_CSS = """@media (max-width: 640px) {
   #rtm-controls { flex-wrap: wrap !important; gap: 8px !important; }
   #rtm-controls > * { flex: 1 1 40% !important; min-width: 0 !important; }
+  #rtm-controls > #rtm-checkpoint { flex-basis: 100% !important; }
   #rtm-controls > button { align-self: flex-end; max-height: 56px; }
   #rtm-intro p { font-size: 13px; line-height: 1.4; }
 }
@@ -255,8 +257,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         gr.Markdown(INTRO, elem_id="rtm-intro")
         with gr.Row(equal_height=True, elem_id="rtm-controls"):
             # allow_custom_value: a name that is not a checkpoint reaches the service, which caps and
-            # refuses it with its own message (Gradio's would echo the whole value).
-            checkpoint = gr.Dropdown(names, value=default, label="checkpoint", scale=2, allow_custom_value=True)
+            # refuses it with its own message (Gradio's would echo the whole value). Its own column
+            # keeps it out of the seed's form block, so that on a phone it gets a whole row (PHONE_CSS).
+            with gr.Column(scale=2, min_width=160, elem_id="rtm-checkpoint"):
+                checkpoint = gr.Dropdown(names, value=default, label="checkpoint", allow_custom_value=True)
             # No minimum/maximum/precision here: the service checks, and says so, instead of the
             # box rounding 3.5 to 4 or clamping 10000 to 64 behind the user's back.
             seed = gr.Number(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)

@@ -10,6 +10,7 @@ from bench.browser import CHROMIUM, cold_load, drag_latency, launch_browser, wat
 from tests.app_server import HOSTILE_LABEL, launch, make_checkpoints
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
                                                    "(scripts/install_system_deps.sh installs it)")]
@@ -311,6 +312,16 @@ def test_fits_a_phone_screen(browser, app_url, theme):
         assert boxes["frame"]["width"] >= 280 and boxes["frame"]["right"] <= 390, boxes
         assert all(b["height"] >= 44 and b["width"] >= 44 for b in boxes["buttons"]), boxes
         assert 0 <= boxes["slider"]["left"] and boxes["slider"]["right"] <= 390, boxes
+        # The longest shipped checkpoint's name fits the checkpoint box (in half a row it was cut
+        # to "noto-faces-rtm-6"): its width in the box's own font, against the box's text area.
+        longest = max((p.name for p in SHIPPED.iterdir() if (p / "config.json").exists()), key=len)
+        fit = page.evaluate("""(name) => {
+          const input = document.querySelector('#rtm-checkpoint input'), style = getComputedStyle(input);
+          const ctx = document.createElement('canvas').getContext('2d');
+          ctx.font = style.font;
+          return {text: ctx.measureText(name).width, room: input.clientWidth - parseFloat(style.paddingLeft)
+                  - parseFloat(style.paddingRight)}; }""", longest)
+        assert fit["text"] <= fit["room"], (longest, fit)
         # And they work there. Under load the viewer may still be re-rendered (back to the last
         # step) after the first paint, so wait for the step the click asked for, not for time.
         step = page.get_attribute("#rtm-viewer .rtm-root", "data-step")
