@@ -22,7 +22,7 @@ GAP, HEADER = 16, 20
 
 def frames(folder: Path, seeds: list[int]) -> tuple[np.ndarray, str]:
     """uint8 (seeds, H + 1, R, R, C): every step of each seed, and a label for the header."""
-    generator, meta = load_checkpoint(folder)
+    generator, _ = load_checkpoint(folder)
     images = trajectory(generator, seeds_to_z(seeds, generator.z_dim)).images         # (H + 1, B, C, R, R)
     cells = np.stack([to_uint8(step) for step in images], axis=1)
     res = cells.shape[2]
