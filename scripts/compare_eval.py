@@ -6,7 +6,8 @@ Both at their trained H (same protocol: seeds, draws, real images). "Better" mea
 measure is worse by more than its noise, and at least one of recall, coverage and seed
 diversity is better: a stage that only trades recall for precision, or copies its data more
 closely, does not replace the model people see. The noise: the sd between draws; for the
-distinct-nearest count its sd under uniform sampling (3.1); for the share of near-copies
+distinct-nearest count its sd under uniform sampling (3.1), or between blocks of 100 seeds
+when both were counted on several, whichever is larger (the means are compared); for the share of near-copies
 (samples nearer a training image than 95 % of the training images are to theirs) twice its
 binomial sd over the samples (0.03 at 15 % of 550).
 """
@@ -31,6 +32,7 @@ COUNT_SPREAD = {"distinct_nearest": 3.1}
 def at_trained_h(path: str) -> dict:
     evaluation = json.load(open(path))
     point = next(p for p in evaluation["per_step"] if p["steps"] == evaluation["trained_steps"])
+    point = dict(point)
     if "near_copy_share" in point and "num_samples" in evaluation:
         share = point["near_copy_share"]
         point["near_copy_share_sd"] = 2 * math.sqrt(max(share * (1 - share), 1e-4) / evaluation["num_samples"])
@@ -41,6 +43,11 @@ def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     new, old = at_trained_h(sys.argv[1]), at_trained_h(sys.argv[2])
+    if new.get("distinct_nearest_blocks", 1) > 1 and old.get("distinct_nearest_blocks", 1) > 1:
+        # Both counted on several blocks of 100 seeds: compare the means (the noise stays at least
+        # one block's sd, like the draws' sd for the other measures).
+        for point in (new, old):
+            point["distinct_nearest"] = point["distinct_nearest_mean"]
     worse, better = [], []
     print(f"{'measure':18s} {'new':>16s} {'old':>16s}")
     for key, score in MEASURES.items():

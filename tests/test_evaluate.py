@@ -88,7 +88,8 @@ def test_cli_writes_eval_json_and_reports(setup, tmp_path, monkeypatch):
         assert [p["steps"] for p in result["per_step"]] == [1, 3, 4]
         for p in result["per_step"]:
             assert set(p) == ({"steps", "fd_effnet", "kid_effnet_std", "draws", "draw_size", "memorisation_ratio",
-                               "near_copy_share", "distinct_nearest", "diversity_seeds",
+                               "near_copy_share", "distinct_nearest", "diversity_seeds", "distinct_nearest_mean",
+                               "distinct_nearest_sd", "distinct_nearest_blocks",
                                "distinct_nearest_uniform", "pixel_rms_nearest_median", "pixel_rms_data_nn_median",
                                "coverage_same_distribution"}
                               | metric_keys | {f"{k}_sd" for k in metric_keys})
@@ -138,6 +139,13 @@ def test_seed_diversity_counts_distinct_nearest_training_images():
     # Near-copies sit ~1 grey level from a training image; the images are ~100 apart (uniform noise).
     assert many["pixel_rms_nearest_median"] < 3 and many["pixel_rms_data_nn_median"] > 50
     assert seed_diversity(spread, data, num_seeds=10)["diversity_seeds"] == 10
+    # Further whole blocks of seeds are counted too: blocks of 10 seeds over images 0-9, 10-19, 0-9,
+    # 10-19, 0-9 (the 50 spread samples), and a sixth block of seeds all on image 3 (dropped: 5 seeds).
+    blocks = seed_diversity(torch.cat([spread, collapsed[:15]]), data, num_seeds=10)
+    assert blocks["distinct_nearest"] == 10 and blocks["distinct_nearest_blocks"] == 6
+    assert blocks["distinct_nearest_mean"] == pytest.approx((5 * 10 + 1) / 6)
+    assert blocks["distinct_nearest_sd"] == pytest.approx(np.std([10] * 5 + [1]))
+    assert one["distinct_nearest_blocks"] == 1 and one["distinct_nearest_sd"] == 0
     with pytest.raises(ValueError, match="cannot be compared"):
         seed_diversity(spread[:, :, :2, :2], data)
 

@@ -74,3 +74,17 @@ def test_a_stage_ships_only_if_it_measures_better(tmp_path):
     assert verdict(recall=0.3, near_copy_share=0.3) == 1                        # more near-copies: copies its data more
     assert verdict(recall=0.3, density=0.95) == 0                               # nearer 1 is not worse...
     assert verdict(recall=0.3, density=1.6) == 1                                # ...crowding the data's dense parts is
+
+
+def test_seed_diversity_counted_on_several_blocks_compares_the_means(tmp_path):
+    blocks = {"distinct_nearest_blocks": 5, "distinct_nearest_mean": 30.0, "distinct_nearest_sd": 2.0}
+    old = write_eval(tmp_path / "old.json", **blocks)
+
+    def verdict(**at_h) -> int:
+        new = write_eval(tmp_path / "new.json", **{**blocks, **at_h})
+        return subprocess.run([sys.executable, "scripts/compare_eval.py", new, old], cwd=ROOT,
+                              capture_output=True).returncode
+
+    assert verdict(distinct_nearest_mean=34.5) == 0                               # the mean over 500 seeds rose
+    assert verdict(distinct_nearest=40, distinct_nearest_mean=31.0) == 1          # a lucky first block is not a gain
+    assert verdict(distinct_nearest_mean=34.5, distinct_nearest_sd=5.0) == 1      # within the blocks' spread

@@ -69,7 +69,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             print(f"  h={p['steps']:3d}  {label} {p[r['fd_name']]:8.3f}  "
                   + "  ".join(f"{k} {p[k]:.3f}±{p[k + '_sd']:.3f}" for k in ("precision", "recall", "density", "coverage"))
                   + f"  memorisation {p['memorisation_ratio']:.2f}"
-                  + f"  distinct nearest {p['distinct_nearest']}/{p['diversity_seeds']}")
+                  + f"  distinct nearest {p['distinct_nearest']}/{p['diversity_seeds']}"
+                  + (f" (mean of {p['distinct_nearest_blocks']} blocks {p['distinct_nearest_mean']:.1f}"
+                     f"±{p['distinct_nearest_sd']:.1f})" if p.get("distinct_nearest_blocks", 1) > 1 else ""))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def training_curve(meta: dict, metrics: list[dict]) -> list[dict]:
     if parent and (parent / "meta.json").is_file():
         curve = json.loads((parent / "meta.json").read_text()).get("training_curve", [])
     stage = meta.get("stages", 1)
-    keys = ("precision", "recall", "coverage", "coverage_same_distribution", "density", "distinct_nearest", "diversity_seeds",
+    keys = ("precision", "recall", "coverage", "coverage_same_distribution", "density", "distinct_nearest", "distinct_nearest_mean",
+            "distinct_nearest_blocks", "diversity_seeds",
             "distinct_nearest_uniform", "pixel_rms_nearest_median", "memorisation_ratio", "draws", "draw_size")
     known = {c["total_step"] for c in curve}
     for m in metrics:
