@@ -7,8 +7,8 @@ measure is worse by more than its noise, and at least one of recall, coverage an
 diversity is better: a stage that only trades recall for precision, or copies its data more
 closely, does not replace the model people see. The noise: the sd between draws; for the
 distinct-nearest count its sd under uniform sampling (3.1), or between blocks of 100 seeds
-when both were counted on several, whichever is larger (the means are compared); for the share of near-copies
-(samples nearer a training image than 95 % of the training images are to theirs) twice its
+when both were counted on several, whichever is larger (the means are compared); for the
+share of near-copies (samples nearer a training image than 95 % of the training images are to theirs) twice its
 binomial sd over the samples (0.03 at 15 % of 550).
 """
 

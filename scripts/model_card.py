@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from rtm_core import load_checkpoint, refinement_grid, to_pil
+from rtm_core.metrics import distinct_text
 
 SAMPLES_FILE = "samples.png"
 CURVE_FILE = "training_curve.png"
@@ -33,13 +34,6 @@ tags:
 - emoji
 - few-shot
 """
-
-
-def distinct(point: dict) -> str:
-    """Seeds 0-99's distinct nearest count, and its mean ± sd over blocks of 100 seeds where there are several."""
-    if point.get("distinct_nearest_blocks", 1) > 1:
-        return f"{point['distinct_nearest']} ({point['distinct_nearest_mean']:.1f} ± {point['distinct_nearest_sd']:.1f})"
-    return str(point.get("distinct_nearest", "–"))
 
 
 def front_matter(meta: dict) -> str:
@@ -277,7 +271,7 @@ def main() -> None:
             mark = " (trained H)" if p["steps"] == H else ""
             lines.append(f"| {p['steps']}{mark} | {fmt(p, evaluation['fd_name'], 1)} | {fmt(p, kid, 3)} | "
                          f"{fmt(p, 'precision')} | {fmt(p, 'recall')} | {fmt(p, 'density')} | {fmt(p, 'coverage')} | "
-                         f"{p['memorisation_ratio']:.2f} | {distinct(p)} | "
+                         f"{p['memorisation_ratio']:.2f} | {distinct_text(p)} | "
                          f"{p.get('pixel_rms_nearest_median', float('nan')):.1f} |")
         tr = evaluation["trajectory"]
         moving = tr.get("moving_share", [])

@@ -50,7 +50,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--inception", default=None, help="path of FID Inception-v3 weights "
                         "(pt_inception-2015-12-05-*.pth): report standard FID instead of FD-EffNet")
     args = parser.parse_args(argv)
-    from .evaluation import run   # torch and the feature networks: only once the flags are read
+    # torch and the feature networks: only once the flags are read
+    from rtm_core.metrics import distinct_text
+
+    from .evaluation import run
 
     try:
         steps = parse_step_list(args.steps)
@@ -69,9 +72,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             print(f"  h={p['steps']:3d}  {label} {p[r['fd_name']]:8.3f}  "
                   + "  ".join(f"{k} {p[k]:.3f}±{p[k + '_sd']:.3f}" for k in ("precision", "recall", "density", "coverage"))
                   + f"  memorisation {p['memorisation_ratio']:.2f}"
-                  + f"  distinct nearest {p['distinct_nearest']}/{p['diversity_seeds']}"
-                  + (f" (mean of {p['distinct_nearest_blocks']} blocks {p['distinct_nearest_mean']:.1f}"
-                     f"±{p['distinct_nearest_sd']:.1f})" if p.get("distinct_nearest_blocks", 1) > 1 else ""))
+                  + f"  distinct nearest of {p['diversity_seeds']} {distinct_text(p)}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ Fréchet distance on EfficientNet-Lite0 features is *not* FID: every output call
 FD-EffNet. Standard FID needs Inception-v3 weights, which nothing here downloads.
 """
 
-from .diversity import seed_diversity, w_spread
+from .diversity import distinct_text, seed_diversity, w_spread
 from .fd import feature_statistics, frechet_distance, frechet_distance_between, kernel_inception_distance
 from .features import EfficientNetLite0Features
 from .prdc import expected_coverage, precision_recall_density_coverage
 
-__all__ = ["EfficientNetLite0Features", "feature_statistics", "frechet_distance", "frechet_distance_between", "kernel_inception_distance",
+__all__ = ["EfficientNetLite0Features", "distinct_text", "feature_statistics", "frechet_distance", "frechet_distance_between", "kernel_inception_distance",
            "expected_coverage", "precision_recall_density_coverage", "seed_diversity", "w_spread"]

@@ -37,7 +37,7 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
     what seeds drawn uniformly from the training set reach on average; a model that copies its data
     has pixel_rms_nearest_median far below pixel_rms_data_nn_median.
     """
-    # On the host, whatever device made the images (100 frames: a small copy); the training images
+    # On the host, whatever device made the images (a few hundred frames: a small copy); the training images
     # are converted to float64 a block at a time, never all at once (10^5 images of 64 px would be 9.8 GB).
     blocks = max(1, len(images) // num_seeds)
     fake = ((images[:blocks * num_seeds].detach().cpu().double().clamp(-1, 1) + 1) * 127.5).flatten(1)   # (S*blocks, C*R*R)
@@ -63,7 +63,7 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
         d[own, own - start] = float("inf")
         between = torch.minimum(between, d.min(dim=1).values)
     to_data = torch.cat(to_data, dim=1)                                                   # (S*blocks, N)
-    counts = [int(block.argmin(dim=1).unique().numel()) for block in to_data.split(min(num_seeds, len(to_data)))]
+    counts = [int(block.argmin(dim=1).unique().numel()) for block in to_data.split(num_seeds)]
     to_data = to_data[:num_seeds]                                                         # the first block: seeds 0..S-1
     # The most that independent seeds can reach in expectation: every seed nearest to a uniformly
     # random training image gives N (1 - (1 - 1/N)^S) distinct ones (64.2 for 100 seeds over 103 faces).
@@ -74,3 +74,11 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
             "distinct_nearest_uniform": n * (1 - (1 - 1 / n) ** s),
             "pixel_rms_nearest_median": float(to_data.min(dim=1).values.median()),
             "pixel_rms_data_nn_median": float(between.median())}
+
+
+def distinct_text(point: dict) -> str:
+    """A seed_diversity result as read by people: seeds 0-99's count, and its mean ± sd over the
+    blocks of 100 seeds where there were several ("50 (53.2 ± 4.2)")."""
+    if point.get("distinct_nearest_blocks", 1) > 1:
+        return f"{point['distinct_nearest']} ({point['distinct_nearest_mean']:.1f} ± {point['distinct_nearest_sd']:.1f})"
+    return str(point.get("distinct_nearest", "–"))
