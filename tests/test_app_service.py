@@ -56,12 +56,13 @@ def test_token_and_pixel_change_are_the_steps_differences(ckpt_root):
     # 16 levels: the peak is the brightest, a quarter of it half as bright.
     strip = Image.open(io.BytesIO(base64.b64decode(service.payload(result)["pixel_change"].split(",")[1])))
     assert strip.size == (16, 5 * 16) and strip.mode == "P"
-    levels = np.asarray(strip).reshape(5, 16, 16) // 17
-    expected = np.round(np.sqrt(result.pixel_change / result.pixel_change.max()) * 15)
-    np.testing.assert_array_equal(levels, expected)
-    from app.service import change_strip
+    from app.service import CHANGE_PALETTE, change_strip
+    expected = np.round(np.sqrt(result.pixel_change / result.pixel_change.max()) * 15).astype(int)
+    np.testing.assert_array_equal(np.asarray(strip).reshape(5, 16, 16), expected)
+    # what the page shows: level k is the colour map's colour 17 k (0 black ... 15 its brightest)
+    np.testing.assert_array_equal(np.asarray(strip.convert("RGB")).reshape(5, 16, 16, 3), CHANGE_PALETTE[expected * 17])
     quarter = Image.open(io.BytesIO(base64.b64decode(change_strip(np.full((1, 2, 2), 25.0), 100.0).split(",")[1])))
-    assert (np.asarray(quarter) // 17 == 8).all()                       # sqrt(1/4) x 15 = 7.5 -> 8 of 15
+    assert (np.asarray(quarter) == 8).all()                             # sqrt(1/4) x 15 = 7.5 -> 8 of 15
 
 
 def test_seed_walk_ends_at_both_seeds(ckpt_root):
