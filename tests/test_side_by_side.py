@@ -30,9 +30,10 @@ def two_sizes(tmp_path_factory):
     return root / "small", root / "big"
 
 
-def test_every_step_of_the_same_seeds_pixel_for_pixel(two_sizes, tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_every_step_of_the_same_seeds_pixel_for_pixel(two_sizes, tmp_path, monkeypatch, suffix):
     small, big = two_sizes
-    out = tmp_path / "sbs.png"
+    out = tmp_path / f"sbs{suffix}"
     monkeypatch.setattr(sys, "argv", ["side_by_side.py", str(out), str(small), str(big), "--seeds", "3"])
     sbs.main()
     image = np.asarray(Image.open(out).convert("RGB"))
