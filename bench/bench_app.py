@@ -248,12 +248,14 @@ def main() -> None:
         results["payload_kb"] = len(json.dumps(payload)) / 1024
         results["assets_kb"] = service.model(name).assets_file.stat().st_size / 1024
         grid, sprite = service.grid_payload(service.trajectories(name, grid_seeds(0, 16), steps))
+        # Issue 10 set the 32x32 targets, issue 30 those at 64x64 (four times the pixels a frame has).
+        payload_target, grid_target = (40, 250) if grid["resolution"] <= 32 else (80, 600)
         results["grid_kb"] = {"json": len(json.dumps(grid)) / 1024, "sprite": sprite.stat().st_size / 1024}
-        print(f"  (d) payload of a new seed at H = {steps}: {results['payload_kb']:.1f} KB (target <= 40 KB); "
+        print(f"  (d) payload of a new seed at H = {steps}: {results['payload_kb']:.1f} KB (target <= {payload_target} KB); "
               f"the checkpoint's assets, once per page: {results['assets_kb']:.0f} KB")
         g = results["grid_kb"]
         print(f"  (d) a grid of 16 seeds at H = {steps}: {g['json'] + g['sprite']:.0f} KB ({g['json']:.0f} KB JSON + "
-              f"{g['sprite']:.0f} KB WebP sprite; target <= 250 KB)")
+              f"{g['sprite']:.0f} KB WebP sprite; target <= {grid_target} KB)")
 
         # (e) in the browser: cold loads, dragging across 64 steps, play
         if CHROMIUM:
