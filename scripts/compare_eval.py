@@ -12,9 +12,9 @@ share of near-copies (samples nearer a training image than 95 % of the training 
 binomial sd over the samples (0.03 at 15 % of 550).
 """
 
+import argparse
 import json
 import math
-import sys
 
 # key -> its score (higher is better). Density is 1 for samples distributed as the data (0.995 on
 # half-splits of the faces, scripts/split_reference.py): above 1 the samples crowd the data's
@@ -40,9 +40,12 @@ def at_trained_h(path: str) -> dict:
 
 
 def main() -> None:
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    new, old = at_trained_h(sys.argv[1]), at_trained_h(sys.argv[2])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("new", help="the new stage's eval.json")
+    parser.add_argument("old", help="the eval.json of the checkpoint it would replace")
+    args = parser.parse_args()   # a usage error exits 2, apart from "not better" (1)
+    new, old = at_trained_h(args.new), at_trained_h(args.old)
     if new.get("distinct_nearest_blocks", 1) > 1 and old.get("distinct_nearest_blocks", 1) > 1:
         # Both counted on several blocks of 100 seeds: compare the means (the noise stays at least
         # one block's sd, like the draws' sd for the other measures).

@@ -10,7 +10,7 @@ With --over-training each arm's panel is instead its final frames (the grid's la
 at every saved training step, left to right.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -56,11 +56,14 @@ def final_frames_over_training(run: Path) -> tuple[Image.Image, str]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--over-training"]
-    if len(args) < 2:
-        raise SystemExit(__doc__)
-    out, runs = Path(args[0]), [Path(a) for a in args[1:]]
-    panel_of = final_frames_over_training if "--over-training" in sys.argv else last_grid
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="the figure to write (PNG)")
+    parser.add_argument("runs", type=Path, nargs="+", help="the arms' training run folders, left to right")
+    parser.add_argument("--over-training", action="store_true", help="each arm's final frames at every saved step")
+    args = parser.parse_args()
+    out, runs = args.out, args.runs
+    panel_of = final_frames_over_training if args.over_training else last_grid
     panels = [panel_of(run) for run in runs]
     # Each panel's slot is as wide as its grid or its label, whichever is wider: a one-pass
     # arm's grid is one column, narrower than its name.

@@ -6,6 +6,7 @@ Reads, for every run folder under the argument: metrics.jsonl (losses, weight ch
 RS-IMLE rounds) and checkpoint/eval.json (python -m train.evaluate ... --draws 5).
 """
 
+import argparse
 import json
 import re
 import statistics
@@ -158,7 +159,12 @@ def across_training_seeds(runs: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/fewshot")
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", nargs="?", default="runs/fewshot", help="the experiment's folder of runs")
+    root = Path(parser.parse_args().root)
+    if not root.is_dir():
+        parser.error(f"{root} is not a folder: give the experiment's folder, e.g. runs/fewshot")
     runs = [read_run(f) for f in sorted(root.iterdir()) if (f / "checkpoint" / "eval.json").is_file()]
     adversarial = [r for r in runs if r["config"].get("objective") == "adversarial"]
     out = adversarial_record(adversarial) if adversarial else imle_record(runs)

@@ -7,10 +7,10 @@ change, training curve and RS-IMLE record from meta.json, the metrics from eval.
 the numbers do not show goes in the folder's notes.md, which the card includes.
 """
 
+import argparse
 import json
 import math
 import shlex
-import sys
 from pathlib import Path
 
 from PIL import Image
@@ -177,9 +177,10 @@ def fmt(p: dict, key: str, digits: int = 3) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__)
-    folder = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="the checkpoint folder whose README.md to write")
+    folder = parser.parse_args().folder
     generator, meta = load_checkpoint(folder)
     cfg, t = generator.config, meta.get("train_config", {})
     evaluation = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").is_file() else None

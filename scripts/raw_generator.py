@@ -8,7 +8,7 @@ reads); the new folder's meta.json says that they are the raw ones.
         --num-samples 550 --draws 5 --steps 8
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from rtm_core import load_checkpoint, save_checkpoint
@@ -27,6 +27,9 @@ def export_raw(run: Path, out: Path) -> Path:
     return save_checkpoint(generator, out, meta={**meta, "weights": f"raw: '{key}' of {TRAIN_STATE_FILE}, not the EMA"})
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    print(f"wrote {export_raw(Path(sys.argv[1]), Path(sys.argv[2]))}")
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the training run's folder (its checkpoint/train_state.pt)")
+    parser.add_argument("out", type=Path, help="the new checkpoint folder")
+    args = parser.parse_args()
+    print(f"wrote {export_raw(args.run, args.out)}")

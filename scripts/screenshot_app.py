@@ -13,10 +13,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.launcher import free_port
-from bench.browser import launch_browser
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # bench/ is the repository's, not installed: `python scripts/...` from anywhere
+
+from app.launcher import free_port  # noqa: E402
+from bench.browser import launch_browser  # noqa: E402
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
