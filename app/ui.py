@@ -103,8 +103,8 @@ def grid_url(path: Path) -> str:
 
 
 # The browser code of each kind of gr.HTML on the page: files of app/assets/, in order.
-SCRIPTS = {"viewer": ("common.js", "map.js", "intervention.js", "viewer.js"), "grid": ("common.js", "grid.js"),
-           "figures": ("figures.js",), "curves": ("curves.js",)}
+SCRIPTS = {"viewer": ("theme.js", "common.js", "map.js", "intervention.js", "viewer.js"),
+           "grid": ("theme.js", "common.js", "grid.js"), "figures": ("figures.js",), "curves": ("theme.js", "curves.js")}
 SCRIPT_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-scripts"
 
 
@@ -376,8 +376,10 @@ def _card(model) -> str:
     in_stages = f" in {stages} stages" if isinstance(stages, int) and stages > 1 else ""
     trained = (f"trained {f'{step:,}' if isinstance(step, int) else _code(step)} steps{in_stages} on "
                f"{_code(meta.get('data_source') or meta.get('data'))}" if "step" in meta else "untrained weights")
+    # No closing full stop: Gradio draws a code span as an inline block, so on a phone the stop
+    # after a long data source wrapped onto a line of its own.
     card = (f"{_code(model.name)} — {mapper}; {cfg.decoder.kind} decoder, "
-            f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {trained}.")
+            f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {trained}")
     return card + "".join(f"\n\n⚠️ {_code(w)}" for w in model.warnings)
 
 

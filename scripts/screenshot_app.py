@@ -3,6 +3,7 @@
     python scripts/screenshot_app.py docs/app.png [--seed 42] [--step 3]
     python scripts/screenshot_app.py docs/grid.png --grid 0 [--step 4]    # the grid of 16 seeds from seed 0
     python scripts/screenshot_app.py docs/intervention.png --seed 42 --intervene knockout:3:2   # kind:token:step
+    python scripts/screenshot_app.py /tmp/phone.png --checkpoint noto-faces-rtm-64 --theme dark --viewport 390x844
 """
 
 import argparse
@@ -28,12 +29,17 @@ def main() -> None:
     parser.add_argument("--seed", default="42")
     parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")
     parser.add_argument("--grid", default=None, help="take the grid of 16 seeds from this one instead of the viewer")
+    parser.add_argument("--checkpoint", default=None, help="the checkpoint shown first (default: the app's)")
+    parser.add_argument("--theme", choices=("light", "dark"), default="light")
+    parser.add_argument("--viewport", type=viewport, default=(1280, 1000), help="WIDTHxHEIGHT in CSS pixels, "
+                        "e.g. 390x844 for a phone; the viewer's shot is the page's top WIDTH x (HEIGHT - 60)")
     parser.add_argument("--intervene", default=None, help="KIND:TOKEN:STEP[:DONOR]: the seed and its intervention, side by side")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+    checkpoint = ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *checkpoint], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -44,8 +50,9 @@ def main() -> None:
                 time.sleep(0.1)
         with sync_playwright() as p:
             browser = launch_browser(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
+            width, height = args.viewport
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"http://127.0.0.1:{port}/?__theme={args.theme}")
             page.wait_for_selector("#rtm-viewer .rtm-frame", timeout=60_000)
             if args.grid is not None:
                 grid_shot(page, args)
@@ -60,6 +67,13 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def viewport(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    if not (width.isdigit() and height.isdigit() and 200 <= int(width) <= 4000 and 200 <= int(height) <= 4000):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in CSS pixels (200-4000 each), e.g. 390x844")
+    return int(width), int(height)
+
+
 def viewer_shot(page, args) -> None:
     page.locator("#rtm-seed input").fill(args.seed)
     page.locator("#rtm-generate").click()
@@ -68,7 +82,8 @@ def viewer_shot(page, args) -> None:
     if args.step is not None:
         page.locator(f"#rtm-viewer .rtm-thumb[data-step='{args.step}']").click()
         page.wait_for_timeout(300)
-    page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": 1280, "height": 940})
+    width, height = args.viewport
+    page.screenshot(path=args.out, clip={"x": 0, "y": 0, "width": width, "height": height - 60})
 
 
 def intervention_shot(page, args) -> None:

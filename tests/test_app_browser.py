@@ -253,6 +253,35 @@ def test_controls_are_readable_in_both_themes(browser, app_url, theme):
     assert errors == [], errors
 
 
+CHART_INK = """(sel) => { const svg = document.querySelector(sel + ' .main-svg'), tick = document.querySelector(sel + ' .ytick text');
+  let e = svg, bg = 'rgb(255, 255, 255)';
+  for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
+    if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } }
+  return [svg.style.background, getComputedStyle(tick).fill, bg]; }"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_charts_follow_the_theme(browser, app_url, theme):
+    """plotly.js paints white panels with dark ink on any page: in the dark theme every chart (the
+    map, the step bars, the metric curves, the grid's map) must be see-through with ink that reads
+    on the block behind it, not a bright rectangle."""
+    load = cold_load(browser, app_url + f"?__theme={theme}")
+    page = load["page"]
+    try:
+        page.get_by_role("button", name="Show grid").click()
+        page.wait_for_selector("#rtm-grid .rtm-map .ytick text", timeout=30_000)
+        page.wait_for_selector("#rtm-eval .rtm-curves .ytick text", timeout=30_000)
+        for chart in ("#rtm-viewer .rtm-map", "#rtm-viewer .rtm-disp", "#rtm-eval .rtm-curves", "#rtm-grid .rtm-map"):
+            paper, ink, behind = page.evaluate(CHART_INK, chart)
+            assert paper in ("rgba(0, 0, 0, 0)", "transparent"), (theme, chart, paper)
+            assert contrast(ink, behind) >= 4.5, (theme, chart, ink, behind)
+        assert (theme == "dark") == (contrast("rgb(0, 0, 0)", behind) < 4.5)   # the dark theme's blocks are dark
+    finally:
+        errors = load["errors"]
+        load["context"].close()
+    assert errors == [], errors
+
+
 def test_the_first_seed_plays_once_on_load_unless_less_motion_is_asked(browser, app_url):
     for motion, plays in (("no-preference", True), ("reduce", False)):
         context = browser.new_context(reduced_motion=motion)

@@ -68,12 +68,12 @@ function extent(values, pad) {
 // The map's frame: axis ranges over the cloud and the paths, and the cloud as one image below.
 function mapLayout(a, xs, ys, title) {
   const range = { x: extent(a.reference.x.concat(xs), 0.05), y: extent(a.reference.y.concat(ys), 0.05) };
-  return { margin: { l: 30, r: 10, t: 48, b: 30 }, height: 350, showlegend: false, hovermode: "closest",
+  return themed({ margin: { l: 30, r: 10, t: 48, b: 30 }, height: 350, showlegend: false, hovermode: "closest",
            title: { text: title, font: { size: 13 } },
            xaxis: { range: range.x, zeroline: false }, yaxis: { range: range.y, zeroline: false },
            images: [{ source: cloudImage(a.reference, range), xref: "x", yref: "y", x: range.x[0], y: range.y[1],
                       sizex: range.x[1] - range.x[0], sizey: range.y[1] - range.y[0], sizing: "stretch",
-                      layer: "below" }] };
+                      layer: "below" }] });
 }
 
 // Type into one of Gradio's number boxes (by its elem_id) as a user would: its value follows.

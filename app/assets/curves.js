@@ -39,7 +39,7 @@
       el.textContent = "This checkpoint has no eval.json: no metric curves to show.";
       return;
     }
-    whenPlotly(() => window.Plotly.newPlot(el, fig.data, fig.layout, { displayModeBar: false, responsive: true }).then(() => {
+    whenPlotly(() => window.Plotly.newPlot(el, fig.data, themed(fig.layout), { displayModeBar: false, responsive: true }).then(() => {
       placeMark();
       el.on("plotly_afterplot", placeMark);
     }));

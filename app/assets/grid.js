@@ -37,7 +37,7 @@
     if (S.markers[k]) S.markers[k].classList.add("rtm-gmarker-selected");   // the selected seed's dot: red, larger
     const map = $(".rtm-map");
     if (window.Plotly && map.data) {  // the selected seed's path on top, in red
-      window.Plotly.restyle(map, { "line.color": v.seeds.map((_, j) => (j === k ? "#d62728" : "rgba(90,90,90,0.45)")),
+      window.Plotly.restyle(map, { "line.color": v.seeds.map((_, j) => (j === k ? "#d62728" : chartInk().faint)),
                                    "line.width": v.seeds.map((_, j) => (j === k ? 3 : 1)) });
     }
     if (!open) return;
@@ -56,7 +56,7 @@
     const xs = v.xy.flat().map((p) => p[0]), ys = v.xy.flat().map((p) => p[1]);
     const traces = v.xy.map((path, k) => ({
       x: path.map((p) => p[0]), y: path.map((p) => p[1]), type: "scatter", mode: "lines",
-      line: { color: k === S.selected ? "#d62728" : "rgba(90,90,90,0.45)", width: k === S.selected ? 3 : 1 },
+      line: { color: k === S.selected ? "#d62728" : chartInk().faint, width: k === S.selected ? 3 : 1 },
       name: `seed ${v.seeds[k]}`, hovertemplate: `seed ${v.seeds[k]}<extra></extra>`,
     }));
     const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path<br>(red: the selected one)`);

@@ -12,7 +12,7 @@ function drawTrajectoryMap(Plotly, map, preview, v, a, hooks) {
   const beyond = steps.length - 1 > H;
   const ticks = H <= 8 ? steps.filter((k) => k <= H) : [0, Math.round(H / 2), H];
   const trace = { x: xs, y: ys, customdata: steps, mode: "lines+markers", type: "scatter", name: `seed ${v.seed}`,
-                  line: { color: "#444", width: 1.5 },
+                  line: { color: chartInk().line, width: 1.5 },
                   marker: { size: steps.map((k) => (k > H ? 11 : 9)), color: steps, colorscale: STEP_COLORSCALE, cmin: 0,
                             cmax: H, symbol: steps.map((k) => (k > H ? "diamond" : "circle")),
                             line: { color: "#222", width: 1 }, showscale: true,

@@ -123,14 +123,14 @@
     const h = v.displacement.map((_, k) => k + 1);
     Plotly.newPlot(el, [
       { x: h, y: v.displacement, type: "bar", marker: { color: "#7f7f7f" }, hovertemplate: "step %{x}: %{y:.3f}<extra></extra>" },
-    ], {
+    ], themed({
       margin: { l: 45, r: 10, t: 30, b: 35 }, height: 180,
       title: { text: "How far w moved at each step", font: { size: 13 } },
       yaxis: { title: { text: "‖w_h − w_(h−1)‖" } },
       xaxis: { title: { text: "step h" }, dtick: h.length > 16 ? 4 : 1 },
       shapes: [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5, yref: "paper", y0: 0, y1: 1,
                  line: { dash: "dot", color: "#1f77b4" } }],
-    }, { displayModeBar: false, responsive: true }).then(() => {
+    }), { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = el._fullLayout;
         if (S.v !== v || !fl || !fl.xaxis || !fl.xaxis.l2p) return;
