@@ -37,8 +37,8 @@
     if (S.markers[k]) S.markers[k].classList.add("rtm-gmarker-selected");   // the selected seed's dot: red, larger
     const map = $(".rtm-map");
     if (window.Plotly && map.data) {  // the selected seed's path on top, in red
-      window.Plotly.restyle(map, { "line.color": v.seeds.map((_, j) => (j === k ? "#d62728" : chartInk().faint)),
-                                   "line.width": v.seeds.map((_, j) => (j === k ? 3 : 1)) });
+      const styles = pathStyles(v.seeds.length, k);
+      window.Plotly.restyle(map, { "line.color": styles.map((st) => st.color), "line.width": styles.map((st) => st.width) });
     }
     if (!open) return;
     const typed = setNumber("rtm-seed", v.seeds[k]);
@@ -51,12 +51,18 @@
     }
   }
 
+  // Each seed's path on the map: the selected one red and wide, the others faint in the theme's ink.
+  function pathStyles(count, selected) {
+    const faint = chartInk().faint;
+    return Array.from({ length: count }, (_, j) => (j === selected ? { color: "#d62728", width: 3 } : { color: faint, width: 1 }));
+  }
+
   function drawMap(Plotly, v, a) {
     const map = $(".rtm-map");
     const xs = v.xy.flat().map((p) => p[0]), ys = v.xy.flat().map((p) => p[1]);
+    const styles = pathStyles(v.xy.length, S.selected);
     const traces = v.xy.map((path, k) => ({
-      x: path.map((p) => p[0]), y: path.map((p) => p[1]), type: "scatter", mode: "lines",
-      line: { color: k === S.selected ? "#d62728" : chartInk().faint, width: k === S.selected ? 3 : 1 },
+      x: path.map((p) => p[0]), y: path.map((p) => p[1]), type: "scatter", mode: "lines", line: styles[k],
       name: `seed ${v.seeds[k]}`, hovertemplate: `seed ${v.seeds[k]}<extra></extra>`,
     }));
     const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path<br>(red: the selected one)`);
