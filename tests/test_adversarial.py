@@ -71,7 +71,7 @@ def test_r1_is_lazy_and_weighted_by_its_interval(digits, tmp_path, monkeypatch):
     adversarial.train(cfg)
     assert [s for s, _ in losses] == [0, 4, 8]
     for (_, loss), penalty in zip(losses, penalties):
-        assert loss == pytest.approx(penalty * 0.5 / 2 * 4, rel=1e-5)
+        assert loss == pytest.approx(penalty.item() * 0.5 / 2 * 4, rel=1e-5)
 
 
 def test_resume_is_bit_exact_across_an_r1_step(digits, tmp_path):

@@ -119,3 +119,16 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["folder", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("flag", ["--res", "--sr", "--ou"])
+def test_a_sub_commands_flags_are_never_abbreviated(tmp_path, flag, capsys):
+    """argparse would take --res as --resolution and go on; every sub-command refuses it instead."""
+    (tmp_path / "src").mkdir()
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "src" / "a.png")
+    args = {"--resolution": "8", "--src": str(tmp_path / "src"), "--out": str(tmp_path / "x")}
+    argv = ["folder"] + [a for name, value in args.items() for a in ((flag if name.startswith(flag) else name), value)]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -91,6 +91,7 @@ def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_rec
     assert all(torch.equal(run.ema.state_dict()[k], v) for k, v in parent_g.state_dict().items())
     assert run.opt.state == {} and run.step == 0 and run.latents is None
     run.log_file.close()
+    shutil.rmtree(child.out)             # what setup began: a new run refuses a folder that holds one
     folder = train(child)
     g, meta = load_checkpoint(folder)
     assert meta["step"] == 10 and meta["init_from"] == str(parent) and meta["stages"] == 2
@@ -559,18 +560,38 @@ def test_with_the_rampup_a_short_run_s_ema_is_not_its_random_init(digits, tmp_pa
     assert moved[0.05] < 0.1 * moved[0.0]       # the ramped EMA sits near the trained weights
 
 
-def test_the_quick_preset_fine_tunes_the_shipped_model_where_it_fits_and_starts_from_scratch_elsewhere():
-    from train.init_from import SHIPPED_DEFAULT, parent_of
+def test_the_quick_preset_fine_tunes_the_shipped_model_that_fits_and_starts_from_scratch_elsewhere():
+    from train.init_from import parent_of
 
     quick = parse_args(["--preset", "quick", "--data", "d"])
     assert quick.init_from == "shipped"
-    said = []
-    parent = parent_of(quick, 32, 3, say=said.append)              # the shipped default's own size
-    assert parent is not None and parent.lineage[-1]["checkpoint"].endswith(SHIPPED_DEFAULT) and not said
-    assert parent_of(quick, 16, 1, say=said.append) is None          # another size: from scratch, and it says why
-    assert len(said) == 1 and "starting from scratch" in said[0] and "32x32" in said[0]
+    parent, line = parent_of(quick, 32, 3, 100)                     # 32x32 images: the 32x32 default
+    assert parent.lineage[-1]["checkpoint"].endswith("noto-faces-rtm") and parent.config.decoder.img_resolution == 32
+    assert line.startswith("starting from the shipped noto-faces-rtm (") and "fine-tuning it on your 100 images" in line
+    parent, line = parent_of(quick, 64, 3, 100)                     # 64x64 images: the 64x64 model that ships
+    assert parent.lineage[-1]["checkpoint"].endswith("noto-faces-rtm-64") and parent.config.decoder.img_resolution == 64
+    assert line.startswith("starting from the shipped noto-faces-rtm-64 (") and "43,967 steps" in line
+    parent, line = parent_of(quick, 16, 1, 100)                     # no shipped model fits: from scratch, and why
+    assert parent is None and line.startswith("from scratch") and "no shipped model fits 16x16" in line
+    assert "32x32" in line and "64x64" in line
     scratch = parse_args(["--preset", "quick", "--data", "d", "--init-from", "none"])   # one flag away
-    assert parent_of(scratch, 32, 3, say=said.append) is None and len(said) == 1
+    assert parent_of(scratch, 32, 3, 100) == (None, "from scratch (a random initialisation, seed 0), as --init-from none "
+                                                    "asks; training on 100 images")
+    parent, line = parent_of(parse_args(["--preset", "cpu", "--data", "d"]), 32, 3, 100)
+    assert parent is None and "no --init-from was given" in line
+
+
+def test_the_log_says_where_a_run_starts_in_both_cases(few_digits, tmp_path, capsys):
+    train(tiny_config(few_digits, tmp_path / "scratch", max_steps=2))
+    assert "from scratch (a random initialisation, seed 0), since no --init-from was given" in capsys.readouterr().err
+    parent = tmp_path / "scratch" / "checkpoint"
+    train(tiny_config(few_digits, tmp_path / "tuned", max_steps=2, init_from=str(parent)))
+    assert f"starting from {parent}: 16x16 images, 2 steps of training on {few_digits}, training on 120 images" \
+        in capsys.readouterr().err
+    train(tiny_config(few_digits, tmp_path / "tuned", max_steps=4, init_from=str(parent), resume=True))
+    err = capsys.readouterr().err
+    assert f"continuing the run in {tmp_path / 'tuned'} from its last checkpoint, at step 2 of 4" in err
+    assert "starting from" not in err and "from scratch" not in err
 
 
 def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(few_digits, tmp_path):
@@ -592,3 +613,45 @@ def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(f
     train(tiny_config(few_digits, tmp_path, batch_size=0, lr=0, force_factor=0, max_steps=2, checkpoint_every=2))
     saved = json.loads((tmp_path / "train_config.json").read_text())
     assert (saved["batch_size"], saved["lr"], saved["force_factor"]) == (16, 1e-3, 20)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("objective", ["imle", "adversarial"])
+def test_a_new_run_into_a_folder_that_holds_a_run_is_refused_and_loses_nothing(few_digits, tmp_path, objective):
+    from train.config import ADVERSARIAL_PRESETS
+    from train.run import RunFolderTaken
+
+    preset = PRESETS["tiny"] if objective == "imle" else ADVERSARIAL_PRESETS["tiny"]
+    config = lambda **c: TrainConfig(**{**preset, "data": few_digits, "progress": False, "max_steps": 2, **c})
+    out = tmp_path / "mine"
+    train_fn = train if objective == "imle" else __import__("train.adversarial", fromlist=["train"]).train
+    train_fn(config(out=str(out)))
+    before = snapshot(out)
+    with pytest.raises(RunFolderTaken, match=r"already holds a run \(checkpoint/, metrics.jsonl, .*--resume.*"
+                                             r"--out .*mine-2.*--overwrite.*mine-previous-1"):
+        train_fn(config(out=str(out), max_steps=4, seed=1))
+    assert snapshot(out) == before                       # byte-identical: nothing was written
+    train_fn(config(out=str(out), max_steps=4, seed=1, overwrite=True))   # asked for: the old run moves aside whole
+    assert snapshot(tmp_path / "mine-previous-1") == before
+    assert read_meta(out / "checkpoint")["step"] == 4 and json.loads((out / "train_config.json").read_text())["seed"] == 1
+    assert not (out / "metrics.jsonl").read_bytes().startswith(before["metrics.jsonl"] or b"-")   # a new log, not appended
+    train_fn(config(out=str(out), max_steps=6, resume=True))          # --resume continues the run that is there
+    assert read_meta(out / "checkpoint")["step"] == 6
+
+
+def test_the_command_line_refuses_a_taken_folder_and_an_empty_one_is_fine(few_digits, tmp_path, capsys):
+    from train.train import main
+
+    (tmp_path / "empty").mkdir()
+    main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "empty"), "--max-steps", "2"])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("a file the user made")
+    with pytest.raises(SystemExit, match=r"error: --out .*notes already holds files \(mine.txt\); nothing was written"):
+        main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "notes"), "--max-steps", "2"])
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):
+        main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "file"), "--max-steps", "2"])

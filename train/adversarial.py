@@ -53,7 +53,7 @@ from .discriminator import Discriminator, DiscriminatorConfig
 from .imle import stream
 from .init_from import Parent
 from .init_from import TRAIN_STATE_FILE
-from .run import (BatchOrder, Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
+from .run import (BatchOrder, Cadence, claim_run_folder, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
                   check_finite, ema_decay, images_before, learning_rates_on_device, load_data, open_run_folder,
                   read_metrics, read_train_state, relative_change, restore_rng_states, rng_states, skip_if_not_finite,
                   update_ema, weight_change)
@@ -109,12 +109,13 @@ def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> Di
 
 
 def setup(cfg: TrainConfig) -> GanRun:
+    claim_run_folder(cfg, distributed.rank_from_environment())   # before the ranks meet: refused on every rank
     info = distributed.setup(cfg.device)
     device = info.device
     cfg, dataset, data, per_rank_batch = load_data(cfg, info)   # cfg: with what the data decides
     N = data.shape[0]
 
-    model_config, G, G_ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
+    model_config, G, G_ema, parent = build_generator(cfg, dataset, device, info)
     D = Discriminator(discriminator_config(cfg, dataset.resolution, dataset.channels)).to(device).train()
     # StyleGAN2's Adam: beta1 = 0. D's rate and betas are adjusted for the lazy R1 steps, G's
     # for the lazy path-length steps (when they are on).
@@ -157,7 +158,7 @@ def setup(cfg: TrainConfig) -> GanRun:
 
 
 def load_state(run: GanRun, model_config) -> None:
-    saved = read_train_state(run.ckpt_dir, model_config)
+    saved = read_train_state(run, model_config)
     for key, target in (("G", run.G), ("G_ema", run.G_ema), ("D", run.D), ("opt_G", run.opt_G), ("opt_D", run.opt_D)):
         target.load_state_dict(saved[key])
     for key in GanRun.STATE_KEYS:

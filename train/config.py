@@ -36,6 +36,8 @@ class TrainConfig:
     data: str = ""                  # prepared dataset folder (python -m train.data ...)
     out: str = "runs/rtm"           # run folder: checkpoint/, samples/, metrics.jsonl
     resume: bool = False            # continue from out/checkpoint/ exactly where it stopped
+    overwrite: bool = False         # a new run into an --out folder that is not empty: move what it holds aside to
+                                    # OUT-previous-N first (nothing is deleted); without it such a run is refused
     init_from: str = ""             # start from this checkpoint folder's model and weights (and their EMA), with a
                                     # fresh optimizer, warmup and step count: a stage of a long run, or fine-tuning
                                     # a shipped model on your images (train/init_from.py); with --resume, the run's

@@ -327,7 +327,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("folder", "noto-emoji", "fluent-emoji", "fashion-mnist", "digits"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, allow_abbrev=False)
         p.add_argument("--resolution", type=int, default=64, help="output height = width (power of two)")
         p.add_argument("--out", required=True, help="folder to write images.npy and manifest.json into")
         if name == "folder":

@@ -40,9 +40,14 @@ def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def rank_from_environment() -> int:
+    """This process's rank as torchrun gives it, known before the process group forms."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(preference: str = "auto") -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = rank_from_environment(), int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(preference, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":

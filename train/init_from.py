@@ -29,8 +29,10 @@ from rtm_core.config import ModelConfig
 from .config import TrainConfig
 
 TRAIN_STATE_FILE = "train_state.pt"
-SHIPPED = "shipped"                   # --init-from shipped: the app's default model, where it fits the data
-SHIPPED_DEFAULT = "noto-faces-rtm"
+SHIPPED = "shipped"                   # --init-from shipped: the shipped model that fits the data
+# The shipped models --init-from shipped may start from, tried in this order: the first whose image
+# size and channels fit the data (and whose weights' shapes the flags keep) is taken.
+SHIPPED_MODELS = ("noto-faces-rtm", "noto-faces-rtm-64")
 # The raw (non-EMA) weights in a run's train_state.pt, by objective (train/loop.py, train/adversarial.py).
 RAW_WEIGHT_KEYS = ("model", "G")
 # What one stage of a lineage records (keys of the parent's meta.json).
@@ -46,6 +48,13 @@ class Parent:
     ema: dict[str, torch.Tensor]
     lineage: list[dict]                   # every stage so far, oldest first, the parent last
 
+    def describe(self) -> str:
+        """'64x64 images, 43,967 steps on the 103 images of data/noto-faces-64': what a log says of it."""
+        decoder, last = self.config.decoder, self.lineage[-1]
+        steps = sum(s.get("step") or 0 for s in self.lineage)
+        return (f"{last['checkpoint']}: {decoder.img_resolution}x{decoder.img_resolution} images, {steps:,} steps "
+                f"of training on {last.get('data') or 'unrecorded data'}")
+
     def meta(self, step: int, images_seen: int, wall_time_s: float) -> dict:
         """meta.json entries of a run at (step, images_seen, wall_time_s) of its own stage: the
         lineage and the budget summed over every stage."""
@@ -57,21 +66,30 @@ class Parent:
                 "stages": len(stages)}
 
 
-def parent_of(cfg: TrainConfig, resolution: int, channels: int, say=print) -> Optional[Parent]:
-    """The checkpoint a run starts from, or None for a random initialisation. --init-from
-    "shipped" (the quick preset's) means the app's default model where it fits the data (its image
-    size and channels, and the flags keep its weights' shapes): fine-tuning it gives new users far
-    better models in minutes than starting from noise (docs/TRAINING.md). Where it does not fit,
-    the run starts from scratch and says why. "" or "none": from scratch."""
+def parent_of(cfg: TrainConfig, resolution: int, channels: int, num_images: int) -> tuple[Optional[Parent], str]:
+    """The checkpoint a run starts from (None: a random initialisation), and one line for the log
+    that says so. --init-from "shipped" (the quick preset's) means the shipped model that fits the
+    data (its image size and channels, and the flags keep its weights' shapes): fine-tuning it gives
+    new users far better models in minutes than starting from noise (docs/TRAINING.md). Where none
+    fits, the run starts from scratch and says why. "" or "none": from scratch."""
+    scratch = f"from scratch (a random initialisation, seed {cfg.seed})"
     if cfg.init_from in ("", "none"):
-        return None
+        why = ("as --init-from none asks" if cfg.init_from == "none"
+               else "since no --init-from was given (--init-from shipped fine-tunes the shipped model of this size)")
+        return None, f"{scratch}, {why}; training on {num_images} images"
     if cfg.init_from != SHIPPED:
-        return load_parent(cfg, resolution, channels)
-    try:
-        return load_parent(cfg, resolution, channels, find_checkpoint(SHIPPED_DEFAULT))
-    except (ValueError, CheckpointError) as e:
-        say(f"--init-from shipped: starting from scratch, since the shipped {SHIPPED_DEFAULT} does not fit ({e})")
-        return None
+        parent = load_parent(cfg, resolution, channels)
+        return parent, f"starting from {parent.describe()}, training on {num_images} images"
+    misfits = []
+    for name in SHIPPED_MODELS:
+        try:
+            parent = load_parent(cfg, resolution, channels, find_checkpoint(name))
+        except (ValueError, CheckpointError) as e:
+            misfits.append(str(e))
+            continue
+        return parent, f"starting from the shipped {name} ({parent.describe()}), fine-tuning it on your {num_images} images"
+    return None, (f"{scratch}, because no shipped model fits {resolution}x{resolution} images with {channels} "
+                  f"channel(s): " + "; ".join(misfits))
 
 
 def load_parent(cfg: TrainConfig, resolution: int, channels: int, folder: Optional[Path] = None) -> Parent:

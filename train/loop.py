@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .imle import RandomProjection, Selection, embed_in_batches, nearest_neighbour_distances, quantiles, reselect
 from .init_from import Parent
 from .losses import ImageLoss
-from .run import (BatchOrder, Cadence, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
+from .run import (BatchOrder, Cadence, claim_run_folder, DiversityProbe, RunFolder, as_float, budget_meta, build_generator,
                   check_finite, ema_decay, images_before, learning_rates_on_device, load_data,
                   open_run_folder, read_metrics, read_train_state, restore_rng_states, rng_states, save_all,
                   skip_if_not_finite, update_ema, weight_change)
@@ -81,6 +81,7 @@ class Run(RunFolder):
 def setup(cfg: TrainConfig) -> Run:
     """Data, model, EMA, optimizer, search space and loss; the state of the last checkpoint
     if cfg.resume."""
+    claim_run_folder(cfg, distributed.rank_from_environment())   # before the ranks meet: refused on every rank
     info = distributed.setup(cfg.device)
     device = info.device
     if device.type == "cuda":
@@ -91,7 +92,7 @@ def setup(cfg: TrainConfig) -> Run:
     cfg, dataset, data, per_rank_batch = load_data(cfg, info)   # cfg: with what the data decides
     N = data.shape[0]
 
-    model_config, model, ema, parent = build_generator(cfg, dataset.resolution, dataset.channels, device)
+    model_config, model, ema, parent = build_generator(cfg, dataset, device, info)
     # The initialisation depends only on the seed (or the parent), so a resumed run has the same reference.
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     # Fused AdamW (one kernel for every tensor on a GPU, and on a CPU too), its learning rates
@@ -141,7 +142,7 @@ def setup(cfg: TrainConfig) -> Run:
 
 def load_state(run: Run, model_config) -> None:
     """--resume: the weights, EMA, optimizer, random state and training state of the last checkpoint."""
-    saved = read_train_state(run.ckpt_dir, model_config)
+    saved = read_train_state(run, model_config)
     run.model.load_state_dict(saved["model"])
     run.ema.load_state_dict(saved["ema"])
     run.opt.load_state_dict(saved["optimizer"])    # its state follows the parameters' device

@@ -183,6 +183,43 @@ def load_data(cfg: TrainConfig, info: distributed.DistInfo):
     return cfg, dataset, data, cfg.batch_size // info.world_size
 
 
+class RunFolderTaken(ValueError):
+    """--out holds another run (or other files), and this run would write over them."""
+
+
+def claim_run_folder(cfg: TrainConfig, rank: int) -> None:
+    """Before anything is written: a new run never writes into a folder that holds files, since it
+    would replace that run's checkpoint, append to its metrics.jsonl and mix its samples. It is
+    refused, or with --overwrite the folder is moved aside whole (rank 0 moves it; every rank checks
+    before the process group forms, so none sees a folder half-made by this run). --resume
+    continues the run that is there."""
+    out = Path(cfg.out)
+    if cfg.resume or (out.is_dir() and not any(out.iterdir())) or not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_dir():
+        raise RunFolderTaken(f"--out {out} is a file, not a folder; choose another --out")
+    aside, fresh = _free_sibling(out, "-previous-"), _free_sibling(out, "-")
+    if not cfg.overwrite:
+        held = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        raise RunFolderTaken(
+            f"--out {out} already holds {'a run' if (out / 'train_config.json').exists() else 'files'} "
+            f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); nothing was written. Continue that run "
+            f"with --resume, train into a new folder (--out {fresh}), or add --overwrite "
+            f"to move it aside to {aside} first")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise RunFolderTaken(f"--overwrite cannot move {out} aside: it holds the current directory; choose another --out")
+    if rank == 0:
+        out.rename(aside)
+        print(f"--overwrite: moved the earlier contents of {out} to {aside} (nothing deleted)", file=sys.stderr)
+
+
+def _free_sibling(folder: Path, joint: str) -> Path:
+    """FOLDER{joint}N beside the folder, with the first N from 2 (1 for "-previous-") not yet taken."""
+    folder = folder.resolve()
+    first = 1 if joint == "-previous-" else 2
+    return next(p for i in range(first, first + 10_000) if not (p := folder.with_name(f"{folder.name}{joint}{i}")).exists())
+
+
 def open_run_folder(cfg: TrainConfig) -> IO[str]:
     """Rank 0: the run folder with its train_config.json; returns metrics.jsonl, open for appending."""
     out = Path(cfg.out)
@@ -191,25 +228,36 @@ def open_run_folder(cfg: TrainConfig) -> IO[str]:
     return (out / "metrics.jsonl").open("a")
 
 
-def read_train_state(ckpt_dir: Path, model_config) -> dict:
-    """--resume: train_state.pt of the last checkpoint, refused if the model settings differ."""
+def read_train_state(run, model_config) -> dict:
+    """--resume: train_state.pt of the run's last checkpoint, refused if the model settings differ;
+    the log says where the run continues."""
+    ckpt_dir = run.ckpt_dir
     path = ckpt_dir / TRAIN_STATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}; start without --resume")
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}: the run there saved no checkpoint "
+                                f"to continue; start it anew with --overwrite instead of --resume (what {run.out} "
+                                f"holds is moved aside, not deleted)")
     if read_config(ckpt_dir) != model_config:
         raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
                          f"use the flags of the original run")
     # Onto the host, never map_location=device: the saved RNG states must stay CPU ByteTensors
     # (torch.set_rng_state refuses a CUDA one); weights and optimizer state go to the model's
     # device when they are loaded into it.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if run.info.is_main:
+        print(f"continuing the run in {run.out} from its last checkpoint, at step {saved['step']} of "
+              f"{run.cfg.max_steps}", file=sys.stderr)
+    return saved
 
 
-def build_generator(cfg: TrainConfig, resolution: int, channels: int, device: torch.device):
+def build_generator(cfg: TrainConfig, dataset, device: torch.device, info: distributed.DistInfo):
     """(model config, model, EMA, parent): a random initialisation from the seed, or with
-    --init-from the parent checkpoint's model, weights and EMA."""
-    parent = parent_of(cfg, resolution, channels, say=lambda line: print(line, file=sys.stderr))
-    model_config = parent.config if parent else cfg.model_config(resolution, channels)
+    --init-from the parent checkpoint's model, weights and EMA. The log says which (a resumed
+    run says where it continues instead, when its state is loaded)."""
+    parent, line = parent_of(cfg, dataset.resolution, dataset.channels, len(dataset))
+    if info.is_main and not cfg.resume:
+        print(line, file=sys.stderr)
+    model_config = parent.config if parent else cfg.model_config(dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.seed)
     model = Generator(model_config)
     ema = copy.deepcopy(model)
