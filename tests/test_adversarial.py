@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def gan_config(data: str, out: Path, **changes) -> TrainConfig:
-    return TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "data": data, "out": str(out), "progress": False, **changes})
+    return TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "data": data, "out": str(out), "progress": False,
+                           "threads": torch.get_num_threads(), **changes})   # fixed: the same numbers at any load
 
 
 def records(out: Path) -> list[dict]:

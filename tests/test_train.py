@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(data: str, out: Path, **changes) -> TrainConfig:
-    return TrainConfig(**{**PRESETS["tiny"], "data": data, "out": str(out), "progress": False, **changes})
+    return TrainConfig(**{**PRESETS["tiny"], "data": data, "out": str(out), "progress": False,
+                           "threads": torch.get_num_threads(), **changes})   # fixed: the same numbers at any load
 
 
 def losses(out: Path) -> list[float]:
@@ -655,3 +656,19 @@ def test_the_command_line_refuses_a_taken_folder_and_an_empty_one_is_fine(few_di
     (tmp_path / "file").write_text("x")
     with pytest.raises(SystemExit, match="is a file, not a folder"):
         main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "file"), "--max-steps", "2"])
+
+
+def test_a_run_stopped_by_its_time_cap_says_so_with_the_command_that_continues_it(few_digits, tmp_path, capsys):
+    from train.train import main
+
+    argv = ["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "run"), "--max-steps", "30",
+            "--max-minutes", "0.0001", "--threads", "1"]
+    main(argv)
+    captured = capsys.readouterr()
+    step = read_meta(tmp_path / "run" / "checkpoint")["step"]
+    assert step < 30 and f"stopped by --max-minutes 0.0001 at step {step} of 30" in captured.err
+    assert "less training than planned" in captured.err
+    command = captured.out.split("To continue where it stopped (for another --max-minutes):\n  ")[1].strip()
+    assert command.split()[-1] == "--resume" and command.split()[3:-1] == argv
+    main(command.split()[3:-3] + ["--max-minutes", "0", "--resume"])          # the command, with no cap: it finishes
+    assert read_meta(tmp_path / "run" / "checkpoint")["step"] == 30 and "stopped short" not in capsys.readouterr().out

@@ -106,6 +106,9 @@ class TrainConfig:
     d_channel_max: int = 128        # cap on the discriminator's channels
     # --- hardware ------------------------------------------------------------------------
     device: str = "auto"            # "auto" | "cpu" | "cuda"
+    threads: int = 0                # CPU threads: 0 = one per core that other programs leave free, checked every
+                                    # few seconds (train/cpu_threads.py; a busy core would slow every step 15-25x);
+                                    # N = always N (the numbers of a run then do not depend on the machine's load)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False           # torch.compile the train step and pool generation (minutes of compiling first)
     # --- logging -------------------------------------------------------------------------
@@ -144,7 +147,7 @@ class TrainConfig:
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "lr_final_scale": 0 <= self.lr_final_scale <= 1, "adam_beta1": 0 <= self.adam_beta1 < 1,
             "adam_beta2": 0 <= self.adam_beta2 < 1, "rejection": self.rejection in REJECTIONS,
-            "knn_ignore": self.knn_ignore >= 1, "pool_multiple": self.pool_multiple >= 1,
+            "knn_ignore": self.knn_ignore >= 1, "pool_multiple": self.pool_multiple >= 1, "threads": self.threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -27,6 +27,7 @@ from rtm_core.metrics import seed_diversity, w_spread
 
 from . import distributed, recipe
 from .config import TrainConfig, command_line
+from .cpu_threads import ThreadGovernor
 from .data import load_prepared
 from .imle import stream
 from .init_from import TRAIN_STATE_FILE, parent_of
@@ -297,6 +298,15 @@ class Cadence:
         self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
         self.bar = progress_bar(cfg, run.info, run.step)
         self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
+        self.threads = ThreadGovernor(cfg.threads) if run.info.device.type == "cpu" else None
+        if self.threads:
+            self.threads.start()
+            self.say_threads()
+
+    def say_threads(self) -> None:
+        if self.threads.said:
+            self.status(self.threads.said)
+            self.threads.said = ""
 
     def restart_window(self) -> None:
         self.window_start, self.window_images = time.perf_counter(), 0
@@ -327,6 +337,9 @@ class Cadence:
         """One step done: the run's wall and CPU time so far (including before a resume)."""
         self.window_images += self.cfg.batch_size
         self.step = run.step
+        if self.threads:
+            self.threads.update()
+            self.say_threads()
         elapsed = time.perf_counter() - self.start
         if self.bar:
             self.bar.set_postfix_str(self.eta(), refresh=False)
@@ -369,11 +382,14 @@ class Cadence:
         if last or step % cfg.checkpoint_every == 0:
             save()
         if out_of_time and step < cfg.max_steps:
-            self.status(f"stopped by --max-minutes {cfg.max_minutes:g} at step {step} of {cfg.max_steps} "
-                        f"(meta.json: planned_steps); runs compared at equal steps must not stop this way")
+            self.status(f"stopped by --max-minutes {cfg.max_minutes:g} at step {step} of {cfg.max_steps}, "
+                        f"{step / cfg.max_steps:.0%} of the planned images: this model has had less training than "
+                        f"planned (a busy CPU is the usual cause; runs compared at equal steps must not stop this way)")
         return out_of_time
 
     def close(self, log_file: Optional[IO[str]]) -> None:
+        if self.threads:
+            self.threads.restore()
         if self.bar:
             self.bar.close()
         if log_file:

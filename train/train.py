@@ -21,8 +21,11 @@ the rtm_core format, plus train_state.pt with everything --resume needs).
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Optional
 
+from .cli import program_name
 from .config import parse_args
 
 
@@ -30,6 +33,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     cfg = parse_args(argv)  # before importing torch: --help and bad flags answer at once
     if not cfg.data:
         raise SystemExit("error: --data is required (a folder made by `python -m train.data ...`)")
+    from rtm_core import read_meta
+
+    from .distributed import rank_from_environment
     from .run import TrainingDiverged
     if cfg.objective == "adversarial":
         from .adversarial import train
@@ -41,6 +47,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     except (TrainingDiverged, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     print(f"checkpoint: {folder}")
+    meta = read_meta(folder)
+    if rank_from_environment() == 0 and meta.get("step", 0) < meta.get("planned_steps", 0):
+        given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
+        command = shlex.join([*program_name("rtm-train", "train.train").split(), *given]
+                             + ([] if cfg.resume else ["--resume"]))
+        print(f"stopped short: {meta['step']} of {meta['planned_steps']} steps. To continue where it stopped "
+              f"(for another --max-minutes):\n  {command}")
 
 
 if __name__ == "__main__":
