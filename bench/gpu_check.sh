@@ -89,7 +89,7 @@ if ! phase train 150 python -m train.train --data "$data" --out "$out/faces" --d
        --log-every 200 "${train_args[@]}"; then
   if grep -q -i "compile\|inductor\|dynamo" "$out/train.log"; then
     echo "train: compile failed; eager instead (train_eager.log)"
-    phase train_eager 150 python -m train.train --data "$data" --out "$out/faces" --device "$device" --no-progress \
+    phase train_eager 150 python -m train.train --data "$data" --out "$out/faces" --overwrite --device "$device" --no-progress \
           --log-every 200 "${train_args[@]/--compile/--no-compile}"
   fi
 fi

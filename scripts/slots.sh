@@ -29,7 +29,9 @@ launch() {  # name, data, flags...: train the arm (or continue it), then evaluat
   if [ "$done_steps" -ge "$STEPS" ]; then
     echo "$name: trained ($done_steps steps)"; bash scripts/evaluate_arm.sh "$OUT" "$name" &
   else
-    local resume=""; [ -f "$OUT/$name/checkpoint/train_state.pt" ] && resume="--resume"
+    # Its checkpoint continues; a folder an earlier attempt left before its first checkpoint is moved aside.
+    local resume=""; [ -d "$OUT/$name" ] && resume="--overwrite"
+    [ -f "$OUT/$name/checkpoint/train_state.pt" ] && resume="--resume"
     local cmd="python -m train.train --data $data --out $OUT/$name --max-steps $STEPS --max-minutes 0 $COMMON $* $resume"
     echo "$name: from step $done_steps"
     echo "OMP_NUM_THREADS=1 $cmd" >> "$OUT/commands.txt"

@@ -10,7 +10,8 @@ from train.cpu_threads import ThreadGovernor
 
 # On a machine that other work keeps busy, every core's thread would stall each operator (train/cpu_threads.py):
 # the suite computes with the cores left free, decided once, and its subprocesses inherit the count.
-os.environ.setdefault("OMP_NUM_THREADS", str(ThreadGovernor().start()))
+if "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(ThreadGovernor().start())
 
 
 @pytest.fixture(autouse=True)

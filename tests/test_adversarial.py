@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def gan_config(data: str, out: Path, **changes) -> TrainConfig:
     return TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "data": data, "out": str(out), "progress": False,
-                           "threads": torch.get_num_threads(), **changes})   # fixed: the same numbers at any load
+                           "threads": torch.get_num_threads(), **changes})   # fixed for the session (conftest.py)
 
 
 def records(out: Path) -> list[dict]:

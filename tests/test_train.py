@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_config(data: str, out: Path, **changes) -> TrainConfig:
     return TrainConfig(**{**PRESETS["tiny"], "data": data, "out": str(out), "progress": False,
-                           "threads": torch.get_num_threads(), **changes})   # fixed: the same numbers at any load
+                           "threads": torch.get_num_threads(), **changes})   # fixed for the session (conftest.py)
 
 
 def losses(out: Path) -> list[float]:
@@ -650,12 +650,22 @@ def test_the_command_line_refuses_a_taken_folder_and_an_empty_one_is_fine(few_di
     main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "empty"), "--max-steps", "2"])
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("a file the user made")
-    with pytest.raises(SystemExit, match=r"error: --out .*notes already holds files \(mine.txt\); nothing was written"):
+    with pytest.raises(SystemExit, match=r"error: --out .*notes already holds files \(mine.txt\); nothing was written") as e:
         main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "notes"), "--max-steps", "2"])
+    assert "--resume" not in str(e.value) and "--overwrite" in str(e.value)    # no run there to continue
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SystemExit, match="is a file, not a folder"):
+    with pytest.raises(SystemExit, match="is not a folder; choose another --out"):
         main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "file"), "--max-steps", "2"])
+    (tmp_path / "link").symlink_to(tmp_path / "notes")
+    with pytest.raises(SystemExit, match="is a link; choose another --out"):
+        main(["--preset", "tiny", "--data", few_digits, "--out", str(tmp_path / "link"), "--max-steps", "2", "--overwrite"])
+    # --overwrite never moves away what the run itself reads: here its data
+    inside = tmp_path / "notes" / "data"
+    shutil.copytree(few_digits, inside)
+    with pytest.raises(SystemExit, match=r"--overwrite cannot move .*notes aside: it holds .*notes/data"):
+        main(["--preset", "tiny", "--data", str(inside), "--out", str(tmp_path / "notes"), "--max-steps", "2", "--overwrite"])
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["data", "mine.txt"]
 
 
 def test_a_run_stopped_by_its_time_cap_says_so_with_the_command_that_continues_it(few_digits, tmp_path, capsys):

@@ -7,8 +7,8 @@ scheduler's time slices, every operator waits for it, and the waiting threads sp
 step of ~3,000 small operators then runs 15-25x slower, not 2x (bench/bench_busy_cpu.py). One
 thread per free core loses speed in proportion to the cores lost instead.
 
-Free cores are measured, not guessed from the load average: the machine's busy time
-(/proc/stat) minus this process's own CPU time, over the last interval. Where /proc/stat
+Free cores are measured, not guessed from the load average: the busy time of the cores this
+process may use (/proc/stat) minus this process's own CPU time, over the last interval. Where /proc/stat
 does not exist, the thread count is left as it is.
 """
 
@@ -25,23 +25,31 @@ PROC_STAT = Path("/proc/stat")
 FREE_SHARE = 0.7      # a core counts as free when others leave it at least this idle
 
 
-def usable_cores() -> int:
+def usable_cores() -> set[int]:
     """The cores this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:   # not on Linux
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
 
 
-def machine_busy_s() -> Optional[float]:
-    """Seconds of CPU time every process on the machine has spent so far (all cores), or None."""
+def busy_s(cores: set[int]) -> Optional[float]:
+    """Seconds of CPU time every process has spent on these cores so far, or None where
+    /proc/stat cannot say. Only these cores: a busy host outside a cpuset does not count."""
     try:
-        fields = [int(v) for v in PROC_STAT.read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
+        lines = PROC_STAT.read_text().splitlines()
+    except OSError:
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)     # idle + iowait
-    total = sum(fields[:8])                                     # guest time is already counted in user
-    return (total - idle) / os.sysconf("SC_CLK_TCK")
+    busy, seen = 0, 0
+    for line in lines:
+        name, *values = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores):
+            continue
+        fields = [int(v) for v in values]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)     # idle + iowait
+        busy += sum(fields[:8]) - idle                               # guest time is already counted in user
+        seen += 1
+    return busy / os.sysconf("SC_CLK_TCK") if seen else None
 
 
 class ThreadGovernor:
@@ -51,7 +59,8 @@ class ThreadGovernor:
 
     def __init__(self, fixed: int = 0, interval: float = 5.0):
         self.found = torch.get_num_threads()
-        self.cores = usable_cores()
+        self.core_ids = usable_cores()
+        self.cores = len(self.core_ids)
         self.fixed, self.interval = fixed, interval
         self.said: Optional[str] = None              # the last decision that changed the count, for the log
         if fixed:
@@ -68,11 +77,11 @@ class ThreadGovernor:
         return torch.get_num_threads()
 
     def _mark(self) -> None:
-        self.wall, self.own, self.busy = time.perf_counter(), time.process_time(), machine_busy_s()
+        self.wall, self.own, self.busy = time.perf_counter(), time.process_time(), busy_s(self.core_ids)
 
     def others_load(self) -> Optional[float]:
         """Cores' worth of CPU time others used since the last mark (None: not measurable here)."""
-        wall, own, busy = time.perf_counter(), time.process_time(), machine_busy_s()
+        wall, own, busy = time.perf_counter(), time.process_time(), busy_s(self.core_ids)
         if busy is None or self.busy is None or wall - self.wall < 0.2:
             return None
         return max(0.0, (busy - self.busy) - (own - self.own)) / (wall - self.wall)

@@ -49,7 +49,7 @@ class Parent:
     lineage: list[dict]                   # every stage so far, oldest first, the parent last
 
     def describe(self) -> str:
-        """'64x64 images, 43,967 steps on the 103 images of data/noto-faces-64': what a log says of it."""
+        """'FOLDER: 64x64 images, 43,967 steps of training on data/noto-faces-64': what a log says of it."""
         decoder, last = self.config.decoder, self.lineage[-1]
         steps = sum(s.get("step") or 0 for s in self.lineage)
         return (f"{last['checkpoint']}: {decoder.img_resolution}x{decoder.img_resolution} images, {steps:,} steps "
@@ -75,7 +75,7 @@ def parent_of(cfg: TrainConfig, resolution: int, channels: int, num_images: int)
     scratch = f"from scratch (a random initialisation, seed {cfg.seed})"
     if cfg.init_from in ("", "none"):
         why = ("as --init-from none asks" if cfg.init_from == "none"
-               else "since no --init-from was given (--init-from shipped fine-tunes the shipped model of this size)")
+               else "since no --init-from was given (--init-from shipped fine-tunes a shipped model where one fits)")
         return None, f"{scratch}, {why}; training on {num_images} images"
     if cfg.init_from != SHIPPED:
         parent = load_parent(cfg, resolution, channels)

@@ -14,6 +14,7 @@ import functools
 import io
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -191,33 +192,39 @@ class RunFolderTaken(ValueError):
 def claim_run_folder(cfg: TrainConfig, rank: int) -> None:
     """Before anything is written: a new run never writes into a folder that holds files, since it
     would replace that run's checkpoint, append to its metrics.jsonl and mix its samples. It is
-    refused, or with --overwrite the folder is moved aside whole (rank 0 moves it; every rank checks
-    before the process group forms, so none sees a folder half-made by this run). --resume
-    continues the run that is there."""
-    out = Path(cfg.out)
-    if cfg.resume or (out.is_dir() and not any(out.iterdir())) or not (out.exists() or out.is_symlink()):
+    refused, or with --overwrite the folder is moved aside whole. Every rank checks before the
+    process group forms, so none sees a folder half-made by this run; with --overwrite only rank 0
+    checks and moves (torchrun stops the others if it fails). --resume continues the run there."""
+    out = Path(os.path.abspath(cfg.out))
+    if cfg.resume or (cfg.overwrite and rank != 0) or not (out.exists() or out.is_symlink()):
         return
-    if not out.is_dir():
-        raise RunFolderTaken(f"--out {out} is a file, not a folder; choose another --out")
-    aside, fresh = _free_sibling(out, "-previous-"), _free_sibling(out, "-")
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    if out.is_symlink() or not out.is_dir() or not out.name:
+        raise RunFolderTaken(f"--out {cfg.out} is {'a link' if out.is_symlink() else 'not a folder'}; "
+                             f"choose another --out (a new folder)")
+    inputs = [Path.cwd()] + [Path(p) for p in (cfg.data, cfg.init_from) if p and p not in ("shipped", "none")]
+    inside = [str(p) for p in inputs if os.path.abspath(p) == str(out) or os.path.abspath(p).startswith(str(out) + os.sep)]
+    aside, fresh = _free_sibling(out, "-previous-", 1), _free_sibling(out, "-", 2)
     if not cfg.overwrite:
         held = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        ways = (["continue that run with --resume"] if (out / "checkpoint" / TRAIN_STATE_FILE).is_file() else []) \
+            + [f"train into a new folder (--out {fresh})"] \
+            + ([] if inside else [f"add --overwrite to move it aside to {aside} first"])
+        ways_on = "; or ".join(ways)
         raise RunFolderTaken(
-            f"--out {out} already holds {'a run' if (out / 'train_config.json').exists() else 'files'} "
-            f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); nothing was written. Continue that run "
-            f"with --resume, train into a new folder (--out {fresh}), or add --overwrite "
-            f"to move it aside to {aside} first")
-    if Path.cwd().resolve().is_relative_to(out.resolve()):
-        raise RunFolderTaken(f"--overwrite cannot move {out} aside: it holds the current directory; choose another --out")
-    if rank == 0:
-        out.rename(aside)
-        print(f"--overwrite: moved the earlier contents of {out} to {aside} (nothing deleted)", file=sys.stderr)
+            f"--out {cfg.out} already holds {'a run' if (out / 'train_config.json').exists() else 'files'} "
+            f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); nothing was written. "
+            f"{ways_on[0].upper()}{ways_on[1:]}")
+    if inside:
+        raise RunFolderTaken(f"--overwrite cannot move {cfg.out} aside: it holds {', '.join(inside)} (the current "
+                             f"directory, --data or --init-from); choose another --out")
+    out.rename(aside)
+    print(f"--overwrite: moved the earlier contents of {cfg.out} to {aside} (nothing deleted)", file=sys.stderr)
 
 
-def _free_sibling(folder: Path, joint: str) -> Path:
-    """FOLDER{joint}N beside the folder, with the first N from 2 (1 for "-previous-") not yet taken."""
-    folder = folder.resolve()
-    first = 1 if joint == "-previous-" else 2
+def _free_sibling(folder: Path, joint: str, first: int) -> Path:
+    """FOLDER{joint}N beside the folder, with the first N from `first` not yet taken."""
     return next(p for i in range(first, first + 10_000) if not (p := folder.with_name(f"{folder.name}{joint}{i}")).exists())
 
 
@@ -235,9 +242,9 @@ def read_train_state(run, model_config) -> dict:
     ckpt_dir = run.ckpt_dir
     path = ckpt_dir / TRAIN_STATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}: the run there saved no checkpoint "
-                                f"to continue; start it anew with --overwrite instead of --resume (what {run.out} "
-                                f"holds is moved aside, not deleted)")
+        raise FileNotFoundError(f"--resume: no {TRAIN_STATE_FILE} in {ckpt_dir}: no run there saved a checkpoint to "
+                                f"continue; start anew without --resume (add --overwrite if {run.out} holds files: "
+                                f"they are moved aside, not deleted)")
     if read_config(ckpt_dir) != model_config:
         raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
                          f"use the flags of the original run")

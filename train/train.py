@@ -47,8 +47,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     except (TrainingDiverged, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     print(f"checkpoint: {folder}")
-    meta = read_meta(folder)
-    if rank_from_environment() == 0 and meta.get("step", 0) < meta.get("planned_steps", 0):
+    meta = read_meta(folder) if rank_from_environment() == 0 else {}
+    if meta.get("step", 0) < meta.get("planned_steps", 0):   # under torchrun: the same flags after torchrun's own
         given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
         command = shlex.join([*program_name("rtm-train", "train.train").split(), *given]
                              + ([] if cfg.resume else ["--resume"]))
