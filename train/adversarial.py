@@ -109,7 +109,7 @@ def discriminator_config(cfg: TrainConfig, resolution: int, channels: int) -> Di
 
 
 def setup(cfg: TrainConfig) -> GanRun:
-    claim_run_folder(cfg, distributed.rank_from_environment())   # before the ranks meet: refused on every rank
+    claim_run_folder(cfg, distributed.rank_from_environment())   # before anything is written, before the ranks meet
     info = distributed.setup(cfg.device)
     device = info.device
     cfg, dataset, data, per_rank_batch = load_data(cfg, info)   # cfg: with what the data decides

@@ -107,7 +107,7 @@ class TrainConfig:
     # --- hardware ------------------------------------------------------------------------
     device: str = "auto"            # "auto" | "cpu" | "cuda"
     threads: int = 0                # CPU threads: 0 = one per core that other programs leave free, checked every
-                                    # few seconds (train/cpu_threads.py; a busy core would slow every step 15-25x);
+                                    # few seconds (train/cpu_threads.py: a thread on a busy core stalls every step);
                                     # N = always N (the numbers of a run then do not depend on the machine's load)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False           # torch.compile the train step and pool generation (minutes of compiling first)

@@ -4,12 +4,13 @@ checked again every few seconds.
 PyTorch splits each CPU operator over its threads and waits for the slowest share. When another
 busy process holds one of the cores, the thread that shares that core runs only in the
 scheduler's time slices, every operator waits for it, and the waiting threads spin: a training
-step of ~3,000 small operators then runs 15-25x slower, not 2x (bench/bench_busy_cpu.py). One
-thread per free core loses speed in proportion to the cores lost instead.
+step of ~3,000 small operators then runs ~5x slower beside one busy process on two cores, and
+more beside several, not 2x (bench/bench_busy_cpu.py). One thread per free core loses speed in
+proportion to the cores lost instead.
 
 Free cores are measured, not guessed from the load average: the busy time of the cores this
-process may use (/proc/stat) minus this process's own CPU time, over the last interval. Where /proc/stat
-does not exist, the thread count is left as it is.
+process may use (/proc/stat) minus this process's own CPU time, over the last interval. Where
+/proc/stat does not exist, the thread count is left as it is.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class Run(RunFolder):
 def setup(cfg: TrainConfig) -> Run:
     """Data, model, EMA, optimizer, search space and loss; the state of the last checkpoint
     if cfg.resume."""
-    claim_run_folder(cfg, distributed.rank_from_environment())   # before the ranks meet: refused on every rank
+    claim_run_folder(cfg, distributed.rank_from_environment())   # before anything is written, before the ranks meet
     info = distributed.setup(cfg.device)
     device = info.device
     if device.type == "cuda":
