@@ -66,7 +66,7 @@ class RequestGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._discard(receive)
             return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
-        unknown = unknown_endpoint(scope)
+        unknown = unknown_endpoint(scope) or unknown_event(scope)
         if unknown:
             await self._discard(receive)
             log.warning("refused %s", unknown)
@@ -78,7 +78,7 @@ class RequestGuard:
             if body is None:
                 await self._discard(receive)
                 return await self._reject(send, 413, f"request body too large: at most {self.max_body_bytes:,} bytes")
-            problem = wrong_arity(scope, body)
+            problem = wrong_arity(scope, body) or unknown_fn_index(scope, body)
             if problem:
                 log.warning("refused %s: %s", scope["path"][:80], problem)
                 return await self._reject(send, 422, problem)
@@ -174,8 +174,48 @@ def unknown_endpoint(scope) -> str | None:
     name, public = match.group(1), public_endpoints(app)
     if name in public or name == PAGE_ROUTE:
         return None
-    shown = name if len(name) <= 40 else f"{name[:40]}... ({len(name):,} characters)"
-    return f"no API endpoint named {shown!r}; the endpoints are {', '.join(public)}"
+    return f"no API endpoint named {preview_name(name)}; the endpoints are {', '.join(public)}"
+
+
+def unknown_event(scope) -> str | None:
+    """For GET /gradio_api/call/NAME/EVENT_ID and /gradio_api/queue/data?session_hash=ID: why the
+    stream may not open (the queue holds no such event or session), or None. Gradio checks this
+    only after it has sent the stream's headers, so its 404 became a traceback in the log."""
+    if scope.get("method") != "GET" or not hasattr(scope.get("app"), "get_blocks"):
+        return None
+    path = scope.get("path", "")
+    if path.startswith("/gradio_api/call/") and path.count("/") == 4:
+        what, key, hint = "event", path.rsplit("/", 1)[1], "a result is read with the event_id its POST returned"
+    elif path == "/gradio_api/queue/data":
+        query = dict(part.partition("=")[::2] for part in scope.get("query_string", b"").decode("latin-1").split("&"))
+        what, key, hint = "session", query.get("session_hash", ""), "reload the page"
+    else:
+        return None
+    queue = scope["app"].get_blocks()._queue
+    if key in queue.pending_messages_per_session:
+        return None
+    return f"no pending {what} {preview_name(key)}: {hint}"
+
+
+def unknown_fn_index(scope, body: bytes) -> str | None:
+    """For POST /gradio_api/queue/join and /gradio_api/run/predict: why the body's fn_index names no
+    event handler of this page (Gradio answers with a 500 and a KeyError's traceback), or None."""
+    if scope.get("path") not in ("/gradio_api/queue/join", f"/gradio_api/run/{PAGE_ROUTE}") \
+            or not hasattr(scope.get("app"), "get_blocks"):
+        return None
+    try:
+        fn_index = json.loads(body).get("fn_index")
+    except (ValueError, AttributeError):
+        return 'the body must be a JSON object with "fn_index" and "data"'
+    if fn_index is None and scope["path"].endswith(PAGE_ROUTE):
+        return None                                   # Gradio reads api_name instead
+    if not isinstance(fn_index, int) or isinstance(fn_index, bool) or fn_index not in scope["app"].get_blocks().fns:
+        return f"no event handler with fn_index {preview_name(str(fn_index))}: reload the page"
+    return None
+
+
+def preview_name(name: str, limit: int = 40) -> str:
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name):,} characters)"
 
 
 def wrong_arity(scope, body: bytes) -> str | None:

@@ -256,6 +256,26 @@ def test_only_the_documented_endpoints_answer_and_an_unknown_name_is_a_404_with_
         assert refused.value.code == 404
 
 
+@pytest.mark.parametrize("method, route, body, status", [
+    ("GET", "gradio_api/call/trajectory/not-an-event-id", None, 404),
+    ("GET", "gradio_api/queue/data?session_hash=zzz", None, 404),
+    ("POST", "gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "abc"}, 422),
+    ("POST", "gradio_api/run/predict", {"data": [], "fn_index": 999, "session_hash": "abc"}, 422),
+    ("POST", "gradio_api/queue/join", {"data": [], "fn_index": "x" * 5000, "session_hash": "abc"}, 422),
+])
+def test_gradios_own_routes_refuse_unknown_ids_with_one_short_line_not_a_traceback(server, caplog, method, route,
+                                                                                  body, status):
+    request = urllib.request.Request(server + route, method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json"})
+    with caplog.at_level(logging.INFO), pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == status and len(json.loads(refused.value.read())["error"]) < 200
+    assert all(len(r.getMessage()) < 300 and r.exc_info is None for r in caplog.records)
+    assert sum(r.name == "rtm_explorer" for r in caplog.records) == 1
+    assert sum(len(r.getMessage()) for r in caplog.records) < 600          # the log grew by a line, not a page
+    assert _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 4, 3]}).encode())[0] == 200
+
+
 def test_the_page_is_served_compressed(server):
     request = urllib.request.Request(server, headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(request, timeout=30) as r:
