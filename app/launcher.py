@@ -55,8 +55,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env("RTM_PORT", "7860")), help="port (RTM_PORT; default 7860)")
     parser.add_argument("--checkpoints", default=env("RTM_CHECKPOINTS", str(DEFAULT_CHECKPOINTS)),
                         help="folder of checkpoint folders (RTM_CHECKPOINTS; default: checkpoints/ next to app.py)")
-    parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm"),
-                        help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm)")
+    parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm-64"),
+                        help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm-64)")
     parser.add_argument("--max-batch", type=int, default=int(env("RTM_MAX_BATCH", "32")),
                         help="new seeds asked for at the same moment share one forward pass, up to this many "
                         "(RTM_MAX_BATCH; default 32; 1 = one after another)")

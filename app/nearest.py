@@ -38,6 +38,13 @@ class TrainingImages:
         return [(int(i), float(d[i])) for i in order]
 
 
+    def nearest_indices(self, frames: np.ndarray) -> np.ndarray:
+        """(F,) the index of the training image nearest to each of `frames` (F, R, R, C), in one
+        matrix product (|a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 does not change the argmin)."""
+        flat = frames.reshape(len(frames), -1).astype(np.float32)
+        return np.argmin((self._flat ** 2).sum(axis=1)[None, :] - 2 * flat @ self._flat.T, axis=1)
+
+
 def load_training_images(folder: str | os.PathLike) -> Optional[TrainingImages]:
     path = Path(folder) / TRAINING_IMAGES_FILE
     if not path.is_file():

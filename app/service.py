@@ -34,6 +34,7 @@ from rtm_core.interventions import Intervention, TokenIntervention
 from rtm_core.sampling import Trajectory
 
 from .batching import MicroBatcher
+from .captions import VISIBLE_LEVELS, captions, percent, seed_spread, shares_start, step_facts
 from .nearest import TrainingImages, load_training_images
 from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, reference_cloud
 
@@ -44,7 +45,9 @@ MAX_NUMBER_CHARS = 32    # a seed or step count sent as text
 MAX_EVAL_BYTES = 4 << 20           # eval.json is ~15 KB
 MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few MB
 WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
-CHANGED_LEVELS = 8       # an intervention "changed" a pixel when a channel moved by more than this (of 255)
+CHANGED_LEVELS = VISIBLE_LEVELS  # an intervention "changed" a pixel when a channel moved by more than this (of 255)
+HEALED = 0.005           # an intervention is healed once under 0.5 % of the pixels differ
+TAIL_BEHIND = 0.8        # the map's magnified end starts where 80 % of w's path is walked
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
 WEBP_MAX_SIDE = 16383   # WebP's limit: a taller strip (the training images of a large set) stays PNG
@@ -73,6 +76,7 @@ class LoadedModel:
     training_images: Optional[TrainingImages]  # for the nearest-neighbour check, if shipped
     assets_file: Path             # the map's reference cloud and the training images, fetched once per page
     warnings: list[str] = field(default_factory=list)  # side files that could not be read
+    spread: np.ndarray = field(default_factory=lambda: np.zeros(1))  # seeds' spread in w per step (app.captions)
 
     @property
     def trained_steps(self) -> int:
@@ -104,9 +108,8 @@ def _whole_number(value: Any, name: str, low: int, high: int) -> int:
         raise ValueError(f"{message}; got {len(value):,} characters of text")
     if isinstance(value, bool):
         raise ValueError(f"{message}, got {value!r}")
-    if value is None:   # what a number box sends when empty, or for text no float holds (1e309)
-        raise ValueError(f"{message}; the box is empty or holds something the browser cannot read as a number "
-                         f"(such as 1e309)")
+    if value is None:   # what a number box sends when empty, for text (abc) and for numbers no float holds
+        raise ValueError(f"{message}; the box is empty or does not hold a number")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -114,7 +117,8 @@ def _whole_number(value: Any, name: str, low: int, high: int) -> int:
     if not math.isfinite(number) or not number.is_integer():
         raise ValueError(f"{message}, got {preview(value)} (not a whole number)")
     if not low <= number <= high:
-        raise ValueError(f"{message}, got {preview(value)} (out of range)")
+        shown = f"{int(number):,}" if isinstance(value, float) else preview(value)   # 1e+19 as the digits typed
+        raise ValueError(f"{message}, got {shown} (out of range)")
     return int(number)
 
 
@@ -144,10 +148,31 @@ def grid_seeds(first: Any, count: Any) -> list[int]:
     return list(range(first, first + count))
 
 
-def describe_intervention(kind: str, token: int, step: int, donor_seed: Optional[int] = None) -> str:
-    if kind == "swap":
-        return f"token {token} swapped with seed {donor_seed}'s at step {step}"
-    return f"token {token} {'frozen' if kind == 'freeze' else 'knocked out'} from step {step}"
+@dataclass(frozen=True)
+class Applied:
+    """An intervention as it was applied (checked values)."""
+    kind: str
+    token: int
+    step: int
+    donor_seed: Optional[int] = None
+
+    def __str__(self) -> str:
+        if self.kind == "swap":
+            return f"token {self.token} swapped with seed {self.donor_seed}'s at step {self.step}"
+        return f"token {self.token} {'frozen' if self.kind == 'freeze' else 'knocked out'} from step {self.step}"
+
+
+def describe_change(fraction: list[float]) -> str:
+    """An intervention's effect over the steps in one sentence: its peak, and whether the
+    recursion healed it (under 0.5 % of the pixels still differ at the last step)."""
+    peak = int(np.argmax(fraction)) if fraction else 0
+    if not fraction or fraction[peak] == 0:
+        return "No pixel differs visibly from the original's at any step."
+    said = f"At most {percent(fraction[peak])} of the pixels differ visibly, at step {peak}"
+    if fraction[-1] < HEALED:
+        healed = next(h for h in range(peak, len(fraction)) if all(f < HEALED for f in fraction[h:]))
+        return f"{said}; the recursion healed it by step {healed} (under {percent(HEALED)} differ from there on)."
+    return f"{said}; {percent(fraction[-1])} still differ at the last step."
 
 
 def batched_trajectory(generator: Generator, z: torch.Tensor, steps: int,
@@ -288,7 +313,7 @@ class TrajectoryService:
                                      warnings, "the nearest-image check is off")
         return LoadedModel(name=name, generator=generator, meta=meta, projection=projection, eval=evaluation,
                            training_images=training_images, assets_file=write_assets(projection, training_images),
-                           warnings=warnings)
+                           warnings=warnings, spread=seed_spread(generator, generator.num_steps))
 
     def _steps(self, model: LoadedModel, steps: Any) -> int:
         return model.trained_steps if steps is None else parse_steps(steps)
@@ -315,7 +340,7 @@ class TrajectoryService:
         return [found[s] for s in seeds]
 
     def intervene(self, name: Any, seed: Any, steps: Any, kind: Any, token: Any, step: Any,
-                  donor_seed: Any = None) -> tuple[TrajectoryResult, TrajectoryResult, str]:
+                  donor_seed: Any = None) -> tuple[TrajectoryResult, TrajectoryResult, Applied]:
         """The seed's trajectory, the same refinement with one token of z_H frozen, knocked out
         or swapped with another seed's (rtm_core.interventions) from `step` on, and what was done
         in words."""
@@ -333,7 +358,7 @@ class TrajectoryService:
         if kind == "swap":
             donor = torch.from_numpy(self.trajectory(model.name, donor_seed, original.num_steps).tokens[step])
         [changed] = self._compute(model, [original.seed], original.num_steps, TokenIntervention(kind, token, step, donor))
-        return original, changed, describe_intervention(kind, token, step, donor_seed)
+        return original, changed, Applied(kind, token, step, donor_seed)
 
     def _cached(self, key: tuple) -> Optional[TrajectoryResult]:
         with self._lock:
@@ -383,20 +408,56 @@ class TrajectoryService:
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
             "frames": [image_data_uri(f) for f in result.frames],
             "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
+            "tail": path_end(result.ws, result.displacement),
             "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
             "pixel_change": change_strip(result.pixel_change, peak),
             "pixel_change_peak": round(peak / 255, 4),       # the strip's white, as a fraction of full range
             "reference_method": model.projection.method.upper(),
             "nearest": self.nearest(model, result.frames[-1]),
+            "captions": self.captions(model, result), "shared_start": shares_start(model.spread),
+            "resolution": model.generator.img_resolution,
+            "num_tokens": model.generator.config.mapper.num_tokens if model.generator.config.mapper.kind == "rtm" else 0,
+            "num_cycles": model.generator.config.mapper.num_cycles if model.generator.config.mapper.kind == "rtm" else 0,
         }
 
-    def intervention_payload(self, original: TrajectoryResult, changed: TrajectoryResult, what: str) -> dict:
+    @staticmethod
+    def captions(model: LoadedModel, result: TrajectoryResult) -> list[str]:
+        """What each step did, in words computed from this trajectory (app/captions.py)."""
+        ti = model.training_images
+        nearest = ti.nearest_indices(result.frames) if ti is not None else None
+        facts = step_facts(result.frames, result.displacement, model.spread, model.trained_steps, nearest)
+        label = describe_label(ti.labels[nearest[-1]]) if nearest is not None and nearest[-1] < len(ti.labels) else None
+        return captions(facts, model.trained_steps, shares_start(model.spread), label)
+
+    def intervention_payload(self, original: TrajectoryResult, changed: TrajectoryResult, what: Applied) -> dict:
         """The intervened trajectory's payload, with where its frames differ from the original's
-        at the same step (any channel by more than CHANGED_LEVELS of 255) as a red mask strip."""
+        at the same step (any channel by more than CHANGED_LEVELS of 255) as a mask strip, the
+        original's frames (the before/after wipe) and the effect per step in one sentence."""
         differs = np.abs(changed.frames.astype(np.int16) - original.frames.astype(np.int16)).max(axis=-1) > CHANGED_LEVELS
+        fraction = [round(float(d.mean()), 4) for d in differs]
         return {**self.payload(changed), "title": f"{changed.checkpoint} · seed {changed.seed} · {what}",
-                "intervention": what, "changed_mask": mask_strip(differs),
-                "changed_fraction": [round(float(d.mean()), 4) for d in differs]}
+                "intervention": str(what), "intervened": {"kind": what.kind, "token": what.token, "step": what.step},
+                "changed_mask": mask_strip(differs), "changed_fraction": fraction,
+                "change_summary": describe_change(fraction),
+                "original_frames": [image_data_uri(f) for f in original.frames]}
+
+    def beyond_payload(self, name: Any, seed: Any, steps: Any) -> dict:
+        """The same seed run on to MAX_STEPS, for the map's overlay: the path after `steps`, the
+        last image, and what changed after `steps` in one sentence."""
+        model = self.model(name)
+        seed, steps = parse_seed(seed), self._steps(model, steps)
+        if steps >= MAX_STEPS:
+            raise ValueError(f"the trajectory already runs {MAX_STEPS} steps, the most the app offers")
+        long = self.trajectory(model.name, seed, MAX_STEPS)
+        walked = float(long.displacement[:steps].sum()) or 1.0
+        further = float(long.displacement[steps:].sum())
+        differs = np.abs(long.frames[-1].astype(np.int16) - long.frames[steps].astype(np.int16)).max(axis=-1)
+        visible = float((differs > CHANGED_LEVELS).mean())
+        return {"checkpoint": model.name, "seed": seed, "from_step": steps, "to_step": MAX_STEPS,
+                "xy": long.xy[steps:].round(3).tolist(), "frame": image_data_uri(long.frames[-1]),
+                "summary": f"Run on from step {steps} to {MAX_STEPS}: w moved a further {further:.3g} "
+                           f"({percent(further / walked)} of its path up to step {steps}), and "
+                           f"{percent(visible)} of the pixels of the last image differ visibly from step {steps}'s."}
 
     def grid_payload(self, results: list[TrajectoryResult]) -> tuple[dict, Path]:
         """Many seeds under one slider: every frame in one lossless WebP sprite (a row per step,
@@ -440,6 +501,30 @@ class TrajectoryService:
         z = torch.stack([slerp(a, b, t) for t in np.linspace(0.0, 1.0, count)])
         with torch.inference_mode():
             return to_uint8(trajectory(model.generator, z, model.trained_steps).images[-1])
+
+
+def path_end(ws: np.ndarray, displacement: np.ndarray) -> Optional[dict]:
+    """The end of a path through a fisheye: w at the steps from where TAIL_BEHIND of the path is
+    walked (at least the last three), around the last step, in the plane of their own two
+    principal directions, each at its true direction and at its distance from the last step on a
+    log scale. The map's projection puts late steps that differ by less than its resolution on one
+    point; their distances shrink about geometrically, so on a log scale each step stands apart."""
+    steps = len(ws) - 1
+    if steps < 3:
+        return None
+    behind = np.cumsum(displacement) / max(float(displacement.sum()), 1e-12)
+    first = min(int(np.searchsorted(behind, TAIL_BEHIND)) + 1, steps - 2)
+    end = ws[first:].astype(np.float64) - ws[-1].astype(np.float64)
+    _, _, vt = np.linalg.svd(end, full_matrices=False)
+    plane = end @ vt[:2].T                                   # (k, 2), the last step at the origin
+    distance = np.linalg.norm(end, axis=1)
+    moved = distance > 0
+    if not moved.any():
+        return {"from_step": first, "xy": np.zeros((len(end), 2)).tolist(), "distance": distance.tolist()}
+    r = np.linalg.norm(plane, axis=1, keepdims=True)
+    radius = np.where(moved, np.log10(np.maximum(distance, 1e-300) / distance[moved].min()) + 1, 0)[:, None]
+    xy = np.where(r > 0, plane / np.maximum(r, 1e-300) * radius, 0)
+    return {"from_step": first, "xy": xy.round(4).tolist(), "distance": [float(f"{d:.3g}") for d in distance]}
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -522,12 +607,16 @@ def change_strip(change: np.ndarray, peak: float) -> Optional[str]:
     return _data_uri(image, bits=4)
 
 
+# Cyan: the one hue the face emoji do not use (red hid red and orange faces under the mask).
+MASK_RGB = (0, 229, 255)
+
+
 def mask_strip(differs: np.ndarray) -> str:
-    """(S+1, R, R) bool -> one PNG data URI, the masks stacked top to bottom: red where True,
+    """(S+1, R, R) bool -> one PNG data URI, the masks stacked top to bottom: cyan where True,
     transparent elsewhere, to lay over the frame."""
     rows = differs.reshape(-1, differs.shape[-1]).astype(np.uint8)
     image = Image.frombytes("P", (rows.shape[1], rows.shape[0]), rows.tobytes())
-    image.putpalette([0, 0, 0, 214, 39, 40])
+    image.putpalette([0, 0, 0, *MASK_RGB])
     image.info["transparency"] = 0
     return _data_uri(image)
 

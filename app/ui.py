@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import tempfile
+from urllib.parse import parse_qs
 from pathlib import Path
 from typing import Optional
 
@@ -52,6 +53,7 @@ DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
 CONTRAST_CSS = """#rtm-generate { background: #c2410c !important; border-color: #c2410c !important; color: #fff !important; }
 #rtm-generate:hover { background: #9a3412 !important; border-color: #9a3412 !important; }
 footer, footer a, footer button, footer span, footer div { color: var(--body-text-color) !important; opacity: 1 !important; }
+body:not(:has(#rtm-eval .js-plotly-plot)) #rtm-metrics-note { visibility: hidden; }
 """
 # On a phone the checkpoint gets a row of its own (a name like noto-faces-rtm-64 is cut short
 # in half a row), then the seed, the dice, the steps and Generate sit two to a row, so that the
@@ -103,7 +105,7 @@ def grid_url(path: Path) -> str:
 
 
 # The browser code of each kind of gr.HTML on the page: files of app/assets/, in order.
-SCRIPTS = {"viewer": ("theme.js", "common.js", "map.js", "intervention.js", "viewer.js"),
+SCRIPTS = {"viewer": ("theme.js", "common.js", "explain.js", "map.js", "intervention.js", "viewer.js"),
            "grid": ("theme.js", "common.js", "grid.js"), "figures": ("figures.js",), "curves": ("theme.js", "curves.js")}
 SCRIPT_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-scripts"
 
@@ -170,14 +172,38 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict
         if all(key in r for r in rows):
             fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, yaxis="y2",
                             line=dict(dash="dash"))
-    fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H")
-    fig.update_layout(height=330, margin=dict(l=50, r=60, t=30, b=40), xaxis_title="refinement steps",
+    # "trained H" above the plot, never on the curves (on a phone they fill the whole height).
+    fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H", annotation_position="top",
+                  annotation_yref="paper", annotation_y=1.0, annotation_yanchor="bottom")
+    fig.update_layout(height=340, margin=dict(l=50, r=60, t=48, b=40), xaxis_title="refinement steps",
                       title=dict(text="Metrics per refinement step (eval.json)", font=dict(size=13)),
                       legend=dict(orientation="h", y=-0.25, x=0),  # below the plot: never over an axis
                       yaxis=dict(title="k-NN metric (see legend)", rangemode="tozero"),
                       yaxis2=dict(title="Fréchet distance (lower is better)", overlaying="y", side="right",
                                   showgrid=False, rangemode="tozero"))
     return json.loads(fig.to_json())
+
+
+def eval_takeaway(evaluation: Optional[dict], trained_steps: int) -> str:
+    """The metric chart in one or two sentences, from eval.json: the scores at the trained H, what
+    they mean, and from which step on they stop changing."""
+    rows = (evaluation or {}).get("per_step") or []
+    keys = [k for k in ("precision", "recall", "density", "coverage") if rows and all(k in r for r in rows)]
+    at_h = next((r for r in rows if r["steps"] == trained_steps), None)
+    if not keys or at_h is None:
+        return ""
+    said = ", ".join(f"{k} {at_h[k]:.2f}" for k in keys)
+    text = f"**In short:** at the trained H = {trained_steps}, {said}."
+    if "precision" in keys and "recall" in keys:
+        text += (f" About {at_h['precision']:.0%} of the samples look like real images, and they reach about "
+                 f"{at_h['recall']:.0%} of the real images.")
+    if "density" in keys and at_h["density"] > 1:
+        text += " Density above 1: samples sit where real images are densest (safe, typical faces)."
+    settled = next((r["steps"] for r in sorted(rows, key=lambda r: r["steps"]) if r["steps"] <= trained_steps
+                    and all(abs(r[k] - at_h[k]) <= 0.05 for k in keys)), None)
+    if settled is not None and settled < trained_steps:
+        text += f" From step {settled} on, every score is within 0.05 of its value at H: later steps refine detail."
+    return f"<small>{text}</small>"
 
 
 def typed_steps(steps):
@@ -190,6 +216,25 @@ def typed_steps(steps):
 
 def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AGE_S) -> None:
     prune(folder, "*.gif", keep, max_age_s)
+
+
+class WholeNumber(gr.Number):
+    """A number box that the API page documents as an integer. It does not round what is typed
+    (precision=0 would turn 3.5 into 4 behind the user's back): the service checks it and says so."""
+    is_template = True   # the page draws it as Gradio's own Number
+
+    def api_info(self) -> dict:
+        return {"type": "integer"}
+
+    def example_payload(self):
+        return int(self.value) if isinstance(self.value, (int, float)) else 0
+
+    example_value = example_payload
+
+
+# The view a link asks for (?checkpoint=…&seed=…&steps=…; the viewer writes them as it goes):
+# read in the browser, handed to restore() on the page's first call.
+READ_URL_JS = """(...args) => [window.location.search.slice(0, 512)]"""
 
 
 def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = None) -> gr.Blocks:
@@ -229,10 +274,49 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         original, changed, what = service.intervene(name, seed, typed_steps(steps), kind, token, step, donor_seed)
         return {**service.intervention_payload(original, changed, what), **page_urls(original.checkpoint)}
 
+    def on_checkpoint(name, last_good):
+        """A checkpoint chosen: its trained H, curves and card. A name that is no checkpoint (typed
+        into the box) is one warning, and the box goes back to the last good one: no error badges
+        over the form, which keeps working."""
+        try:
+            model = service.model(name)
+        except ValueError as e:
+            log.warning("refused checkpoint: %s", preview(str(e), 300))
+            gr.Warning(str(e))
+            return gr.update(value=last_good), last_good, gr.update(), gr.update(), gr.update(), gr.update()
+        return (gr.update(), model.name, gr.update(value=model.trained_steps), eval_figure(model.eval, model.trained_steps),
+                eval_takeaway(model.eval, model.trained_steps), _card(model))
+
+    def restore(search):
+        """The page's first call: the view a link asks for (?checkpoint=&seed=&steps=), or nothing
+        to change. A link with bad values opens the default view with one warning."""
+        query = parse_qs(str(search or "").lstrip("?")[:512])
+        if not {"checkpoint", "seed", "steps"} & query.keys():
+            return (gr.update(),) * 8
+        shown = (query.get("checkpoint", [default])[0], query.get("seed", [42])[0], query.get("steps", [None])[0])
+        try:
+            model = service.model(shown[0])
+            result = payload(model.name, shown[1], shown[2] if shown[2] is not None else model.trained_steps)
+        except ValueError as e:
+            log.warning("refused link: %s", preview(str(e), 300))
+            gr.Warning(f"this link's view cannot be shown: {e}")
+            return (gr.update(),) * 8
+        return (gr.update(value=model.name), model.name, result["seed"], result["num_steps"],
+                eval_figure(model.eval, model.trained_steps), eval_takeaway(model.eval, model.trained_steps),
+                _card(model), result)
+
+    def steps_of(name):
+        """Compare's checkpoint B comes at its own trained H; a bad name is one warning."""
+        try:
+            return service.trained_steps(name)
+        except ValueError as e:
+            log.warning("refused checkpoint B: %s", preview(str(e), 300))
+            gr.Warning(str(e))
+            return gr.update()
+
     @shown_as_error
-    def on_checkpoint(name):
-        model = service.model(name)
-        return gr.update(value=model.trained_steps), eval_figure(model.eval, model.trained_steps), _card(model)
+    def beyond(name, seed, steps):
+        return service.beyond_payload(name, seed, typed_steps(steps))
 
     @shown_as_error
     def export_gif(name, seed, steps):
@@ -263,16 +347,20 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 checkpoint = gr.Dropdown(names, value=default, label="checkpoint", allow_custom_value=True)
             # No minimum/maximum/precision here: the service checks, and says so, instead of the
             # box rounding 3.5 to 4 or clamping 10000 to 64 behind the user's back.
-            seed = gr.Number(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)
+            seed = WholeNumber(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)
             dice = gr.Button("🎲 random seed", scale=0)
-            steps = gr.Number(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
+            steps = WholeNumber(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
                               elem_id="rtm-steps", scale=1)
             generate = gr.Button("Generate", variant="primary", scale=0, elem_id="rtm-generate")
         card = gr.Markdown(_card(default_model))
+        last_good = gr.State(default)                     # the checkpoint box goes back here after a bad name
+        url_state = gr.Textbox(visible=False)             # the page's ?query, read by READ_URL_JS
+        # The run-on overlay's call from the viewer's script (POST /gradio_api/call/beyond): no widget.
+        beyond_button, beyond_out = gr.Button(visible=False), gr.JSON(visible=False)
         with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
             with gr.Row(equal_height=True):
                 checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B", allow_custom_value=True)
-                steps_b = gr.Number(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
+                steps_b = WholeNumber(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
                 pin_b = gr.Checkbox(value=False, label="pin B to its seed (else B follows every Generate)")
                 compare_button = gr.Button("Compare")
         with gr.Row(equal_height=False, elem_id="rtm-viewers"):
@@ -286,19 +374,21 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                         "type them. **Freeze** holds the token at its value after that step; **knock out** holds "
                         "it at its starting value (for the shipped models, the start every seed shares); **swap** "
                         "puts in the donor seed's token at that step and lets the recursion go on. The result "
-                        "opens beside the original, the changed pixels in red.")
+                        "opens beside the original on the step it changed most, the pixels that differ in cyan; "
+                        "drag the wipe to see the original, and read under the image how the change grew or "
+                        "healed step by step.")
             with gr.Row(equal_height=True):
                 int_kind = gr.Dropdown([("freeze", "freeze"), ("knock out", "knockout"), ("swap", "swap")],
                                        value="freeze", label="intervention", allow_custom_value=True,
                                        elem_id="rtm-int-kind")
-                int_token = gr.Number(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
-                int_step = gr.Number(value=1, label="from step", elem_id="rtm-int-step")
-                int_donor = gr.Number(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")
+                int_token = WholeNumber(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
+                int_step = WholeNumber(value=1, label="from step", elem_id="rtm-int-step")
+                int_donor = WholeNumber(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")
                 intervene_button = gr.Button("Intervene")
         with gr.Accordion("Many seeds at once: a grid refining under one slider", open=True):
             with gr.Row(equal_height=True):
-                grid_first = gr.Number(value=0, label=f"first seed (0 to {UI_MAX_SEED})")
-                grid_count = gr.Number(value=16, label=f"seeds ({GRID_SEEDS[0]} to {GRID_SEEDS[1]})")
+                grid_first = WholeNumber(value=0, label=f"first seed (0 to {UI_MAX_SEED})")
+                grid_count = WholeNumber(value=16, label=f"seeds ({GRID_SEEDS[0]} to {GRID_SEEDS[1]})")
                 grid_button = gr.Button("Show grid")
             grid_html = grid_view("rtm-grid")
         with gr.Row():
@@ -306,14 +396,15 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 curves = _html("rtm-eval", "curves", '<div class="rtm-curvebox"><div class="rtm-curves"></div>'
                                '<div class="rtm-curvemark"></div></div>',
                                eval_figure(default_model.eval, default_model.trained_steps))
-                gr.Markdown(METRICS_NOTE)
+                takeaway = gr.Markdown(eval_takeaway(default_model.eval, default_model.trained_steps))
+                gr.Markdown(METRICS_NOTE, elem_id="rtm-metrics-note")
             with gr.Column():
                 gif_button = gr.Button("Export the refinement as GIF")
                 gif_file = figures("rtm-gif")
         with gr.Accordion("Seed walk: from one seed to another along the sphere of z", open=False):
             with gr.Row(equal_height=True):
-                walk_to = gr.Number(value=7, label="to seed")
-                walk_count = gr.Number(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
+                walk_to = WholeNumber(value=7, label="to seed")
+                walk_count = WholeNumber(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
                 walk_button = gr.Button("Walk")
             gr.Markdown("Final frames along the walk, each refined for the trained H:")
             walk_strip = figures("rtm-walk")
@@ -323,7 +414,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         # config: 6-35 ms of server CPU), which would otherwise land on the first Generate; when
         # visitors click together, their sessions were built one after another on the event loop
         # ahead of their trajectories (docs/BENCHMARKS.md, "Sessions opened as the page loads").
-        demo.load(lambda: None, None, None, queue=False, api_name=False, show_progress="hidden")
+        # That call also restores the view a link names (it changes nothing for a plain visit).
+        demo.load(restore, url_state, [checkpoint, last_good, seed, steps, curves, takeaway, card, view],
+                  js=READ_URL_JS, queue=False, api_name=False, show_progress="hidden")
         # always_last: a Generate pressed while one is pending runs once that one is done, so the
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
         # run at once: new seeds asked for together share one forward pass (app/batching.py).
@@ -338,15 +431,16 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         generated.failure(None, None, None, js=DONE_JS, api_name=False)
         generated.then(None, None, None, js=DONE_JS, api_name=False).then(follow, follow_inputs, view_b, api_name=False)
         # A checkpoint chosen for B comes at its own trained H.
-        checkpoint_b.change(shown_as_error(lambda name: service.trained_steps(name)), checkpoint_b, steps_b,
-                            api_name=False)
+        checkpoint_b.input(steps_of, checkpoint_b, steps_b, api_name=False)
         # Enter in the seed box and the dice are Generate too: the compare view follows them alike.
         seed.submit(run, [checkpoint, seed, steps], view, api_name=False, trigger_mode="always_last").success(
             follow, follow_inputs, view_b, api_name=False)
         dice.click(lambda: random.randint(0, 999_999), None, seed, api_name=False).then(
             run, [checkpoint, seed, steps], view, api_name=False).success(follow, follow_inputs, view_b, api_name=False)
-        checkpoint.change(on_checkpoint, checkpoint, [steps, curves, card], api_name=False).then(
-            run, [checkpoint, seed, steps], view, api_name=False)
+        # .input: the visitor's choice only (a link's restore sets the box without re-running).
+        checkpoint.input(on_checkpoint, [checkpoint, last_good], [checkpoint, last_good, steps, curves, takeaway, card],
+                         api_name=False).then(run, [last_good, seed, steps], view, api_name=False)
+        beyond_button.click(beyond, [checkpoint, seed, steps], beyond_out, api_name="beyond")
         compare_button.click(lambda: (gr.update(visible=True), True), None, [column_b, compare_open],
                              api_name=False).then(run, [checkpoint_b, seed, steps_b], view_b, api_name="compare")
         intervened = intervene_button.click(intervene, [checkpoint, seed, steps, int_kind, int_token, int_step,

@@ -178,7 +178,7 @@ def grid_in_browser(page, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="noto-faces-rtm")
+    parser.add_argument("--checkpoint", default="noto-faces-rtm-64")
     parser.add_argument("--cold-loads", type=int, default=3, help="fresh browser contexts opening the page in (e)")
     parser.add_argument("--out", default="bench/results/app.json")
     args = parser.parse_args()

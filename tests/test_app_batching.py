@@ -231,17 +231,17 @@ def test_grid_refuses_bad_requests_clearly(ckpt_root, first, count, steps, messa
 def test_interventions(ckpt_root):
     service = TrajectoryService(ckpt_root)
     original, frozen_at_end, what = service.intervene("tiny-rtm", 3, 5, "freeze", 1, 5)
-    assert same(frozen_at_end, original) and what == "token 1 frozen from step 5"   # nothing left to hold: exact
+    assert same(frozen_at_end, original) and str(what) == "token 1 frozen from step 5"   # nothing left to hold: exact
     _, knocked, _ = service.intervene("tiny-rtm", 3, 5, "knockout", 1, 1)
     assert not np.array_equal(knocked.ws[1:], original.ws[1:]) and np.array_equal(knocked.ws[0], original.ws[0])
     assert np.array_equal(knocked.tokens[1:, 1], np.broadcast_to(original.tokens[0, 1], knocked.tokens[1:, 1].shape))
     _, swapped, what = service.intervene("tiny-rtm", 3, 5, "swap", 2, 3, 9)
     donor = service.trajectory("tiny-rtm", 9, 5)
-    assert np.array_equal(swapped.tokens[3, 2], donor.tokens[3, 2]) and what == "token 2 swapped with seed 9's at step 3"
+    assert np.array_equal(swapped.tokens[3, 2], donor.tokens[3, 2]) and str(what) == "token 2 swapped with seed 9's at step 3"
     assert np.array_equal(swapped.ws[:3], original.ws[:3]) and not np.array_equal(swapped.ws[3:], original.ws[3:])
     payload = service.intervention_payload(original, swapped, what)
     assert payload["changed_mask"].startswith("data:image/png;base64,") and len(payload["changed_fraction"]) == 6
-    assert payload["changed_fraction"][0] == 0.0 and payload["intervention"] == what
+    assert payload["changed_fraction"][0] == 0.0 and payload["intervention"] == str(what)
     assert service.trajectory("tiny-rtm", 3, 5) is original        # the cache keeps the untouched trajectory
 
 

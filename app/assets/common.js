@@ -66,11 +66,13 @@ function extent(values, pad) {
 }
 
 // The map's frame: axis ranges over the cloud and the paths, and the cloud as one image below.
-function mapLayout(a, xs, ys, title) {
+// Its axes are unnumbered: a UMAP's coordinates mean nothing, only nearness does.
+function mapLayout(a, xs, ys, title, method = "map") {
   const range = { x: extent(a.reference.x.concat(xs), 0.05), y: extent(a.reference.y.concat(ys), 0.05) };
+  const axis = (k, r) => ({ range: r, zeroline: false, showticklabels: false, title: { text: `${method} ${k}`, standoff: 4 } });
   return themed({ margin: { l: 30, r: 10, t: 48, b: 30 }, height: 350, showlegend: false, hovermode: "closest",
            title: { text: title, font: { size: 13 } },
-           xaxis: { range: range.x, zeroline: false }, yaxis: { range: range.y, zeroline: false },
+           xaxis: axis(1, range.x), yaxis: axis(2, range.y),
            images: [{ source: cloudImage(a.reference, range), xref: "x", yref: "y", x: range.x[0], y: range.y[1],
                       sizex: range.x[1] - range.x[0], sizey: range.y[1] - range.y[0], sizing: "stretch",
                       layer: "below" }] });
@@ -121,4 +123,67 @@ function stepper(S, show, lastStep) {
   }
 
   return { request, stop, play };
+}
+
+// A share as people read it: 0.4% stays 0.4%, 37.2% is 37%, and a change is never "0%".
+function percentText(x) {
+  const p = 100 * x;
+  if (p === 0) return "0%";
+  if (p < 0.1) return "< 0.1%";
+  return p < 10 ? `${p.toFixed(1)}%` : `${p.toFixed(0)}%`;
+}
+
+// The view in the address bar: ?checkpoint=…&seed=…&steps=…&step=… (the page restores it on load,
+// app/ui.py RESTORE_JS). Other parameters (compare, grid) are kept.
+function writeUrl(state) {
+  const url = new URL(window.location.href);
+  for (const [k, val] of Object.entries(state)) url.searchParams.set(k, String(val));
+  window.history.replaceState(null, "", url);
+}
+
+// The address the page opened with (before the viewer rewrote it).
+const OPENED_WITH = window.__rtmOpenedWith || (window.__rtmOpenedWith = new URL(window.location.href).searchParams);
+
+// While the view a link names is on its way (app/ui.py restore), the viewer must not write the
+// address bar over it with the page's default seed; 10 s at most, or until the visitor acts.
+function linkPending() {
+  return OPENED_WITH.has("seed") && !window.__rtmUrlStepUsed && performance.now() < 10000;
+}
+
+// The step a link asked for, once per page and only for the trajectory it named.
+function urlStep(v) {
+  if (window.__rtmUrlStepUsed) return null;
+  const q = OPENED_WITH;
+  const step = Number(q.get("step"));
+  if (!q.has("step") || !Number.isInteger(step) || q.get("seed") !== String(v.seed)) return null;
+  window.__rtmUrlStepUsed = true;
+  return Math.max(0, Math.min(v.frames.length - 1, step));
+}
+
+function copyLink(button) {
+  const done = (text) => { button.textContent = text; setTimeout(() => { button.textContent = "🔗 copy a link to this view"; }, 2000); };
+  const link = window.location.href;
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(link).then(() => done("✓ link copied"), () => window.prompt("Copy this link:", link));
+  } else {
+    window.prompt("Copy this link:", link);
+  }
+}
+
+// One call of the app's REST API (the same one `gradio_client` uses): POST the inputs, then
+// read the result's event stream. Resolves with the output, rejects with the server's message.
+async function callApi(name, data) {
+  const root = ((window.gradio_config && window.gradio_config.root) || window.location.origin).replace(/\/?$/, "/");
+  const posted = await fetch(`${root}gradio_api/call/${name}`, { method: "POST", headers: { "Content-Type": "application/json" },
+                                                                  body: JSON.stringify({ data }) });
+  const body = await posted.json().catch(() => ({}));
+  if (!posted.ok || !body.event_id) throw new Error(body.error || `HTTP ${posted.status}`);
+  const text = await (await fetch(`${root}gradio_api/call/${name}/${body.event_id}`)).text();
+  let event = "", out = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("event: ")) event = line.slice(7).trim();
+    else if (line.startsWith("data: ")) out = { event, data: line.slice(6) };
+  }
+  if (!out || out.event !== "complete") throw new Error(out && out.data && out.data !== "null" ? JSON.parse(out.data) : "the server gave no result");
+  return JSON.parse(out.data)[0];
 }

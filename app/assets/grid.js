@@ -65,7 +65,7 @@
       x: path.map((p) => p[0]), y: path.map((p) => p[1]), type: "scatter", mode: "lines", line: styles[k],
       name: `seed ${v.seeds[k]}`, hovertemplate: `seed ${v.seeds[k]}<extra></extra>`,
     }));
-    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path<br>(red: the selected one)`);
+    const layout = mapLayout(a, xs, ys, `${v.reference_method} of w: every seed's path<br>(red: the selected one)`, v.reference_method);
     Plotly.newPlot(map, traces, layout, { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = map._fullLayout;

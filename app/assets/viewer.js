@@ -13,6 +13,7 @@
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               mapPos: null, barPos: null, heatReady: false, thumbs: [] };
   const { request, stop, play } = stepper(S, show, () => S.v.frames.length - 1);
+  let wantBeyond = false;   // the run-on overlay stays on for the next seed once asked for
   // --- one step on screen: only property writes --------------------------------------------
   function show(i) {
     const v = S.v;
@@ -25,11 +26,14 @@
     $(".rtm-frame").alt = `the image after refinement step ${i} of ${n}`;
     const slider = $(".rtm-slider");
     if (slider.value !== String(i)) slider.value = String(i);
-    const beyond = i > v.trained_steps ? ` — beyond the trained H = ${v.trained_steps}` : "";
-    const moved = i > 0 ? `, moved ${v.displacement[i - 1].toFixed(3)} in w` : " (the start, before any refinement)";
-    const differs = v.changed_fraction ? `; ${(100 * v.changed_fraction[i]).toFixed(1)}% of its pixels differ from the original's` : "";
-    $(".rtm-caption").textContent = `step ${i} of ${n}${moved}${beyond}${differs}`;
+    const differs = v.changed_fraction ? ` Against the original: ${percentText(v.changed_fraction[i])} of the pixels differ visibly at this step.` : "";
+    $(".rtm-caption").textContent = `Step ${i} of ${n}. ${v.captions ? v.captions[i] : ""}${differs}`;
     placeMask($(".rtm-mask"), v, i, n);
+    showWipe(v, i);
+    showSpark(i);
+    showSchema(S.schema, v, i);
+    if (S.tailPos) placeTail(i);
+    if (S.isMain) remember(i);
     if (S.thumbs[prev]) S.thumbs[prev].classList.remove("rtm-current");
     if (S.thumbs[i]) S.thumbs[i].classList.add("rtm-current");
     placeMarker(i);
@@ -78,7 +82,38 @@
     cap.textContent = `Pixel change from step ${i - 1} to ${i}, per pixel, on one square-root scale for all steps (half as bright = a quarter of the change): the brightest colour is ${(100 * v.pixel_change_peak).toFixed(0)}% of the full 0-255 range, this seed's largest change at any step.`;
   }
 
+  function placeTail(i) {   // the ring on the magnified end of the path, for the steps it shows
+    const m = $(".rtm-tailmarker"), t = S.v.tail;
+    if (!S.tailPos || !t || i < t.from_step) { m.style.display = "none"; return; }
+    const [x, y] = S.tailPos[i - t.from_step];
+    m.style.display = "block";
+    m.style.transform = `translate(${x}px, ${y}px)`;
+  }
+
+  function showWipe(v, i) {   // the original's frame over the left part of the intervened one
+    if (!v.original_frames) return;
+    const before = $(".rtm-before");
+    if (before.dataset.step !== String(i)) { before.src = v.original_frames[i]; before.dataset.step = String(i); }
+  }
+
+  function showSpark(i) {
+    const m = $(".rtm-sparkmark"), v = S.v;
+    if (!v.changed_fraction) return;
+    const n = v.changed_fraction.length - 1;
+    m.style.left = `${n > 0 ? (i / n) * 100 : 0}%`;
+  }
+
+  // The view's state in the address bar (replaceState: no history entry per step), written once
+  // the step stops changing, so that a copied link opens this seed at this step.
+  function remember(i) {
+    if (linkPending()) return;
+    clearTimeout(S.urlTimer);
+    S.urlTimer = setTimeout(() => writeUrl({ checkpoint: S.v.checkpoint, seed: S.v.seed,
+                                             steps: S.v.frames.length - 1, step: i }), 250);
+  }
+
   function userStep(i) {  // a step the user chose here: stop playing, follow, tell a linked viewer
+    window.__rtmUrlStepUsed = true;
     stop();
     request(i);
     if (window.__rtmLinked) window.dispatchEvent(new CustomEvent("rtm-step", { detail: { from: element, step: i } }));
@@ -114,19 +149,35 @@
       const { token, step } = heatCell(canvas, e, T, S_);
       canvas.title = `token ${token}, step ${step}: moved ${v.token_change[step - 1][token].toFixed(2)}`;
     });
+    markCell($(".rtm-heatcell"), v, T, S_);
     const about = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
     enablePicking(canvas, cap, about, T, S_);
   }
 
+  // A log axis when the steps' moves span more than 30x (the first step moves hundreds of
+  // times more than the last): on a linear axis the late bars were invisible.
+  function wantsLog(d) {
+    const moved = d.filter((x) => x > 0);
+    return moved.length > 1 && Math.max(...moved) / Math.min(...moved) > 30;
+  }
+
+  function dispAxis(log) {
+    return log ? { type: "log", dtick: 1, exponentformat: "none", title: { text: "moved (log scale)" } }
+               : { type: "linear", dtick: null, title: { text: "moved" } };
+  }
+
   function drawDisplacement(Plotly, v) {
-    const el = $(".rtm-disp");
+    const el = $(".rtm-disp"), box = $(".rtm-log-box");
     const h = v.displacement.map((_, k) => k + 1);
+    const log = box.checked = wantsLog(v.displacement);
+    box.onchange = () => Plotly.relayout(el, { yaxis: { ...themed({ yaxis: dispAxis(box.checked) }).yaxis } });
     Plotly.newPlot(el, [
-      { x: h, y: v.displacement, type: "bar", marker: { color: "#7f7f7f" }, hovertemplate: "step %{x}: %{y:.3f}<extra></extra>" },
+      { x: h, y: v.displacement, type: "bar", hovertemplate: "step %{x}: w moved %{y:.3g}<extra></extra>",
+        marker: { color: h.map((k) => (k > v.trained_steps ? "#b45309" : "#7f7f7f")) } },
     ], themed({
-      margin: { l: 45, r: 10, t: 30, b: 35 }, height: 180,
+      margin: { l: 50, r: 10, t: 30, b: 35 }, height: 180,
       title: { text: "How far w moved at each step", font: { size: 13 } },
-      yaxis: { title: { text: "‖w_h − w_(h−1)‖" } },
+      yaxis: dispAxis(log),
       xaxis: { title: { text: "step h" }, dtick: h.length > 16 ? 4 : 1 },
       shapes: [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5, yref: "paper", y0: 0, y1: 1,
                  line: { dash: "dot", color: "#1f77b4" } }],
@@ -168,10 +219,18 @@
 
   const SKELETON = `
     <div class="rtm-title"></div>
+    <div class="rtm-schema" role="group" aria-label="the model, box by box"></div>
+    <div class="rtm-glossary"></div>
+    <div class="rtm-explain" aria-live="polite"></div>
     <div class="rtm-top">
       <div class="rtm-left">
-        <div class="rtm-framebox"><img class="rtm-frame" alt=""><div class="rtm-mask" aria-hidden="true"></div></div>
-        <label class="rtm-masktoggle"><input type="checkbox" class="rtm-mask-box" checked> mark in red the pixels the intervention changed</label>
+        <div class="rtm-framebox"><img class="rtm-frame" alt=""><img class="rtm-before" alt="the original at this step"><div class="rtm-mask" aria-hidden="true"></div></div>
+        <div class="rtm-intervened">
+          <label class="rtm-masktoggle"><input type="checkbox" class="rtm-mask-box" checked> mark in cyan the pixels that differ from the original</label>
+          <label class="rtm-wipe">original ◀ <input type="range" class="rtm-wipe-range" min="0" max="100" value="0" aria-label="wipe between the original (left) and the intervened image (right)"> ▶ intervened</label>
+          <div class="rtm-sparkbox"><canvas class="rtm-spark" width="160" height="28" aria-hidden="true"></canvas><div class="rtm-sparkmark"></div></div>
+          <div class="rtm-sparkcap"></div>
+        </div>
         <div class="rtm-caption" aria-live="polite"></div>
         <div class="rtm-controls">
           <button class="rtm-prev" type="button" aria-label="previous step">−1</button>
@@ -179,10 +238,11 @@
           <button class="rtm-next" type="button" aria-label="next step">+1</button>
           <input class="rtm-slider" type="range" min="0" step="1" aria-label="refinement step">
         </div>
+        <div class="rtm-keys">Keys: space plays, ← → step. <button class="rtm-copy" type="button">🔗 copy a link to this view</button></div>
         <label class="rtm-link"><input type="checkbox" class="rtm-link-box"> link the sliders of A and B</label>
       </div>
       <div class="rtm-inside">
-        <div class="rtm-heatbox"><canvas class="rtm-heat" aria-label="token change per step"></canvas><div class="rtm-heatmark"></div></div>
+        <div class="rtm-heatbox"><canvas class="rtm-heat" aria-label="token change per step"></canvas><div class="rtm-heatmark"></div><div class="rtm-heatcell"></div></div>
         <div class="rtm-axis"><span class="rtm-axis-lo"></span><span class="rtm-axis-hi"></span></div>
         <div class="rtm-heatkey" aria-hidden="true"></div>
         <div class="rtm-axis"><span>0</span><span class="rtm-heatkey-hi"></span></div>
@@ -192,11 +252,17 @@
         <div class="rtm-axis rtm-scale-axis"><span>0</span><span class="rtm-scale-hi"></span></div>
         <div class="rtm-diffcap"></div>
       </div>
-      <div class="rtm-mapbox"><div class="rtm-map"></div><div class="rtm-marker"></div><img class="rtm-preview" alt=""></div>
+      <div class="rtm-mapbox">
+        <div class="rtm-map"></div><div class="rtm-marker"></div><img class="rtm-preview" alt="">
+        <div class="rtm-mapkey"></div>
+        <label class="rtm-beyond"><input type="checkbox" class="rtm-beyond-box"> run this seed on to 64 steps and draw the rest of its path</label>
+        <div class="rtm-beyondcap" aria-live="polite"></div>
+        <div class="rtm-tailbox"><div class="rtm-tail"></div><div class="rtm-tailmarker"></div></div>
+      </div>
     </div>
     <div class="rtm-strip"></div>
     <div class="rtm-nearest"></div>
-    <div class="rtm-dispbox"><div class="rtm-disp"></div><div class="rtm-barmark"></div></div>`;
+    <div class="rtm-dispbox"><label class="rtm-log"><input type="checkbox" class="rtm-log-box"> log scale</label><div class="rtm-disp"></div><div class="rtm-barmark"></div></div>`;
 
   function render() {
     stop();
@@ -204,7 +270,7 @@
     if (!root) return;
     const v = props.value;
     if (window.Plotly) root.querySelectorAll(".js-plotly-plot").forEach((p) => window.Plotly.purge(p));
-    S.v = v; S.mapPos = null; S.barPos = null; S.heatReady = false;
+    S.v = v; S.mapPos = null; S.barPos = null; S.heatReady = false; S.tailPos = null; S.schema = null; S.beyond = null;
     if (!v || !v.frames) {
       root.textContent = "";
       const empty = make("div", "rtm-empty");
@@ -222,7 +288,16 @@
     // An intervention's result opens in the compare view: bring it into sight (on a phone it
     // is far above the button that asked for it).
     if (v.intervention && root.closest("#rtm-viewer-b")) root.scrollIntoView({ behavior: "smooth", block: "start" });
-    setupMask($(".rtm-mask"), $(".rtm-masktoggle"), v, n);
+    setupMask($(".rtm-mask"), $(".rtm-intervened"), v, n);
+    setupWipe(v);
+    drawSpark(v);
+    if (!S.isMain) root.querySelectorAll(".rtm-schema, .rtm-glossary, .rtm-explain").forEach((e) => e.remove());
+    else {
+      S.schema = buildSchema($(".rtm-schema"), $(".rtm-explain"), v);
+      buildGlossary($(".rtm-glossary"), $(".rtm-explain"));
+      $(".rtm-explain").textContent = "Hover or tap a box or a word to see what it is.";
+    }
+    $(".rtm-strip").classList.toggle("rtm-strip-many", n > 16);
     $(".rtm-slider").max = String(n);
     $(".rtm-link-box").checked = !!window.__rtmLinked;
     const strip = $(".rtm-strip");
@@ -250,15 +325,21 @@
       window.__rtmLinked = e.target.checked;
       document.querySelectorAll(".rtm-link-box").forEach((box) => { box.checked = e.target.checked; });
     });
-    S.step = n;
+    $(".rtm-copy").addEventListener("click", () => copyLink($(".rtm-copy")));
+    $(".rtm-beyond-box").addEventListener("change", (e) => { wantBeyond = e.target.checked; toggleBeyond(wantBeyond); });
+    // An intervention opens on the step it changed most (its last step often differs in nothing:
+    // the recursion healed it); a link with a step opens there, once.
+    const asked = S.isMain ? urlStep(v) : null;
+    const first = v.changed_fraction ? v.changed_fraction.indexOf(Math.max(...v.changed_fraction)) : asked ?? n;
+    S.step = first;
     drawHeat(v);
-    show(n);
+    show(first);
     // Once per page, the first seed plays its refinement by itself (unless the visitor asked
     // for less motion): what the app is about, before anyone touches a control.
     if (S.isMain && !window.__rtmPlayedOnce && !matchMedia("(prefers-reduced-motion: reduce)").matches) {
       window.__rtmPlayedOnce = true;
       setTimeout(() => {
-        if (S.v !== v || S.playing || S.step !== n) return;   // the visitor got there first
+        if (S.v !== v || S.playing || S.step !== n || asked !== null) return;   // the visitor got there first
         root.dataset.autoplayed = "1";
         play();
       }, 600);
@@ -277,14 +358,38 @@
       if (!v.assets_url) return;
       assets(v.assets_url).then((a) => {
         if (S.v !== v) return;
-        drawTrajectoryMap(Plotly, element.querySelector(".rtm-map"), $(".rtm-preview"), v, a, {
+        const hooks = {
           current: () => S.v === v,
           placed: (pos) => { S.mapPos = pos; placeMarker(S.step); },
           step: userStep,
+        };
+        drawTrajectoryMap(Plotly, element.querySelector(".rtm-map"), $(".rtm-preview"), v, a, hooks).then(() => {
+          if (S.v === v && wantBeyond && v.frames.length - 1 < 64) { $(".rtm-beyond-box").checked = true; toggleBeyond(true); }
         });
+        $(".rtm-mapkey").textContent = mapKey(v);
+        drawPathEnd(Plotly, $(".rtm-tail"), $(".rtm-preview"), v, { ...hooks, placed: (pos) => { S.tailPos = pos; placeTail(S.step); } });
         fillNearest(v, a);
       }).catch((err) => { $(".rtm-map").textContent = `The map could not be drawn (${err.message}).`; });
     }), 0));
+  }
+
+  // Beyond H, asked for: the same seed run on to 64 steps on the server (the "beyond" API),
+  // its path drawn over this one on the map, and what happened after this trajectory's end.
+  function toggleBeyond(on) {
+    const v = S.v, cap = $(".rtm-beyondcap"), map = element.querySelector(".rtm-map");
+    if (!on) {
+      cap.textContent = "";
+      if (window.Plotly && map.data && map.data.length > 1) window.Plotly.deleteTraces(map, 1);
+      return;
+    }
+    cap.textContent = "Running on to 64 steps…";
+    callApi("beyond", [v.checkpoint, v.seed, v.frames.length - 1]).then((b) => {
+      if (S.v !== v || !$(".rtm-beyond-box").checked) return;
+      cap.textContent = b.summary;
+      const img = make("img", "rtm-beyondimg", { src: b.frame, alt: `the image after ${b.to_step} steps` });
+      cap.append(img);
+      whenPlotly(v.plotly_url, (Plotly) => { if (map.data) Plotly.addTraces(map, beyondTrace(b)); });
+    }).catch((err) => { cap.textContent = `Could not run on: ${err.message}`; });
   }
 
   // plotly's "responsive" follows the window only: when the compare view opens beside this one,
@@ -312,6 +417,18 @@
     if (r.top >= 0 && r.bottom <= window.innerHeight) return;
     const calm = matchMedia("(prefers-reduced-motion: reduce)").matches;
     box.scrollIntoView({ block: "center", behavior: calm ? "auto" : "smooth" });
+  }
+  // Keys for the main viewer, anywhere on the page but in a form field or on a button (where
+  // space and the arrows already mean something): space plays or pauses, ← and → step.
+  if (element.closest("#rtm-viewer") && !window.__rtmKeys) {
+    window.__rtmKeys = true;
+    document.addEventListener("keydown", (e) => {
+      const t = e.target, typing = "input:not([type=checkbox]):not([type=radio]):not([type=button]), textarea, select, [role=slider], [role=listbox], [role=option], [role=combobox]";
+      if (!S.v || e.altKey || e.ctrlKey || e.metaKey || t.isContentEditable || t.closest(typing)) return;
+      if (e.key === " " && !t.closest("button, input, summary, a")) { e.preventDefault(); $(".rtm-play").click(); }
+      else if (e.key === "ArrowLeft") { e.preventDefault(); userStep(S.step - 1); }
+      else if (e.key === "ArrowRight") { e.preventDefault(); userStep(S.step + 1); }
+    });
   }
   watch("value", () => { render(); bringIntoView(); });
   render();
