@@ -77,7 +77,7 @@ def percent(x: float) -> str:
         return "0%"
     if p < 0.1:
         return "< 0.1%"
-    return f"{p:.1f}%" if p < 10 else f"{p:.0f}%"
+    return f"{p:.1f}%" if round(p, 1) < 10 else f"{p:.0f}%"
 
 
 def captions(facts: list[StepFacts], trained: int, shared_start: bool, label: Optional[str] = None) -> list[str]:

@@ -42,6 +42,11 @@ class Projection:
     k: int = 8
 
     @functools.cached_property
+    def span(self) -> float:
+        """The reference cloud's larger side on the map: what the page's map shows, about."""
+        return float(np.ptp(self.ref_xy, axis=0).max()) if len(self.ref_xy) else 1.0
+
+    @functools.cached_property
     def _ref_sq(self) -> np.ndarray:
         """|ref_w|^2, computed once: every trajectory is placed against the same cloud."""
         return (self.ref_ws * self.ref_ws).sum(1)

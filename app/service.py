@@ -47,7 +47,8 @@ MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few 
 WALK_FRAMES = (2, 16)    # a seed walk shows between 2 and 16 seeds
 CHANGED_LEVELS = VISIBLE_LEVELS  # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 HEALED = 0.005           # an intervention is healed once under 0.5 % of the pixels differ
-TAIL_BEHIND = 0.8        # the map's magnified end starts where 80 % of w's path is walked
+TAIL_BEHIND = 0.8        # the map's fisheye starts where 80 % of w's path is walked, or sooner:
+MAP_APART = 0.03         # where a step lands within 3 % of the map's width of a later one
 GRID_SEEDS = (1, 64)     # the grid view shows between 1 and 64 seeds (16 by default)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
 WEBP_MAX_SIDE = 16383   # WebP's limit: a taller strip (the training images of a large set) stays PNG
@@ -408,7 +409,7 @@ class TrajectoryService:
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
             "frames": [image_data_uri(f) for f in result.frames],
             "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
-            "tail": path_end(result.ws, result.displacement),
+            "tail": path_end(result.ws, result.displacement, result.xy, model.projection.span),
             "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
             "pixel_change": change_strip(result.pixel_change, peak),
             "pixel_change_peak": round(peak / 255, 4),       # the strip's white, as a fraction of full range
@@ -503,17 +504,22 @@ class TrajectoryService:
             return to_uint8(trajectory(model.generator, z, model.trained_steps).images[-1])
 
 
-def path_end(ws: np.ndarray, displacement: np.ndarray) -> Optional[dict]:
-    """The end of a path through a fisheye: w at the steps from where TAIL_BEHIND of the path is
-    walked (at least the last three), around the last step, in the plane of their own two
-    principal directions, each at its true direction and at its distance from the last step on a
-    log scale. The map's projection puts late steps that differ by less than its resolution on one
-    point; their distances shrink about geometrically, so on a log scale each step stands apart."""
+def path_end(ws: np.ndarray, displacement: np.ndarray, xy: np.ndarray, span: float) -> Optional[dict]:
+    """The end of a path through a fisheye: w at the late steps, around the last one, in the plane
+    of their own two principal directions, each at its true direction and at its distance from the
+    last step on a log scale. The map's projection puts late steps that differ by less than its
+    resolution on one point; their distances shrink about geometrically, so on a log scale each
+    step stands apart. The late steps: from the first that lands within MAP_APART of the map's
+    `span` from a later one (so every step before it has a point of its own on the map), or from
+    where TAIL_BEHIND of the path is walked if that comes sooner; at least the last three."""
     steps = len(ws) - 1
     if steps < 3:
         return None
     behind = np.cumsum(displacement) / max(float(displacement.sum()), 1e-12)
     first = min(int(np.searchsorted(behind, TAIL_BEHIND)) + 1, steps - 2)
+    near = np.linalg.norm(xy[:, None] - xy[None, :], axis=-1) < MAP_APART * span     # (S+1, S+1)
+    shared = [h for h in range(1, steps) if near[h, h + 1:].any()]
+    first = max(1, min([first] + shared))
     end = ws[first:].astype(np.float64) - ws[-1].astype(np.float64)
     _, _, vt = np.linalg.svd(end, full_matrices=False)
     plane = end @ vt[:2].T                                   # (k, 2), the last step at the origin

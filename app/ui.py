@@ -289,7 +289,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
 
     def restore(search):
         """The page's first call: the view a link asks for (?checkpoint=&seed=&steps=), or nothing
-        to change. A link with bad values opens the default view with one warning."""
+        to change. A link with bad values opens the default view, and the card says why."""
         query = parse_qs(str(search or "").lstrip("?")[:512])
         if not {"checkpoint", "seed", "steps"} & query.keys():
             return (gr.update(),) * 8
@@ -297,10 +297,10 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         try:
             model = service.model(shown[0])
             result = payload(model.name, shown[1], shown[2] if shown[2] is not None else model.trained_steps)
-        except ValueError as e:
+        except ValueError as e:   # said in the card: an unqueued call (this one) shows no toast
             log.warning("refused link: %s", preview(str(e), 300))
-            gr.Warning(f"this link's view cannot be shown: {e}")
-            return (gr.update(),) * 8
+            said = f"{_card(default_model)}\n\n⚠️ this link's view cannot be shown: {_code(e)}"
+            return (gr.update(),) * 6 + (said, gr.update())
         return (gr.update(value=model.name), model.name, result["seed"], result["num_steps"],
                 eval_figure(model.eval, model.trained_steps), eval_takeaway(model.eval, model.trained_steps),
                 _card(model), result)

@@ -6,46 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, cold_load, drag_latency, launch_browser, watch_errors
-from tests.app_server import HOSTILE_LABEL, launch, make_checkpoints
+from bench.browser import CHROMIUM, cold_load, drag_latency, watch_errors
+from tests.app_server import HOSTILE_LABEL
+from tests.browser_fixtures import app_url, browser, loaded, served  # noqa: F401 (pytest fixtures)
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
                                                    "(scripts/install_system_deps.sh installs it)")]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    demo, url = launch(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
-    yield demo, url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def app_url(served):
-    return served[1]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def loaded(browser, app_url):
-    load = cold_load(browser, app_url)
-    load["page"].requests = []
-    load["page"].on("request", lambda r: load["page"].requests.append(r.url))
-    yield load
-    assert load["errors"] == [], load["errors"]
-    load["context"].close()
 
 
 def open_compare(page) -> None:
@@ -253,7 +222,7 @@ def test_controls_are_readable_in_both_themes(browser, app_url, theme):
     assert errors == [], errors
 
 
-CHART_INK = """(sel) => { const svg = document.querySelector(sel + ' .main-svg'), tick = document.querySelector(sel + ' .ytick text');
+CHART_INK = """(sel) => { const svg = document.querySelector(sel + ' .main-svg'), tick = document.querySelector(sel + ' .g-ytitle text, ' + sel + ' .gtitle');
   let e = svg, bg = 'rgb(255, 255, 255)';
   for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
     if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; } }
@@ -269,12 +238,20 @@ def test_charts_follow_the_theme(browser, app_url, theme):
     page = load["page"]
     try:
         page.get_by_role("button", name="Show grid").click()
-        page.wait_for_selector("#rtm-grid .rtm-map .ytick text", timeout=30_000)
+        page.wait_for_selector("#rtm-grid .rtm-map .g-ytitle text", timeout=30_000)
         page.wait_for_selector("#rtm-eval .rtm-curves .ytick text", timeout=30_000)
-        for chart in ("#rtm-viewer .rtm-map", "#rtm-viewer .rtm-disp", "#rtm-eval .rtm-curves", "#rtm-grid .rtm-map"):
+        page.wait_for_selector("#rtm-viewer .rtm-tail .scatterlayer .point", timeout=30_000)
+        for chart in ("#rtm-viewer .rtm-map", "#rtm-viewer .rtm-disp", "#rtm-eval .rtm-curves", "#rtm-grid .rtm-map",
+                      "#rtm-viewer .rtm-tail"):
             paper, ink, behind = page.evaluate(CHART_INK, chart)
             assert paper in ("rgba(0, 0, 0, 0)", "transparent"), (theme, chart, paper)
             assert contrast(ink, behind) >= 4.5, (theme, chart, ink, behind)
+        # Graphics need 3:1: every step's marker has an outline in the theme's ink (viridis' dark
+        # end alone, the early steps, was 1.3:1 on the dark panel).
+        outlines = page.evaluate("[...document.querySelectorAll('#rtm-viewer .rtm-map .scatterlayer .point')]"
+                                 ".map(p => getComputedStyle(p).stroke)")
+        _, _, behind = page.evaluate(CHART_INK, "#rtm-viewer .rtm-map")
+        assert outlines and all(contrast(o, behind) >= 3 for o in outlines), (theme, outlines, behind)
         assert (theme == "dark") == (contrast("rgb(0, 0, 0)", behind) < 4.5)   # the dark theme's blocks are dark
     finally:
         errors = load["errors"]

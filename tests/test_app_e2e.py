@@ -276,6 +276,17 @@ def test_gradios_own_routes_refuse_unknown_ids_with_one_short_line_not_a_traceba
     assert _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 4, 3]}).encode())[0] == 200
 
 
+def test_the_api_types_whole_numbers_as_integers_and_answers_beyond(server):
+    info = json.loads(urllib.request.urlopen(server + "gradio_api/info", timeout=30).read())["named_endpoints"]
+    for name in ("/trajectory", "/compare", "/grid", "/intervene", "/gif", "/walk", "/beyond"):
+        types = {p["parameter_name"]: p["type"].get("type") for p in info[name]["parameters"]}
+        assert all(t == "integer" for k, t in types.items() if k != "name" and k != "kind"), (name, types)
+    overlay = Client(server, verbose=False).predict("tiny-rtm", 42, 3, api_name="/beyond")
+    assert overlay["from_step"] == 3 and len(overlay["xy"]) == 62 and overlay["summary"].startswith("Run on from step 3")
+    status, body = _post(server + "gradio_api/run/beyond", json.dumps({"data": ["tiny-rtm", 42, 64]}).encode())
+    assert status == 422 and "already runs 64 steps" in body["error"]
+
+
 def test_the_page_is_served_compressed(server):
     request = urllib.request.Request(server, headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(request, timeout=30) as r:

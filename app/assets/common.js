@@ -130,7 +130,7 @@ function percentText(x) {
   const p = 100 * x;
   if (p === 0) return "0%";
   if (p < 0.1) return "< 0.1%";
-  return p < 10 ? `${p.toFixed(1)}%` : `${p.toFixed(0)}%`;
+  return Number(p.toFixed(1)) < 10 ? `${p.toFixed(1)}%` : `${p.toFixed(0)}%`;
 }
 
 // The view in the address bar: ?checkpoint=…&seed=…&steps=…&step=… (the page restores it on load,

@@ -1,6 +1,7 @@
 // What the viewer shows, in words: a schematic of the model that follows the slider, and a
 // glossary. Every box and word says what it is on hover, keyboard focus or tap, in one line
-// under the schematic. Built with DOM calls; the texts are constants and numbers.
+// under the schematic (aria-live: a screen reader reads it on focus); a button's name stays its
+// own word. Built with DOM calls; the texts are constants and numbers.
 
 const GLOSSARY = {
   "z": "The seed's noise: a vector of random numbers drawn from the seed. The same seed gives the same z on any machine.",
@@ -39,7 +40,7 @@ function buildSchema(box, explain, v) {
   const tell = (text) => { explain.textContent = text; };
   schemaBoxes(v).forEach(([key, name, about], k) => {
     if (k) box.append(Object.assign(make("span", "rtm-arrow", { "aria-hidden": "true" }), { textContent: "→" }));
-    const b = make("button", `rtm-box rtm-box-${key}`, { type: "button", "aria-label": `${name}: ${about}` });
+    const b = make("button", `rtm-box rtm-box-${key}`, { type: "button", title: about });
     b.append(Object.assign(make("b"), { textContent: name }));
     const value = make("span", "rtm-live");
     b.append(value);
@@ -70,7 +71,7 @@ function showSchema(live, v, i) {
     live.block.box.classList.toggle("rtm-lit-a", i > 0 && i % 2 === 1);
     live.block.box.classList.toggle("rtm-lit-b", i > 0 && i % 2 === 0);
   }
-  live.w.value.textContent = i === 0 ? "the start" : `moved ${v.displacement[i - 1].toPrecision(3)}`;
+  live.w.value.textContent = i === 0 ? "the start" : `moved ${+v.displacement[i - 1].toPrecision(3)}`;
   if (live.thumb) live.thumb.src = v.frames[i];
   if (live.bars && v.token_change && v.token_change.length) {
     // Heights within this step (which tokens moved most: late steps move little, and on the
@@ -91,7 +92,7 @@ function buildGlossary(box, explain) {
   box.textContent = "";
   box.append(Object.assign(make("span", "rtm-words"), { textContent: "Words:" }));
   for (const [term, about] of Object.entries(GLOSSARY)) {
-    const b = make("button", "rtm-term", { type: "button", "aria-label": `${term}: ${about}` });
+    const b = make("button", "rtm-term", { type: "button", title: about });
     b.textContent = term;
     for (const ev of ["mouseenter", "focus", "click"]) b.addEventListener(ev, () => { explain.textContent = `${term}: ${about}`; });
     box.append(b);

@@ -26,7 +26,7 @@
     $(".rtm-frame").alt = `the image after refinement step ${i} of ${n}`;
     const slider = $(".rtm-slider");
     if (slider.value !== String(i)) slider.value = String(i);
-    const differs = v.changed_fraction ? ` Against the original: ${percentText(v.changed_fraction[i])} of the pixels differ visibly at this step.` : "";
+    const differs = v.changed_fraction ? ` ${percentText(v.changed_fraction[i])} of the pixels differ from the original's at this step.` : "";
     $(".rtm-caption").textContent = `Step ${i} of ${n}. ${v.captions ? v.captions[i] : ""}${differs}`;
     placeMask($(".rtm-mask"), v, i, n);
     showWipe(v, i);
