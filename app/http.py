@@ -183,23 +183,28 @@ def unknown_event(scope) -> str | None:
     only after it has sent the stream's headers, so its 404 became a traceback in the log."""
     if scope.get("method") != "GET" or not hasattr(scope.get("app"), "get_blocks"):
         return None
-    path = scope.get("path", "")
+    path, queue = scope.get("path", ""), scope["app"].get_blocks()._queue
     if path.startswith("/gradio_api/call/") and path.count("/") == 4:
-        what, key, hint = "event", path.rsplit("/", 1)[1], "a result is read with the event_id its POST returned"
+        what, shown, hint = "event", path.rsplit("/", 1)[1], "a result is read with the event_id its POST returned"
+        # Its session, found as Gradio finds it (a client may have named its own session_hash).
+        event = queue.event_ids_to_events.get(shown)
+        session = event.session_hash if event is not None else next(
+            (s for s, ids in queue.pending_event_ids_session.items() if shown in ids), shown)
     elif path == "/gradio_api/queue/data":
         query = dict(part.partition("=")[::2] for part in scope.get("query_string", b"").decode("latin-1").split("&"))
-        what, key, hint = "session", query.get("session_hash", ""), "reload the page"
+        what, hint = "session", "reload the page"
+        shown = session = query.get("session_hash", "")
     else:
         return None
-    queue = scope["app"].get_blocks()._queue
-    if key in queue.pending_messages_per_session:
+    if session in queue.pending_messages_per_session:
         return None
-    return f"no pending {what} {preview_name(key)}: {hint}"
+    return f"no pending {what} {preview_name(shown)}: {hint}"
 
 
 def unknown_fn_index(scope, body: bytes) -> str | None:
     """For POST /gradio_api/queue/join and /gradio_api/run/predict: why the body's fn_index names no
-    event handler of this page (Gradio answers with a 500 and a KeyError's traceback), or None."""
+    event handler of this page, or its data is not one value per input (Gradio answers both with a
+    500, the first with a KeyError's traceback), or None."""
     if scope.get("path") not in ("/gradio_api/queue/join", f"/gradio_api/run/{PAGE_ROUTE}") \
             or not hasattr(scope.get("app"), "get_blocks"):
         return None
@@ -209,8 +214,12 @@ def unknown_fn_index(scope, body: bytes) -> str | None:
         return 'the body must be a JSON object with "fn_index" and "data"'
     if fn_index is None and scope["path"].endswith(PAGE_ROUTE):
         return None                                   # Gradio reads api_name instead
-    if not isinstance(fn_index, int) or isinstance(fn_index, bool) or fn_index not in scope["app"].get_blocks().fns:
+    fns = scope["app"].get_blocks().fns
+    if not isinstance(fn_index, int) or isinstance(fn_index, bool) or fn_index not in fns:
         return f"no event handler with fn_index {preview_name(str(fn_index))}: reload the page"
+    data, expected = json.loads(body).get("data"), len(fns[fn_index].inputs)
+    if not isinstance(data, list) or len(data) != expected:
+        return f'event handler {fn_index} takes {expected} inputs ("data": a list of {expected} values)'
     return None
 
 

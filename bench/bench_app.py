@@ -142,11 +142,13 @@ def concurrent_clients(port: int, pid: int, name: str, steps: int, first_seed: i
     if client == "page":
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as r:
             dependencies = json.loads(r.read())["dependencies"]
-        load_fn = next(d["id"] for d in dependencies if any(t[1] == "load" for t in d["targets"]))
+        load = next(d for d in dependencies if any(t[1] == "load" for t in d["targets"]))
 
         def open_page(session: str) -> None:
-            """What a page does as it loads: its no-op load event, which opens its Gradio session."""
-            post(f"{base}/run/predict", {"data": [], "fn_index": load_fn, "trigger_id": None, "session_hash": session})
+            """What a page does as it loads: its load event (a plain visit's address has no view to
+            restore), which opens its Gradio session."""
+            post(f"{base}/run/predict", {"data": [""] * len(load["inputs"]), "fn_index": load["id"], "trigger_id": None,
+                                         "session_hash": session})
 
         # Twenty pages opened, then twenty visitors clicking together: only the clicks are timed.
         with concurrent.futures.ThreadPoolExecutor(20) as pool:

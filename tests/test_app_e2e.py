@@ -262,6 +262,7 @@ def test_only_the_documented_endpoints_answer_and_an_unknown_name_is_a_404_with_
     ("POST", "gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "abc"}, 422),
     ("POST", "gradio_api/run/predict", {"data": [], "fn_index": 999, "session_hash": "abc"}, 422),
     ("POST", "gradio_api/queue/join", {"data": [], "fn_index": "x" * 5000, "session_hash": "abc"}, 422),
+    ("POST", "gradio_api/run/predict", {"data": [], "fn_index": 0, "session_hash": "abc"}, 422),
 ])
 def test_gradios_own_routes_refuse_unknown_ids_with_one_short_line_not_a_traceback(server, caplog, method, route,
                                                                                   body, status):
@@ -274,6 +275,13 @@ def test_gradios_own_routes_refuse_unknown_ids_with_one_short_line_not_a_traceba
     assert sum(r.name == "rtm_explorer" for r in caplog.records) == 1
     assert sum(len(r.getMessage()) for r in caplog.records) < 600          # the log grew by a line, not a page
     assert _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 4, 3]}).encode())[0] == 200
+
+
+def test_a_result_is_read_by_its_event_id_whatever_session_the_client_named(server):
+    event = _post(server + "gradio_api/call/trajectory", json.dumps({"data": ["tiny-rtm", 11, 3],
+                                                                     "session_hash": "my-own-session"}).encode())[1]
+    with urllib.request.urlopen(server + f"gradio_api/call/trajectory/{event['event_id']}", timeout=30) as stream:
+        assert b"event: complete" in stream.read()
 
 
 def test_the_api_types_whole_numbers_as_integers_and_answers_beyond(server):
