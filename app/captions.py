@@ -17,6 +17,7 @@ from rtm_core import Generator, seeds_to_z, trajectory
 SPREAD_SEEDS = 64        # seeds that measure how alike different seeds are at each step
 VISIBLE_LEVELS = 8       # a pixel changed visibly when a channel moved by more than this (of 255)
 GENERIC_SPREAD = 0.5     # below half their final spread, different seeds still look alike
+HEALED = 0.005           # an intervention is healed once under 0.5 % of the pixels differ visibly
 DETAIL_ONLY = 0.01       # under 1 % of w's whole path, or of the pixels changed visibly: only detail
 
 
@@ -107,3 +108,16 @@ def captions(facts: list[StepFacts], trained: int, shared_start: bool, label: Op
         out.append(f"{head} w moved {f.moved:.3g}, {percent(f.path_share)} of its whole path; "
                    f"{percent(f.visible)} of the pixels changed visibly.")
     return out
+
+
+def describe_change(fraction: list[float]) -> str:
+    """An intervention's effect over the steps in one sentence: its peak, and whether the
+    recursion healed it (under 0.5 % of the pixels still differ at the last step)."""
+    peak = int(np.argmax(fraction)) if fraction else 0
+    if not fraction or fraction[peak] == 0:
+        return "No pixel differs visibly from the original's at any step."
+    said = f"At most {percent(fraction[peak])} of the pixels differ visibly, at step {peak}"
+    if fraction[-1] < HEALED:
+        healed = next(h for h in range(peak, len(fraction)) if all(f < HEALED for f in fraction[h:]))
+        return f"{said}; the recursion healed it by step {healed} (under {percent(HEALED)} differ from there on)."
+    return f"{said}; {percent(fraction[-1])} still differ at the last step."

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import functools
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -51,3 +52,11 @@ def load_training_images(folder: str | os.PathLike) -> Optional[TrainingImages]:
         return None
     with np.load(path, allow_pickle=False) as f:
         return TrainingImages(images=f["images"], labels=f["labels"])
+
+
+def describe_label(label: Any) -> str:
+    """A training image's label as plain text: an emoji gets its Unicode name ('😀 grinning face')."""
+    text = str(label)[:64]
+    names = [unicodedata.name(c, "").lower() for c in text if unicodedata.category(c) == "So"]
+    names = [n for n in names if n]
+    return f"{text} {' + '.join(names)}" if names and len(text) <= 8 else text

@@ -16,8 +16,9 @@ import plotly
 import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, static_url
-from .service import (GRID_DIR, GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, TrajectoryService, gif_bytes,
-                      grid_seeds, plural, image_data_uri, preview, prune, write_by_hash)
+from .encode import GRID_DIR, gif_bytes, image_data_uri, plural, prune, write_by_hash
+from .inputs import GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, grid_seeds, preview
+from .service import TrajectoryService
 
 ASSETS = Path(__file__).parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"  # served locally: no CDN
@@ -218,18 +219,15 @@ def prune_gifs(folder: Path, keep: int = GIF_KEEP, max_age_s: float = GIF_MAX_AG
     prune(folder, "*.gif", keep, max_age_s)
 
 
-class WholeNumber(gr.Number):
+def whole_number_box(value: int, **kwargs) -> gr.Number:
     """A number box that the API page documents as an integer. It does not round what is typed
-    (precision=0 would turn 3.5 into 4 behind the user's back): the service checks it and says so."""
-    is_template = True   # the page draws it as Gradio's own Number
-
-    def api_info(self) -> dict:
-        return {"type": "integer"}
-
-    def example_payload(self):
-        return int(self.value) if isinstance(self.value, (int, float)) else 0
-
-    example_value = example_payload
+    (precision=0 would turn 3.5 into 4 behind the user's back): the service checks it and says
+    so. (An instance's methods, not a subclass: Gradio writes a .pyi stub beside the module of
+    every component subclass.)"""
+    box = gr.Number(value=value, **kwargs)
+    box.api_info = lambda: {"type": "integer"}
+    box.example_payload = box.example_value = lambda: int(value)
+    return box
 
 
 # The view a link asks for (?checkpoint=…&seed=…&steps=…; the viewer writes them as it goes):
@@ -323,7 +321,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         """The GIF under /rtm-static/gifs/ (named by its content: no server path in the answer)."""
         result = service.trajectory(name, seed, typed_steps(steps))
         prune_gifs(GIF_DIR)
-        path = write_by_hash(GIF_DIR, gif_bytes(result), ".gif")
+        path = write_by_hash(GIF_DIR, gif_bytes(result.frames), ".gif")
         filename = f"{result.checkpoint}-seed{result.seed}-{result.num_steps}steps.gif"
         return {"items": [{"src": gif_url(path), "caption": f"seed {result.seed}, {plural(result.num_steps, 'step')}"}],
                 "download": {"url": gif_url(path), "filename": filename}}
@@ -347,9 +345,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 checkpoint = gr.Dropdown(names, value=default, label="checkpoint", allow_custom_value=True)
             # No minimum/maximum/precision here: the service checks, and says so, instead of the
             # box rounding 3.5 to 4 or clamping 10000 to 64 behind the user's back.
-            seed = WholeNumber(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)
+            seed = whole_number_box(value=42, label=f"seed (0 to {UI_MAX_SEED})", elem_id="rtm-seed", scale=1)
             dice = gr.Button("🎲 random seed", scale=0)
-            steps = WholeNumber(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
+            steps = whole_number_box(value=default_model.trained_steps, label=f"refinement steps (1 to {MAX_STEPS})",
                               elem_id="rtm-steps", scale=1)
             generate = gr.Button("Generate", variant="primary", scale=0, elem_id="rtm-generate")
         card = gr.Markdown(_card(default_model))
@@ -360,7 +358,7 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         with gr.Accordion("Compare: the same seed through another checkpoint or step count", open=False):
             with gr.Row(equal_height=True):
                 checkpoint_b = gr.Dropdown(names, value=other, label="checkpoint B", allow_custom_value=True)
-                steps_b = WholeNumber(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
+                steps_b = whole_number_box(value=service.trained_steps(other), label=f"refinement steps B (1 to {MAX_STEPS})")
                 pin_b = gr.Checkbox(value=False, label="pin B to its seed (else B follows every Generate)")
                 compare_button = gr.Button("Compare")
         with gr.Row(equal_height=False, elem_id="rtm-viewers"):
@@ -381,14 +379,14 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 int_kind = gr.Dropdown([("freeze", "freeze"), ("knock out", "knockout"), ("swap", "swap")],
                                        value="freeze", label="intervention", allow_custom_value=True,
                                        elem_id="rtm-int-kind")
-                int_token = WholeNumber(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
-                int_step = WholeNumber(value=1, label="from step", elem_id="rtm-int-step")
-                int_donor = WholeNumber(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")
+                int_token = whole_number_box(value=0, label="token (row of the heatmap)", elem_id="rtm-int-token")
+                int_step = whole_number_box(value=1, label="from step", elem_id="rtm-int-step")
+                int_donor = whole_number_box(value=7, label="donor seed (swap)", elem_id="rtm-int-donor")
                 intervene_button = gr.Button("Intervene")
         with gr.Accordion("Many seeds at once: a grid refining under one slider", open=True):
             with gr.Row(equal_height=True):
-                grid_first = WholeNumber(value=0, label=f"first seed (0 to {UI_MAX_SEED})")
-                grid_count = WholeNumber(value=16, label=f"seeds ({GRID_SEEDS[0]} to {GRID_SEEDS[1]})")
+                grid_first = whole_number_box(value=0, label=f"first seed (0 to {UI_MAX_SEED})")
+                grid_count = whole_number_box(value=16, label=f"seeds ({GRID_SEEDS[0]} to {GRID_SEEDS[1]})")
                 grid_button = gr.Button("Show grid")
             grid_html = grid_view("rtm-grid")
         with gr.Row():
@@ -403,8 +401,8 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 gif_file = figures("rtm-gif")
         with gr.Accordion("Seed walk: from one seed to another along the sphere of z", open=False):
             with gr.Row(equal_height=True):
-                walk_to = WholeNumber(value=7, label="to seed")
-                walk_count = WholeNumber(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
+                walk_to = whole_number_box(value=7, label="to seed")
+                walk_count = whole_number_box(value=8, label=f"frames ({WALK_FRAMES[0]} to {WALK_FRAMES[1]})")
                 walk_button = gr.Button("Walk")
             gr.Markdown("Final frames along the walk, each refined for the trained H:")
             walk_strip = figures("rtm-walk")

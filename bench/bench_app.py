@@ -200,7 +200,8 @@ def main() -> None:
         # (b) a new seed: server time and end to end
         from gradio_client import Client
 
-        from app.service import TrajectoryService, grid_seeds
+        from app.inputs import grid_seeds
+        from app.service import TrajectoryService
 
         service = TrajectoryService(root)
         service.trajectory(name, 0)  # load the model once

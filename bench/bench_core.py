@@ -8,7 +8,7 @@
 (b) The two ModulatedConv2d formulations, "scaled" vs "grouped", at several widths.
 (c) RTM vs the one-pass MLP mapper: parameters and cost per sample.
 (d) The app's 32x32 decoder in NCHW and in channels-last layout (what app/service.py uses).
-(e) The app's own path for new seeds (app.service.batched_trajectory: fixed-shape chunks, so a
+(e) The app's own path for new seeds (rtm_core.batch_invariant_trajectory: fixed-shape chunks, so a
     seed has the same bits in any batch) on every shipped RTM checkpoint: one seed's 9 frames,
     and 20 seeds together (twenty visitors' new seeds in one micro-batch).
 
@@ -146,10 +146,10 @@ def bench_memory_format(repeats: int) -> dict:
 
 @torch.no_grad()
 def bench_service_path(repeats: int) -> dict:
-    """(e) batched_trajectory on each shipped checkpoint, loaded as the app loads it."""
+    """(e) batch_invariant_trajectory on each shipped checkpoint, loaded as the app loads it."""
     from pathlib import Path
 
-    from app.service import batched_trajectory
+    from rtm_core import batch_invariant_trajectory
     from rtm_core import load_checkpoint
 
     results = {}
@@ -160,7 +160,7 @@ def bench_service_path(repeats: int) -> dict:
         row = {"resolution": res, "steps": steps}
         for seeds in (1, 20):
             z = seeds_to_z(list(range(seeds)), g.z_dim)
-            row[f"seeds_{seeds}"] = timed(lambda: batched_trajectory(g, z, steps), max(3, repeats // 5))
+            row[f"seeds_{seeds}"] = timed(lambda: batch_invariant_trajectory(g, z, steps), max(3, repeats // 5))
         results[folder.name] = row
         print(f"  (e) {folder.name:22s} {res:3d}px, {steps + 1} frames: one new seed "
               f"{row['seeds_1']['median_ms']:6.1f} ms, 20 seeds {row['seeds_20']['median_ms']:7.1f} ms")

@@ -19,7 +19,7 @@ _HOME = {
     "generator": ("Generator",),
     "interventions": ("TokenIntervention",),
     "mapper": ("MapperState", "MLPMapper", "RecursiveMapper"),
-    "sampling": ("StepOutput", "Trajectory", "image_grid", "iter_steps", "refinement_grid", "sample", "seed_to_z",
+    "sampling": ("StepOutput", "Trajectory", "batch_invariant_trajectory", "image_grid", "iter_steps", "refinement_grid", "sample", "seed_to_z",
                  "seeds_to_z", "to_pil", "to_uint8", "trajectory"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}

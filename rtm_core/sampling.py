@@ -163,3 +163,40 @@ def refinement_grid(generator: Generator, seeds: Sequence[int], steps: Sequence[
     images = trajectory(generator, seeds_to_z(list(seeds), generator.z_dim), max(steps)).images  # (S+1, B, C, R, R)
     cells = np.stack([to_uint8(images[h]) for h in steps], axis=1)                              # (B, len, R, R, C)
     return image_grid(cells, pad)
+
+
+MAPPER_ROWS = 1     # seeds per mapper call; the decoder takes one seed's frames per call (the model's H + 1)
+
+
+def batch_invariant_trajectory(generator: Generator, z: torch.Tensor, steps: int,
+                               intervene: Optional[Intervention] = None) -> Trajectory:
+    """trajectory(), computed so that a seed gives the same bits alone or in any batch (what an
+    app that batches its visitors' seeds must promise: a seed's image never depends on who else
+    asked at the same moment).
+
+    CPU matrix kernels choose their blocking, and with it the order in which the last bits are
+    rounded, by the shape of the call *and by the machine* (instruction set, cache sizes): padding
+    batches to a multiple of 4 rows kept a seed's bits on one CPU and lost them on another. So
+    every kernel call here has one shape whatever the batch: the mapper runs MAPPER_ROWS seeds per
+    call and the decoder one seed's frames, H + 1 per call, the last chunk padded with copies whose
+    results are dropped, so that a frame sits at the same row of a call of the same shape alone or
+    in any batch (its row matters as well as the shape). A lone seed at H computes exactly what it
+    shows. tests/test_app_batching.py checks this under each instruction set the CPU has; the cost
+    of a batch is in docs/BENCHMARKS.md (bench_core (e))."""
+    decode_rows = generator.num_steps + 1
+    with torch.inference_mode():
+        parts = [trajectory(generator, seed_z, steps, decode=False, tokens=True, intervene=intervene)
+                 for seed_z in z.split(MAPPER_ROWS)]
+        ws = torch.cat([p.ws for p in parts], dim=1)                                         # (S+1, B, w_dim)
+        tokens = torch.cat([p.tokens for p in parts], dim=1) if parts[0].tokens is not None else None
+        # One seed's frames per call, in step order: a frame's row within its call depends on its
+        # step alone, never on the batch (with 9 rows, kernels treat the last row apart).
+        images = torch.stack([torch.cat([generator.synthesize(_pad_rows(chunk, decode_rows))[:len(chunk)]
+                                         for chunk in seed_ws.split(decode_rows)])
+                              for seed_ws in ws.unbind(1)], dim=1)                            # (S+1, B, C, R, R)
+    return Trajectory(ws=ws, images=images, tokens=tokens)
+
+
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """x (at most `rows` long) with copies of its last row appended, up to exactly `rows` rows."""
+    return x if len(x) == rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])

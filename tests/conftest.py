@@ -77,3 +77,43 @@ def ckpt_root(tmp_path_factory):
     save_checkpoint(Generator(tiny("mlp")), root / "tiny-mlp")
     (root / "not-a-checkpoint").mkdir()
     return root
+
+
+# The browser tests' fixtures: the app on tiny checkpoints in this process, one headless Chromium
+# per module, and a fresh page that fails its test on any page or console error.
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from tests.app_server import launch, make_checkpoints
+
+    demo, url = launch(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
+    yield demo, url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(served):
+    return served[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from bench.browser import launch_browser
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def loaded(browser, app_url):
+    from bench.browser import cold_load
+
+    load = cold_load(browser, app_url)
+    load["page"].requests = []
+    load["page"].on("request", lambda r: load["page"].requests.append(r.url))
+    yield load
+    assert load["errors"] == [], load["errors"]
+    load["context"].close()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from app.batching import MicroBatcher
-from app.service import GRID_MAX_FRAMES, TrajectoryService, grid_seeds
+from app.inputs import grid_seeds
+from app.service import GRID_MAX_FRAMES, TrajectoryService
 
 
 
@@ -151,7 +152,7 @@ ISA_LIMITS = {
 
 SAME_BITS_SCRIPT = """
 import sys, torch
-from app.service import batched_trajectory
+from rtm_core import batch_invariant_trajectory
 from rtm_core import load_checkpoint, seeds_to_z
 failures = []
 for name in ("noto-faces-rtm", "noto-faces-rtm-64"):   # the app's RTM checkpoints: 32x32 and 64x64 decoders
@@ -159,11 +160,11 @@ for name in ("noto-faces-rtm", "noto-faces-rtm-64"):   # the app's RTM checkpoin
     g.eval().to(memory_format=torch.channels_last)   # as the service loads it
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        alone = batched_trajectory(g, seeds_to_z([0], g.z_dim), 8)
+        alone = batch_invariant_trajectory(g, seeds_to_z([0], g.z_dim), 8)
         for size in (2, 3, 9, 20, 32):
             others = list(range(1000, 1000 + size - 1))
             for place in sorted({0, size // 2, size - 1}):   # first, middle and last: every chunk boundary moves
-                batch = batched_trajectory(g, seeds_to_z(others[:place] + [0] + others[place:], g.z_dim), 8)
+                batch = batch_invariant_trajectory(g, seeds_to_z(others[:place] + [0] + others[place:], g.z_dim), 8)
                 if not (torch.equal(batch.images[:, place], alone.images[:, 0])
                         and torch.equal(batch.ws[:, place], alone.ws[:, 0])
                         and torch.equal(batch.tokens[:, place], alone.tokens[:, 0])):

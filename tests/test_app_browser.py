@@ -8,7 +8,6 @@ import pytest
 
 from bench.browser import CHROMIUM, cold_load, drag_latency, watch_errors
 from tests.app_server import HOSTILE_LABEL
-from tests.browser_fixtures import app_url, browser, loaded, served  # noqa: F401 (pytest fixtures)
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from app.captions import StepFacts, captions, chosen_step, percent, seed_spread, shares_start, step_facts
-from app.service import MAX_STEPS, TrajectoryService, describe_change, parse_seed, path_end
-from app.ui import WholeNumber, eval_takeaway
+from app.captions import describe_change
+from app.inputs import MAX_STEPS, parse_seed
+from app.projection import path_end
+from app.service import TrajectoryService
+from app.ui import eval_takeaway, whole_number_box
 from rtm_core import Generator, seeds_to_z, tiny, trajectory
 
 
@@ -118,7 +121,7 @@ def test_the_run_on_overlay_continues_the_same_path(ckpt_root):
 
 
 def test_the_api_documents_whole_numbers_as_integers_and_errors_name_what_was_typed():
-    box = WholeNumber(value=42)
+    box = whole_number_box(42)
     assert box.api_info() == {"type": "integer"} and box.example_payload() == 42 and box.get_block_name() == "number"
     with pytest.raises(ValueError, match=r"got 18,446,744,073,709,551,616 \(out of range\)"):
         parse_seed(float(2 ** 64))

@@ -314,7 +314,7 @@ def test_one_step_is_one_step_and_the_gif_labels_are_readable():
     import numpy as np
     from PIL import Image
 
-    from app.service import label_step, plural
+    from app.encode import label_step, plural
 
     assert (plural(1, "step"), plural(8, "step")) == ("1 step", "8 steps")
     tall = []

@@ -12,7 +12,6 @@ import pytest
 from app.service import TrajectoryService
 from bench.browser import CHROMIUM, cold_load
 from tests.app_server import make_checkpoints
-from tests.browser_fixtures import app_url, browser, loaded, served  # noqa: F401 (pytest fixtures)
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 

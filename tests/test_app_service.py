@@ -8,8 +8,10 @@ from PIL import Image
 
 from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
-from app.service import (UI_MAX_SEED, TrajectoryService, describe_label, gif_bytes, parse_seed, parse_steps,
-                         preview)
+from app.encode import gif_bytes
+from app.inputs import UI_MAX_SEED, parse_seed, parse_steps, preview
+from app.nearest import describe_label
+from app.service import TrajectoryService
 from rtm_core import seed_to_z, trajectory
 
 
@@ -56,7 +58,7 @@ def test_token_and_pixel_change_are_the_steps_differences(ckpt_root):
     # 16 levels: the peak is the brightest, a quarter of it half as bright.
     strip = Image.open(io.BytesIO(base64.b64decode(service.payload(result)["pixel_change"].split(",")[1])))
     assert strip.size == (16, 5 * 16) and strip.mode == "P"
-    from app.service import CHANGE_PALETTE, change_strip
+    from app.encode import CHANGE_PALETTE, change_strip
     expected = np.round(np.sqrt(result.pixel_change / result.pixel_change.max()) * 15).astype(int)
     np.testing.assert_array_equal(np.asarray(strip).reshape(5, 16, 16), expected)
     # what the page shows: level k is the colour map's colour 17 k (0 black ... 15 its brightest)
@@ -163,7 +165,7 @@ def test_unknown_checkpoint(ckpt_root):
 def test_gif_export(ckpt_root):
     service = TrajectoryService(ckpt_root)
     result = service.trajectory("tiny-rtm", 1, 4)
-    gif = Image.open(io.BytesIO(gif_bytes(result, size=128)))
+    gif = Image.open(io.BytesIO(gif_bytes(result.frames, size=128)))
     assert gif.format == "GIF" and gif.n_frames == 5 and gif.size == (128, 128)
     # every frame carries its step in the bottom-left corner: a white box with dark text
     plain = np.asarray(Image.fromarray(result.frames[0]).resize((128, 128), Image.Resampling.NEAREST).convert("RGB"))
@@ -229,7 +231,7 @@ def test_frames_of_64_px_and_more_are_lossless_webp_and_small_ones_png():
 
     from PIL import Image
 
-    from app.service import image_data_uri
+    from app.encode import image_data_uri
 
     frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     uri = image_data_uri(frame)
