@@ -35,14 +35,17 @@ API_ROUTE = re.compile(r"^/gradio_api/(?:run|call)/([^/]*)")   # any name, any l
 PAGE_ROUTE = "predict"   # where the page itself posts its unqueued events (by fn_index, not by name)
 log = logging.getLogger("rtm_explorer")
 STATIC_PREFIX = "/rtm-static/"
-# route -> (folder, the file names it may serve, content type); filled by static_url()
+# route -> (folder, the file names it may serve, content type); filled by serve_static()
 _static: dict[str, tuple[Path, re.Pattern, str]] = {}
 
 
-def static_url(route: str, folder: Path, names: str, content_type: str, name: str) -> str:
-    """Serve files of `folder` whose names match `names` at /rtm-static/ROUTE/NAME; returns the
-    URL of `name`. Only the route and the file name appear in the URL, never the folder."""
+def serve_static(route: str, folder: Path, names: str, content_type: str) -> None:
+    """Serve the files of `folder` whose names match `names` at /rtm-static/ROUTE/NAME. Only the
+    route and the file name appear in a URL, never the folder."""
     _static[route] = (Path(folder), re.compile(names), content_type)
+
+
+def static_url(route: str, name: str) -> str:
     return f"{STATIC_PREFIX}{route}/{name}"
 
 

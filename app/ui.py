@@ -15,8 +15,8 @@ import gradio as gr
 import plotly
 import plotly.graph_objects as go
 
-from .http import MIDDLEWARE, mark_refused, static_url
-from .encode import GRID_DIR, gif_bytes, image_data_uri, plural, prune, write_by_hash
+from .http import MIDDLEWARE, mark_refused, serve_static, static_url
+from .encode import ASSETS_DIR, GRID_DIR, gif_bytes, image_data_uri, plural, prune, write_by_hash
 from .inputs import GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, grid_seeds, preview
 from .service import TrajectoryService
 
@@ -42,7 +42,7 @@ METRICS_NOTE = """<small>Against the training set, on EfficientNet-Lite0 feature
 # One plotly.js for the whole page (the viewers and the metric curves share it), loaded by the
 # viewer after its first frame is on screen. No gr.Plot: its own bundled copy would load beside
 # it and race for window.Plotly.
-PLOTLY_URL = static_url("plotly", PLOTLY_JS.parent, r"plotly\.min\.js", "text/javascript", PLOTLY_JS.name)
+PLOTLY_URL = static_url("plotly", PLOTLY_JS.name)
 PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generating…'; b.setAttribute('aria-busy', 'true'); } }"""
 DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
@@ -83,7 +83,7 @@ def on_screen_js(count: int) -> str:
 
 def asset_url(path: Path) -> str:
     """A checkpoint's map assets (named by their content's hash), without the server's folder."""
-    return static_url("assets", path.parent, r"[0-9a-f]{24}\.json", "application/json", path.name)
+    return static_url("assets", path.name)
 
 
 def shown_as_error(fn):
@@ -102,7 +102,7 @@ def shown_as_error(fn):
 
 def grid_url(path: Path) -> str:
     """A grid's sprite (named by its content's hash), without the server's folder."""
-    return static_url("grids", GRID_DIR, r"[0-9a-f]{24}\.webp", "image/webp", path.name)
+    return static_url("grids", path.name)
 
 
 # The browser code of each kind of gr.HTML on the page: files of app/assets/, in order.
@@ -125,7 +125,7 @@ def page_script_url() -> str:
         parts.append(f"window.rtmExplorer[{json.dumps(kind)}] = function (element, trigger, props, server, upload, "
                      f"watch) {{\n{body}\n}};")
     path = write_by_hash(SCRIPT_DIR, "\n".join(parts).encode(), ".js")
-    return static_url("scripts", SCRIPT_DIR, r"[0-9a-f]{24}\.js", "text/javascript", path.name)
+    return static_url("scripts", path.name)
 
 
 def _html(elem_id: str, kind: str, template: str, value=None) -> gr.HTML:
@@ -148,7 +148,7 @@ def figures(elem_id: str) -> gr.HTML:
 
 
 def gif_url(path: Path) -> str:
-    return static_url("gifs", GIF_DIR, r"[0-9a-f]{24}\.gif", "image/gif", path.name)
+    return static_url("gifs", path.name)
 
 
 def grid_view(elem_id: str) -> gr.HTML:
@@ -235,7 +235,19 @@ def whole_number_box(value: int, **kwargs) -> gr.Number:
 READ_URL_JS = """(...args) => [window.location.search.slice(0, 512)]"""
 
 
+# Every file the page fetches by URL, in one place: route -> (folder, the names it may serve,
+# content type). Files made at run time are named by their content's hash (24 hex digits).
+HASHED = r"[0-9a-f]{24}"
+STATIC_ROUTES = {"plotly": (PLOTLY_JS.parent, r"plotly\.min\.js", "text/javascript"),
+                 "scripts": (SCRIPT_DIR, rf"{HASHED}\.js", "text/javascript"),
+                 "assets": (ASSETS_DIR, rf"{HASHED}\.json", "application/json"),
+                 "grids": (GRID_DIR, rf"{HASHED}\.webp", "image/webp"),
+                 "gifs": (GIF_DIR, rf"{HASHED}\.gif", "image/gif")}
+
+
 def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = None) -> gr.Blocks:
+    for route, (folder, names, content_type) in STATIC_ROUTES.items():
+        serve_static(route, folder, names, content_type)
     names = service.names()
     if not names:
         raise FileNotFoundError(f"no checkpoints under {', '.join(map(str, service.roots))}; train one (docs/TRAINING.md)")

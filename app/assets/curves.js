@@ -1,6 +1,7 @@
 // The metric curves of the checkpoint (eval.json), drawn with the page's one plotly.js.
 // `props.value` is plotly JSON built in app/ui.py (eval_figure), or null when there is no eval.json.
 // A red line marks the step the main viewer shows (its "rtm-shown-step" events): one transform.
+// Uses: themed (theme.js).
 (() => {
   const box = () => element.querySelector(".rtm-curves");
   let step = null;

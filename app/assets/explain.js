@@ -2,6 +2,7 @@
 // glossary. Every box and word says what it is on hover, keyboard focus or tap, in one line
 // under the schematic (aria-live: a screen reader reads it on focus); a button's name stays its
 // own word. Built with DOM calls; the texts are constants and numbers.
+// Uses: make, viridis (common.js).
 
 const GLOSSARY = {
   "z": "The seed's noise: a vector of random numbers drawn from the seed. The same seed gives the same z on any machine.",

@@ -7,6 +7,7 @@
 // follows it) plus one transform per seed's marker on the map, coalesced to one animation
 // frame; plotly draws once per grid, and again only when the selection changes. Clicking a
 // cell opens that seed in the main viewer (it types the seed and presses Generate).
+// Uses: $, make, assets, whenPlotly, mapLayout, setNumber, stepper (common.js); chartInk (theme.js).
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               selected: 0, markers: [], mapPos: null };

@@ -1,5 +1,6 @@
 // Reach into the recursion, the viewer's part: pick (token, step) on the token heatmap for
 // the Intervene form, and show what an intervention changed: a mask, a wipe, a sparkline.
+// Uses: $, setNumber, percentText (common.js).
 
 // The heatmap cell under a pointer event: rows are tokens 0..T-1, columns steps 1..S.
 function heatCell(canvas, e, T, S) {

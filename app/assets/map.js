@@ -6,6 +6,7 @@
 //   hooks.step(k)    a step was clicked
 // Late steps often land on one point of the map (they differ by less than its resolution), so
 // the end of the path is drawn again, magnified, below it (drawPathEnd): every step reachable.
+// Uses: STEP_COLORSCALE, mapLayout (common.js); chartInk, themed (theme.js).
 function drawTrajectoryMap(Plotly, map, preview, v, a, hooks) {
   const xs = v.xy.map((p) => p[0]), ys = v.xy.map((p) => p[1]);
   const steps = v.xy.map((_, k) => k), H = Math.max(1, v.trained_steps);

@@ -8,7 +8,11 @@
 // is never called while scrubbing. The map's reference cloud is painted on a canvas and laid
 // under the plot as one image. Safety: data goes into the page as text (textContent,
 // attributes), never as markup. The map is drawn by map.js, the intervention's picking and
-// mask are intervention.js; app/ui.py puts common.js, map.js and intervention.js in front.
+// mask are intervention.js, the diagram and the words explain.js; app/ui.py puts them in front.
+// Uses: $, make, assets, whenPlotly, viridis, stepper, percentText, writeUrl, urlStep, linkPending,
+// copyLink, callApi (common.js); themed (theme.js); buildSchema, showSchema, buildGlossary (explain.js);
+// drawTrajectoryMap, drawPathEnd, beyondTrace, mapKey (map.js); heatCell, enablePicking, setupMask,
+// placeMask, setupWipe, drawSpark, markCell (intervention.js).
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               mapPos: null, barPos: null, heatReady: false, thumbs: [] };
