@@ -2,7 +2,7 @@
 
 A caption names the step's role (the shared start, a face still generic, the step the face is
 chosen, detail only, beyond the trained H) and gives the figures it rests on: how far w moved as
-a share of its whole path, how many pixels changed visibly, how alike different seeds still are.
+a share of its whole path, how many pixels changed by more than 3 %, how alike different seeds still are.
 Nothing here is canned per seed; every sentence follows from the numbers below.
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 from rtm_core import Generator, seeds_to_z, trajectory
 
 SPREAD_SEEDS = 64        # seeds that measure how alike different seeds are at each step
-VISIBLE_LEVELS = 8       # a pixel changed visibly when a channel moved by more than this (of 255)
+VISIBLE_LEVELS = 8       # a pixel changed when a channel moved by more than this (of 255: about 3 %)
 GENERIC_SPREAD = 0.5     # below half their final spread, different seeds still look alike
-HEALED = 0.005           # an intervention is healed once under 0.5 % of the pixels differ visibly
-DETAIL_ONLY = 0.01       # under 1 % of w's whole path, or of the pixels changed visibly: only detail
+HEALED = 0.005           # an intervention is healed once under 0.5 % of the pixels differ
+DETAIL_ONLY = 0.01       # under 1 % of w's whole path, or of the pixels changed: only detail
 
 
 def seed_spread(generator: Generator, steps: int, seeds: int = SPREAD_SEEDS) -> np.ndarray:
@@ -41,7 +41,7 @@ class StepFacts:
     moved: float               # ||w_h - w_(h-1)||
     path_share: float          # moved / the whole path's length
     behind: float              # the share of the path walked by the end of this step
-    visible: float             # the share of pixels that changed visibly from step h - 1
+    visible: float             # the share of pixels that changed (VISIBLE_LEVELS) from step h - 1
     spread: float              # seeds' spread at this step / at the trained H (1 = as different as at the end)
     nearest: Optional[int]     # index of the training image nearest to this frame
 
@@ -106,7 +106,7 @@ def captions(facts: list[StepFacts], trained: int, shared_start: bool, label: Op
         else:
             head = "The face takes shape."
         out.append(f"{head} w moved {f.moved:.3g}, {percent(f.path_share)} of its whole path; "
-                   f"{percent(f.visible)} of the pixels changed visibly.")
+                   f"{percent(f.visible)} of the pixels changed by more than 3%.")
     return out
 
 
@@ -115,8 +115,8 @@ def describe_change(fraction: list[float]) -> str:
     recursion healed it (under 0.5 % of the pixels still differ at the last step)."""
     peak = int(np.argmax(fraction)) if fraction else 0
     if not fraction or fraction[peak] == 0:
-        return "No pixel differs visibly from the original's at any step."
-    said = f"At most {percent(fraction[peak])} of the pixels differ visibly, at step {peak}"
+        return "No pixel differs from the original's by more than 3% at any step."
+    said = f"At most {percent(fraction[peak])} of the pixels differ by more than 3%, at step {peak}"
     if fraction[-1] < HEALED:
         healed = next(h for h in range(peak, len(fraction)) if all(f < HEALED for f in fraction[h:]))
         return f"{said}; the recursion healed it by step {healed} (under {percent(HEALED)} differ from there on)."

@@ -150,7 +150,7 @@ class TrajectoryService:
         if name in self._models:   # loaded: no need to list the folder (3 times per request otherwise)
             return name
         if name not in self.names():
-            raise ValueError(f"unknown checkpoint {preview(name)}; choose one of {self.names()}")
+            raise ValueError(f"unknown checkpoint {preview(name)}; choose one of {', '.join(self.names())}")
         return name
 
     def trained_steps(self, name: str) -> int:
@@ -333,7 +333,7 @@ class TrajectoryService:
                 "xy": long.xy[steps:].round(3).tolist(), "frame": image_data_uri(long.frames[-1]),
                 "summary": f"Run on from step {steps} to {MAX_STEPS}: w moved a further {further:.3g} "
                            f"({percent(further / walked)} of its path up to step {steps}), and "
-                           f"{percent(visible)} of the pixels of the last image differ visibly from step {steps}'s."}
+                           f"{percent(visible)} of the pixels of the last image differ from step {steps}'s by more than 3%."}
 
     def grid_payload(self, results: list[TrajectoryResult]) -> tuple[dict, Path]:
         """Many seeds under one slider: every frame in one sprite the page fetches (encode.grid_sprite),

@@ -177,7 +177,7 @@ def eval_figure(evaluation: Optional[dict], trained_steps: int) -> Optional[dict
     fig.add_vline(x=trained_steps, line_dash="dot", annotation_text="trained H", annotation_position="top",
                   annotation_yref="paper", annotation_y=1.0, annotation_yanchor="bottom")
     fig.update_layout(height=340, margin=dict(l=50, r=60, t=48, b=40), xaxis_title="refinement steps",
-                      title=dict(text="Metrics per refinement step (eval.json)", font=dict(size=13)),
+                      title=dict(text="Metrics per refinement step, against the training images", font=dict(size=13)),
                       legend=dict(orientation="h", y=-0.25, x=0),  # below the plot: never over an axis
                       yaxis=dict(title="k-NN metric (see legend)", rangemode="tozero"),
                       yaxis2=dict(title="Fréchet distance (lower is better)", overlaying="y", side="right",
@@ -204,7 +204,7 @@ def eval_takeaway(evaluation: Optional[dict], trained_steps: int) -> str:
                     and all(abs(r[k] - at_h[k]) <= 0.05 for k in keys)), None)
     if settled is not None and settled < trained_steps:
         text += f" From step {settled} on, every score is within 0.05 of its value at H: later steps refine detail."
-    return f"<small>{text}</small>"
+    return text
 
 
 def typed_steps(steps):

@@ -117,3 +117,22 @@ def loaded(browser, app_url):
     yield load
     assert load["errors"] == [], load["errors"]
     load["context"].close()
+
+
+@pytest.fixture
+def open_page(browser, app_url):
+    """open_page(query="", **cold_load options) as a context manager: a fresh page of the app at
+    app_url + query, closed after, and the test fails on any page or console error it saw."""
+    import contextlib
+
+    from bench.browser import cold_load
+
+    @contextlib.contextmanager
+    def opened(query: str = "", **options):
+        load = cold_load(browser, app_url + query, **options)
+        try:
+            yield load["page"]
+        finally:
+            load["context"].close()
+        assert load["errors"] == [], load["errors"]
+    return opened

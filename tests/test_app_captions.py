@@ -33,7 +33,7 @@ def test_each_kind_of_step_gets_its_own_headline_from_the_figures():
                               "no longer changes; 95% of its path is behind it.")
     assert said[4].startswith("The face takes shape.")       # 4.5 % of the path, 10 % of the pixels
     assert said[5].startswith("Beyond the trained H = 4: the model never ran this far while it learned; only detail")
-    assert "w moved 0.5, 0.5% of its whole path; 0.2% of the pixels changed visibly." in said[5]
+    assert "w moved 0.5, 0.5% of its whole path; 0.2% of the pixels changed by more than 3%." in said[5]
     assert chosen_step(f) == 3
     not_shared = captions(f, trained=5, shared_start=False)
     assert not_shared[0].startswith("The start: this seed's noise") and not_shared[5].startswith("Only detail changes now.")
@@ -69,10 +69,10 @@ def test_percent(x, text):
 
 def test_an_interventions_effect_in_one_sentence():
     assert describe_change([0, 0.075, 0.02, 0.004, 0.0]) == (
-        "At most 7.5% of the pixels differ visibly, at step 1; the recursion healed it by step 3 "
+        "At most 7.5% of the pixels differ by more than 3%, at step 1; the recursion healed it by step 3 "
         "(under 0.5% differ from there on).")
-    assert describe_change([0, 0.01, 0.3]) == "At most 30% of the pixels differ visibly, at step 2; 30% still differ at the last step."
-    assert describe_change([0, 0, 0]) == "No pixel differs visibly from the original's at any step."
+    assert describe_change([0, 0.01, 0.3]) == "At most 30% of the pixels differ by more than 3%, at step 2; 30% still differ at the last step."
+    assert describe_change([0, 0, 0]) == "No pixel differs from the original's by more than 3% at any step."
 
 
 def test_the_fisheye_keeps_directions_orders_distances_and_starts_where_the_map_merges_steps():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.service import TrajectoryService
-from bench.browser import CHROMIUM, cold_load
+from bench.browser import CHROMIUM
 from tests.app_server import make_checkpoints
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
@@ -62,11 +62,8 @@ def click_point(page, point) -> None:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_the_schematic_follows_the_slider_and_each_step_has_the_services_caption(browser, app_url, service,
-                                                                                 theme, viewport):
-    load = cold_load(browser, app_url + f"?__theme={theme}", viewport=viewport)
-    page = load["page"]
-    try:
+def test_the_schematic_follows_the_slider_and_each_step_has_the_services_caption(open_page, service, theme, viewport):
+    with open_page(f"?__theme={theme}", viewport=viewport) as page:
         expected = service.payload(service.trajectory("tiny-rtm", 42, 3))
         for k in (0, 1, 2, 3):
             step_to(page, k)
@@ -94,10 +91,6 @@ def test_the_schematic_follows_the_slider_and_each_step_has_the_services_caption
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
         SCREENSHOT_DIR.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT_DIR / f"explains-{theme}-{viewport[0]}.png"), full_page=True)
-    finally:
-        errors = load["errors"]
-        load["context"].close()
-    assert errors == [], errors
 
 
 def test_every_step_is_reachable_on_the_map_or_its_fisheye(loaded, service):
@@ -177,10 +170,8 @@ def test_an_intervention_opens_on_its_largest_change_with_its_sparkline_wipe_and
     assert page.locator("#rtm-viewer .rtm-wipe").is_hidden()               # the original has nothing to wipe
 
 
-def test_the_url_restores_the_view_and_follows_the_slider(browser, app_url):
-    load = cold_load(browser, app_url + "?checkpoint=tiny-mlp&seed=7&steps=1&step=0")
-    page = load["page"]
-    try:
+def test_the_url_restores_the_view_and_follows_the_slider(open_page):
+    with open_page("?checkpoint=tiny-mlp&seed=7&steps=1&step=0") as page:
         page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '7'")
         assert page.get_attribute("#rtm-viewer .rtm-root", "data-checkpoint") == "tiny-mlp"
         assert shown_step(page) == 0 and page.locator("#rtm-checkpoint input").input_value() == "tiny-mlp"
@@ -192,19 +183,10 @@ def test_the_url_restores_the_view_and_follows_the_slider(browser, app_url):
         page.locator("#rtm-viewer .rtm-copy").click()
         page.wait_for_function("document.querySelector('#rtm-viewer .rtm-copy').textContent.includes('copied')")
         assert page.evaluate("navigator.clipboard.readText()") == page.url
-    finally:
-        errors = load["errors"]
-        load["context"].close()
-    assert errors == [], errors
-    bad = cold_load(browser, app_url + "?checkpoint=tiny-rtm&seed=abc&steps=3")   # a bad link: default view, why
-    try:
-        bad["page"].wait_for_function("document.body.innerText.includes(\"this link's view cannot be shown\")")
-        assert "seed must be a whole number" in bad["page"].inner_text("body")
-        assert bad["page"].get_attribute("#rtm-viewer .rtm-root", "data-seed") == "42"
-    finally:
-        errors = bad["errors"]
-        bad["context"].close()
-    assert errors == [], errors
+    with open_page("?checkpoint=tiny-rtm&seed=abc&steps=3") as page:                # a bad link: default view, why
+        page.wait_for_function("document.body.innerText.includes(\"this link's view cannot be shown\")")
+        assert "seed must be a whole number" in page.inner_text("body")
+        assert page.get_attribute("#rtm-viewer .rtm-root", "data-seed") == "42"
 
 
 def test_space_plays_and_the_arrows_step_outside_text_fields(loaded):

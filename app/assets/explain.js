@@ -28,7 +28,7 @@ function schemaBoxes(v) {
             ["image", "image", "What the decoder makes of this step's w."]];
   }
   return [["z", "noise z", GLOSSARY.z],
-          ["tokens", `${v.num_tokens} tokens`, `z is embedded as ${v.num_tokens} latent tokens; the bars show which moved most at this step (one column of the heatmap: its colour says how far).`],
+          ["tokens", `${v.num_tokens} tokens`, `${v.shared_start ? `${v.num_tokens} latent tokens that start from a learned state every seed shares; the seed's z, embedded, is added in every inner cycle, which is how seeds come apart.` : `z embedded as ${v.num_tokens} latent tokens.`} The bars show which moved most at this step (one column of the heatmap: its colour says how far).`],
           ["block", "shared block", `One small network with the same weights at every step: each outer step runs it ${v.num_cycles} times on a fast state, then once on the tokens. ${v.trained_steps} steps is the trained model; the slider picks how many.`],
           ["w", "style w", GLOSSARY.w],
           ["decoder", "decoder", "A StyleGAN-like image decoder: w sets the style of each layer. The same decoder for every step; only w changes."],
@@ -82,7 +82,7 @@ function showSchema(live, v, i) {
     const top = col ? Math.max(1e-9, ...col) : 1;
     live.bars.forEach((bar, t) => {
       bar.style.height = `${col ? Math.max(1, Math.round((col[t] / top) * 18)) : 1}px`;
-      const [r, g, b] = viridis(col ? col[t] / peak : 0);
+      const [r, g, b] = viridis(0.25 + 0.75 * (col ? col[t] / peak : 0));   // never viridis' darkest: it vanished on the dark theme
       bar.style.background = `rgb(${r},${g},${b})`;
     });
   }

@@ -64,7 +64,7 @@ function mapKey(v) {
   const beyond = v.xy.length - 1 > H ? ` ◆ diamonds: steps beyond the trained H = ${H}.` : "";
   return `● circles: this seed's w after each step up to H = ${H}, coloured by step.${beyond} ○ ring: the step shown.`
        + ` Faint dots: other seeds' steps. Near on the map = similar w; the axes have no units.`
-       + (v.tail ? ` Late steps can share one point here. Below, the path's end through a fisheye: each step in its true direction from the last one, its distance on a log scale (each grey ring: ten times farther), so every step stands apart.` : "");
+       + (v.tail ? ` Late steps can share one point here. Below, the path's end through a fisheye: each step in its true direction from the path's end, its distance from it on a log scale (each grey ring: ten times farther), so every step stands apart.` : "");
 }
 
 // The end of the path through a fisheye (payload.tail, app/service.py path_end: the late steps
@@ -83,7 +83,7 @@ function drawPathEnd(Plotly, box, preview, v, hooks) {
   const trace = { ...base, mode: "lines+markers+text", marker: { ...base.marker, size: steps.map((k) => (k > H ? 8 : 7)) },
                   textposition: "top center", text: steps.map((k, j) => (named[j] ? String(k) : "")),
                   textfont: { size: 10, color: chartInk().text },
-                  hovertemplate: steps.map((k, j) => `step ${k}${k > H ? ` (beyond the trained H = ${H})` : ""}: ${t.distance[j]} from the last step<extra></extra>`) };
+                  hovertemplate: steps.map((k, j) => `step ${k}${k > H ? ` (beyond the trained H = ${H})` : ""}: ${t.distance[j]} in w from step ${last}, the path's end<extra></extra>`) };
   const span = Math.max(...xs.map(Math.abs), ...ys.map(Math.abs), 1e-6) * 1.35;
   Plotly.newPlot(box, [trace], themed({
     margin: { l: 10, r: 10, t: 34, b: 10 }, height: 280, showlegend: false, hovermode: "closest",

@@ -154,7 +154,7 @@
       canvas.title = `token ${token}, step ${step}: moved ${v.token_change[step - 1][token].toFixed(2)}`;
     });
     markCell($(".rtm-heatcell"), v, T, S_);
-    const about = `Token change: how far each of the ${T} latent tokens (rows) of z_H moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
+    const about = `Token change: how far each of the ${T} latent tokens (rows) moved at each step (columns, 1 to ${S_}); brightest = ${peak.toFixed(2)}.`;
     enablePicking(canvas, cap, about, T, S_);
   }
 
@@ -180,11 +180,11 @@
         marker: { color: h.map((k) => (k > v.trained_steps ? "#b45309" : "#7f7f7f")) } },
     ], themed({
       margin: { l: 50, r: 10, t: 30, b: 35 }, height: 180,
-      title: { text: "How far w moved at each step", font: { size: 13 } },
+      title: { text: v.displacement.length > v.trained_steps ? "How far w moved at each step (dotted: the trained H)" : "How far w moved at each step", font: { size: 13 } },
       yaxis: dispAxis(log),
       xaxis: { title: { text: "step h" }, dtick: h.length > 16 ? 4 : 1 },
-      shapes: [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5, yref: "paper", y0: 0, y1: 1,
-                 line: { dash: "dot", color: "#1f77b4" } }],
+      shapes: v.displacement.length > v.trained_steps ? [{ type: "line", x0: v.trained_steps + 0.5, x1: v.trained_steps + 0.5,
+                                                           yref: "paper", y0: 0, y1: 1, line: { dash: "dot", color: "#1f77b4" } }] : [],
     }), { displayModeBar: false, responsive: true }).then(() => {
       const place = () => {
         const fl = el._fullLayout;
@@ -231,7 +231,7 @@
         <div class="rtm-framebox"><img class="rtm-frame" alt=""><img class="rtm-before" alt="the original at this step"><div class="rtm-mask" aria-hidden="true"></div></div>
         <div class="rtm-intervened">
           <label class="rtm-masktoggle"><input type="checkbox" class="rtm-mask-box" checked> mark in cyan the pixels that differ from the original</label>
-          <label class="rtm-wipe">original ◀ <input type="range" class="rtm-wipe-range" min="0" max="100" value="0" aria-label="wipe between the original (left) and the intervened image (right)"> ▶ intervened</label>
+          <label class="rtm-wipe">wipe: intervened ◀ <input type="range" class="rtm-wipe-range" min="0" max="100" value="0" aria-label="drag right to uncover the original from the left"> ▶ original</label>
           <div class="rtm-sparkbox"><canvas class="rtm-spark" width="160" height="28" aria-hidden="true"></canvas><div class="rtm-sparkmark"></div></div>
           <div class="rtm-sparkcap"></div>
         </div>
