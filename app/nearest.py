@@ -43,7 +43,12 @@ class TrainingImages:
         """(F,) the index of the training image nearest to each of `frames` (F, R, R, C), in one
         matrix product (|a - b|^2 = |a|^2 - 2 a.b + |b|^2; |a|^2 does not change the argmin)."""
         flat = frames.reshape(len(frames), -1).astype(np.float32)
-        return np.argmin((self._flat ** 2).sum(axis=1)[None, :] - 2 * flat @ self._flat.T, axis=1)
+        return np.argmin(self._sq[None, :] - 2 * flat @ self._flat.T, axis=1)
+
+    @functools.cached_property
+    def _sq(self) -> np.ndarray:
+        """(N,) |image|^2, made once."""
+        return (self._flat ** 2).sum(axis=1)
 
 
 def load_training_images(folder: str | os.PathLike) -> Optional[TrainingImages]:
