@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 
 from .http import MIDDLEWARE, mark_refused, serve_static, static_url
 from .encode import ASSETS_DIR, GRID_DIR, gif_bytes, image_data_uri, plural, prune, write_by_hash
-from .inputs import GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, grid_seeds, preview
+from .inputs import GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, grid_seeds, parse_seed, parse_steps, preview, \
+    whole_number
 from .service import TrajectoryService
 
 ASSETS = Path(__file__).parent / "assets"
@@ -298,22 +299,32 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
                 eval_takeaway(model.eval, model.trained_steps), _card(model))
 
     def restore(search):
-        """The page's first call: the view a link asks for (?checkpoint=&seed=&steps=), or nothing
-        to change. A link with bad values opens the default view, and the card says why."""
-        query = parse_qs(str(search or "").lstrip("?")[:512])
-        if not {"checkpoint", "seed", "steps"} & query.keys():
-            return (gr.update(),) * 8
-        shown = (query.get("checkpoint", [default])[0], query.get("seed", [42])[0], query.get("steps", [None])[0])
+        """The page's first call: the view a link asks for (?checkpoint=&seed=&steps=, and
+        compare=CHECKPOINT:STEPS, grid=FIRST:COUNT when they were open), or nothing to change. A
+        link with bad values opens the default view, and the card says why."""
+        query = {k: v[0] for k, v in parse_qs(str(search or "").lstrip("?")[:512]).items()}
+        unchanged = (gr.update(),) * len(restored)
+        if not {"checkpoint", "seed", "steps", "compare", "grid"} & query.keys():
+            return unchanged
         try:
-            model = service.model(shown[0])
-            result = payload(model.name, shown[1], shown[2] if shown[2] is not None else model.trained_steps)
-        except ValueError as e:   # said in the card: an unqueued call (this one) shows no toast
+            model = service.model(query.get("checkpoint", default))
+            result = payload(model.name, query.get("seed", 42), query.get("steps", model.trained_steps))
+            out = [gr.update(value=model.name), model.name, result["seed"], result["num_steps"],
+                   eval_figure(model.eval, model.trained_steps), eval_takeaway(model.eval, model.trained_steps),
+                   _card(model), result] + [gr.update()] * 8
+            if "compare" in query:
+                name_b, _, steps_b_ = query["compare"].partition(":")
+                out[8:13] = [gr.update(visible=True), True, gr.update(value=name_b), int(parse_steps(steps_b_)),
+                             payload(name_b, result["seed"], steps_b_)]
+            if "grid" in query:
+                first, _, count = query["grid"].partition(":")
+                out[13:16] = [int(parse_seed(first)), int(whole_number(count, "number of seeds", *GRID_SEEDS)),
+                              grid(model.name, first, count, result["num_steps"])]
+            return tuple(out)
+        except (ValueError, gr.Error) as e:   # said in the card: an unqueued call (this one) shows no toast
             log.warning("refused link: %s", preview(str(e), 300))
             said = f"{_card(default_model)}\n\n⚠️ this link's view cannot be shown: {_code(e)}"
-            return (gr.update(),) * 6 + (said, gr.update())
-        return (gr.update(value=model.name), model.name, result["seed"], result["num_steps"],
-                eval_figure(model.eval, model.trained_steps), eval_takeaway(model.eval, model.trained_steps),
-                _card(model), result)
+            return unchanged[:6] + (said,) + unchanged[7:]
 
     def steps_of(name):
         """Compare's checkpoint B comes at its own trained H; a bad name is one warning."""
@@ -425,12 +436,13 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
         # visitors click together, their sessions were built one after another on the event loop
         # ahead of their trajectories (docs/BENCHMARKS.md, "Sessions opened as the page loads").
         # That call also restores the view a link names (it changes nothing for a plain visit).
-        demo.load(restore, url_state, [checkpoint, last_good, seed, steps, curves, takeaway, card, view],
-                  js=READ_URL_JS, queue=False, api_name=False, show_progress="hidden")
+        compare_open = gr.State(False)
+        restored = [checkpoint, last_good, seed, steps, curves, takeaway, card, view,
+                    column_b, compare_open, checkpoint_b, steps_b, view_b, grid_first, grid_count, grid_html]
+        demo.load(restore, url_state, restored, js=READ_URL_JS, queue=False, api_name=False, show_progress="hidden")
         # always_last: a Generate pressed while one is pending runs once that one is done, so the
         # last click wins (Gradio's default for a button ignores it while one is pending). Up to 32
         # run at once: new seeds asked for together share one forward pass (app/batching.py).
-        compare_open = gr.State(False)
         follow_inputs = [compare_open, pin_b, checkpoint_b, seed, steps_b]
         # The button says that work is pending, in the browser (a server round trip could arrive
         # after a fast answer). Registered first: the page runs a click's events in this order.

@@ -170,7 +170,7 @@ def test_an_intervention_opens_on_its_largest_change_with_its_sparkline_wipe_and
     assert page.locator("#rtm-viewer .rtm-wipe").is_hidden()               # the original has nothing to wipe
 
 
-def test_the_url_restores_the_view_and_follows_the_slider(open_page):
+def test_the_url_restores_the_view_compare_and_grid_and_follows_the_slider(open_page):
     with open_page("?checkpoint=tiny-mlp&seed=7&steps=1&step=0") as page:
         page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '7'")
         assert page.get_attribute("#rtm-viewer .rtm-root", "data-checkpoint") == "tiny-mlp"
@@ -183,6 +183,12 @@ def test_the_url_restores_the_view_and_follows_the_slider(open_page):
         page.locator("#rtm-viewer .rtm-copy").click()
         page.wait_for_function("document.querySelector('#rtm-viewer .rtm-copy').textContent.includes('copied')")
         assert page.evaluate("navigator.clipboard.readText()") == page.url
+    with open_page("?checkpoint=tiny-rtm&seed=7&steps=3&compare=tiny-mlp:1&grid=2:4") as page:   # compare and grid too
+        page.wait_for_function("document.querySelector('#rtm-viewer-b .rtm-root').dataset.seed === '7'"
+                               " && document.querySelector('#rtm-grid .rtm-groot').dataset.seeds === '4'")
+        assert page.get_attribute("#rtm-viewer-b .rtm-root", "data-checkpoint") == "tiny-mlp"
+        assert page.get_attribute("#rtm-viewer-b .rtm-root", "data-steps") == "1"
+        assert page.locator("#rtm-grid .rtm-gcell").first.get_attribute("data-seed") == "2"
     with open_page("?checkpoint=tiny-rtm&seed=abc&steps=3") as page:                # a bad link: default view, why
         page.wait_for_function("document.body.innerText.includes(\"this link's view cannot be shown\")")
         assert "seed must be a whole number" in page.inner_text("body")

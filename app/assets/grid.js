@@ -7,7 +7,8 @@
 // follows it) plus one transform per seed's marker on the map, coalesced to one animation
 // frame; plotly draws once per grid, and again only when the selection changes. Clicking a
 // cell opens that seed in the main viewer (it types the seed and presses Generate).
-// Uses: $, make, assets, whenPlotly, mapLayout, setNumber, stepper (common.js); chartInk (theme.js).
+// Uses: $, make, assets, whenPlotly, mapLayout, setNumber, stepper, writeUrl, linkPending (common.js);
+// chartInk (theme.js).
 (() => {
   const S = { v: null, step: 0, pending: -1, raf: 0, playing: false, playStart: 0, playFrom: 0,
               selected: 0, markers: [], mapPos: null };
@@ -95,6 +96,18 @@
     </div>
     <div class="rtm-gnote" aria-live="polite"></div>`;
 
+  // Cells a whole multiple of the frame's pixels (a 32 px frame in a 98 px cell scaled unevenly:
+  // some pixels drawn 3 px wide, some 4): as many columns as fit at the frame's own size at least
+  // (up to a square grid), each as large a multiple as fits; on a screen too narrow for even
+  // that, half the frame's size. The cell's 2 px border on each side comes on top.
+  function fitCells(cells, N, R) {
+    const gap = 4, border = 4, width = cells.clientWidth || 420;
+    const cols = Math.max(1, Math.min(Math.ceil(Math.sqrt(N)), Math.floor((width + gap) / (R + border + gap))));
+    const fits = Math.floor((width - gap * (cols - 1)) / cols - border);
+    const size = fits >= R ? Math.floor(fits / R) * R : Math.max(8, Math.floor(fits / (R / 2)) * (R / 2));
+    cells.style.gridTemplateColumns = `repeat(${cols}, ${size + border}px)`;
+  }
+
   function render() {
     stop();
     const root = $(".rtm-groot");
@@ -112,12 +125,14 @@
     const n = v.num_steps, N = v.seeds.length;
     root.innerHTML = SKELETON;  // a constant: no data in it
     root.dataset.seeds = String(N);
+    if (!linkPending()) writeUrl({ grid: `${v.seeds[0]}:${N}` });   // a copied link opens the grid too
     const distinct = v.distinct_nearest === null ? ""
       : ` Their final frames' nearest training images: ${v.distinct_nearest} distinct of ${N} (how diverse the seeds end up).`;
     $(".rtm-gsummary").textContent = `${N} seed${N === 1 ? "" : "s"} of ${v.checkpoint}, ${n} step${n === 1 ? "" : "s"}.${distinct} Click a cell to open its seed in the viewer.`;
     $(".rtm-slider").max = String(n);
     const cells = $(".rtm-gcells");
     cells.style.setProperty("--rtm-cols", String(Math.ceil(Math.sqrt(N))));
+    requestAnimationFrame(() => fitCells(cells, N, v.resolution));   // once laid out: its width is known
     v.seeds.forEach((seed, k) => {
       const near = v.nearest[k] ? ` · nearest: ${v.nearest[k].label} (${v.nearest[k].distance})` : "";
       const b = make("button", "rtm-gcell", { type: "button", "data-seed": seed, title: `seed ${seed}${near}`,
@@ -150,6 +165,10 @@
     }), 0));
   }
 
+  window.addEventListener("resize", () => {
+    const cells = $(".rtm-gcells");
+    if (S.v && S.v.seeds && cells) fitCells(cells, S.v.seeds.length, S.v.resolution);
+  });
   watch("value", render);
   render();
 })();

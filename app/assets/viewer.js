@@ -288,6 +288,8 @@
     root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
     root.dataset.checkpoint = v.checkpoint;  // and what the GIF and the walk start from
     root.dataset.steps = String(n);
+    // The compare view (not an intervention's result) is part of the view a link restores.
+    if (!S.isMain && !v.intervention && !linkPending()) writeUrl({ compare: `${v.checkpoint}:${n}` });
     $(".rtm-title").textContent = v.title || "";
     // An intervention's result opens in the compare view: bring it into sight (on a phone it
     // is far above the button that asked for it).
