@@ -189,6 +189,9 @@ def test_the_url_restores_the_view_compare_and_grid_and_follows_the_slider(open_
         assert page.get_attribute("#rtm-viewer-b .rtm-root", "data-checkpoint") == "tiny-mlp"
         assert page.get_attribute("#rtm-viewer-b .rtm-root", "data-steps") == "1"
         assert page.locator("#rtm-grid .rtm-gcell").first.get_attribute("data-seed") == "2"
+        page.wait_for_function("document.querySelector('#rtm-grid .rtm-gcells').style.gridTemplateColumns !== ''")
+        width = page.evaluate("document.querySelector('#rtm-grid .rtm-gpic').getBoundingClientRect().width")
+        assert width >= 16 and width % 16 == 0, width             # whole pixels of the 16 px frames: crisp
     with open_page("?checkpoint=tiny-rtm&seed=abc&steps=3") as page:                # a bad link: default view, why
         page.wait_for_function("document.body.innerText.includes(\"this link's view cannot be shown\")")
         assert "seed must be a whole number" in page.inner_text("body")
