@@ -6,12 +6,12 @@ run-on overlay's data, and the API's types: each checked against figures worked 
 import numpy as np
 import pytest
 
-from app.captions import StepFacts, captions, chosen_step, percent, seed_spread, shares_start, step_facts
-from app.captions import describe_change
+from app.captions import StepFacts, captions, chosen_step, describe_change, percent, seed_spread, shares_start, step_facts
+from app.handlers import eval_takeaway
 from app.inputs import MAX_STEPS, parse_seed
 from app.projection import path_end
 from app.service import TrajectoryService
-from app.ui import eval_takeaway, whole_number_box
+from app.ui import whole_number_box
 from rtm_core import Generator, seeds_to_z, tiny, trajectory
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from app.ui import prune_gifs
+from app.static import prune_gifs
 from tests.app_server import launch, make_checkpoints
 
 
@@ -59,7 +59,7 @@ def test_no_response_carries_a_server_path_and_the_static_files_are_served(serve
 def test_the_page_config_carries_the_browser_code_by_reference_once(server):
     """The viewers' code and stylesheet are one script file and the page's css, not copies in
     every component's config (which Gradio copies into each new session)."""
-    from app.ui import SCRIPTS
+    from app.static import SCRIPTS
 
     with urllib.request.urlopen(server + "config", timeout=30) as r:
         config = json.loads(r.read())
