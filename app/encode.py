@@ -28,15 +28,17 @@ GRID_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-grids"      # the grid vi
 GRID_KEEP, GRID_MAX_AGE_S = 256, 3600
 
 
-def write_assets(projection: Projection, training_images: Optional[TrainingImages], limit: int = 3000) -> Path:
+def write_assets(projection: Projection, training_images: Optional[TrainingImages], start_frame: Optional[str] = None,
+                 limit: int = 3000) -> Path:
     """What every seed of a checkpoint shares, as one JSON file named by its content: the map's
-    reference points (x, y, step; at most `limit`, evenly thinned) and the training images as
-    one PNG strip (N*R x R). The page fetches it once per checkpoint and keeps it."""
+    reference points (x, y, step; at most `limit`, evenly thinned), the training images as one
+    PNG strip (N*R x R), and the picture every seed starts from where they share one (a data
+    URI). The page fetches it once per checkpoint and keeps it."""
     keep = np.linspace(0, len(projection.ref_xy) - 1, min(limit, len(projection.ref_xy))).astype(int)
     assets: dict[str, Any] = {"reference": {"x": projection.ref_xy[keep, 0].round(3).tolist(),
                                             "y": projection.ref_xy[keep, 1].round(3).tolist(),
                                             "step": projection.ref_steps[keep].tolist()},
-                              "training_images": None, "training_count": 0}
+                              "training_images": None, "training_count": 0, "start_frame": start_frame}
     if training_images is not None and len(training_images.images):
         images = training_images.images
         assets["training_images"] = image_data_uri(images.reshape(-1, *images.shape[2:]))

@@ -50,6 +50,7 @@ class LoadedModel:
     assets_file: Path             # the map's reference cloud and the training images, fetched once per page
     warnings: list[str] = field(default_factory=list)  # side files that could not be read
     spread: np.ndarray = field(default_factory=lambda: np.zeros(1))  # seeds' spread in w per step (app.captions)
+    start_frame: Optional[np.ndarray] = None   # (R, R, C): the picture every seed starts from, if they share one
 
     @property
     def trained_steps(self) -> int:
@@ -85,6 +86,12 @@ class Applied:
         if self.kind == "swap":
             return f"token {self.token} swapped with seed {self.donor_seed}'s at step {self.step}"
         return f"token {self.token} {'frozen' if self.kind == 'freeze' else 'knocked out'} from step {self.step}"
+
+
+def shared_start(model: LoadedModel, frame: np.ndarray) -> bool:
+    """Whether `frame` is the picture every seed of this model starts from (an intervention at
+    step 0 changes it: then it is not)."""
+    return model.start_frame is not None and np.array_equal(frame, model.start_frame)
 
 
 def _read_eval(path: Path) -> Optional[dict]:
@@ -187,9 +194,16 @@ class TrajectoryService:
         evaluation = _side_file(folder, "eval.json", _read_eval, warnings, "the metric curves are hidden")
         training_images = _side_file(folder, "training_images.npz", lambda p: load_training_images(p.parent),
                                      warnings, "the nearest-image check is off")
+        spread = seed_spread(generator, generator.num_steps)
+        # Where every seed starts from the same w (a learned start state), its picture is the same
+        # for every seed: it goes to the page once, with the assets, not in every payload.
+        start = to_uint8(batch_invariant_trajectory(generator, seeds_to_z([0], generator.z_dim), 1).images[0]) \
+            if shares_start(spread) else None
         return LoadedModel(name=name, generator=generator, meta=meta, projection=projection, eval=evaluation,
-                           training_images=training_images, assets_file=write_assets(projection, training_images),
-                           warnings=warnings, spread=seed_spread(generator, generator.num_steps))
+                           training_images=training_images, warnings=warnings, spread=spread,
+                           start_frame=start[0] if start is not None else None,
+                           assets_file=write_assets(projection, training_images,
+                                                    image_data_uri(start[0]) if start is not None else None))
 
     def _steps(self, model: LoadedModel, steps: Any) -> int:
         return model.trained_steps if steps is None else parse_steps(steps)
@@ -282,7 +296,8 @@ class TrajectoryService:
             "title": f"{result.checkpoint} · seed {result.seed} · {plural(result.num_steps, 'step')}",
             "checkpoint": result.checkpoint, "seed": result.seed, "num_steps": result.num_steps,
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
-            "frames": [image_data_uri(f) for f in result.frames],
+            # Step 0's frame is null where it is the start every seed shares: it is in the assets.
+            "frames": [None if k == 0 and shared_start(model, f) else image_data_uri(f) for k, f in enumerate(result.frames)],
             "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
             "tail": path_end(result.ws, result.displacement, result.xy, model.projection.span),
             "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
@@ -315,7 +330,8 @@ class TrajectoryService:
                 "intervention": str(what), "intervened": {"kind": what.kind, "token": what.token, "step": what.step},
                 "changed_mask": mask_strip(differs), "changed_fraction": fraction,
                 "change_summary": describe_change(fraction),
-                "original_frames": [image_data_uri(f) for f in original.frames]}
+                "original_frames": [None if k == 0 and shared_start(self.model(original.checkpoint), f)
+                                    else image_data_uri(f) for k, f in enumerate(original.frames)]}
 
     def beyond_payload(self, name: Any, seed: Any, steps: Any) -> dict:
         """The same seed run on to MAX_STEPS, for the map's overlay: the path after `steps`, the

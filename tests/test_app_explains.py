@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.encode import image_data_uri
 from app.service import TrajectoryService
 from bench.browser import CHROMIUM
 from tests.app_server import make_checkpoints
@@ -74,6 +75,10 @@ def test_the_schematic_follows_the_slider_and_each_step_has_the_services_caption
             moved = page.text_content("#rtm-viewer .rtm-box-w .rtm-live")   # 3 significant digits
             assert moved == ("the start" if k == 0 else f"moved {expected['displacement'][k - 1]:.3g}")
             assert page.get_attribute("#rtm-viewer .rtm-live-img", "src") == page.get_attribute("#rtm-viewer .rtm-frame", "src")
+            if k == 0:   # the shared start, from the checkpoint's assets (the payload leaves it out)
+                assert expected["frames"][0] is None
+                page.wait_for_function("(src) => document.querySelector('#rtm-viewer .rtm-frame').src === src",
+                                       arg=image_data_uri(service.trajectory("tiny-rtm", 42, 3).frames[0]))
             lit = page.evaluate("[...document.querySelector('#rtm-viewer .rtm-box-block').classList]")
             assert (k > 0) == any(c.startswith("rtm-lit-") for c in lit)   # the loop lights once per step
         # Every box and every word says what it is, on tap as on hover.

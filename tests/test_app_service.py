@@ -8,7 +8,7 @@ from PIL import Image
 
 from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
-from app.encode import gif_bytes
+from app.encode import gif_bytes, image_data_uri
 from app.inputs import UI_MAX_SEED, parse_seed, parse_steps, preview
 from app.nearest import describe_label
 from app.service import TrajectoryService
@@ -37,10 +37,13 @@ def test_trajectory_matches_the_library(ckpt_root):
 def test_payload_has_every_frame_for_the_browser(ckpt_root):
     service = TrajectoryService(ckpt_root)
     payload = service.payload(service.trajectory("tiny-mlp", 3, 4))
-    assert len(payload["frames"]) == 5 and payload["frames"][0].startswith("data:image/png;base64,")
+    assert len(payload["frames"]) == 5 and all(f.startswith("data:image/png;base64,") for f in payload["frames"][1:])
     assert payload["trained_steps"] == 1 and payload["mapper"] == "mlp" and payload["reference_method"] == "PCA"
     assets = json.loads(service.model("tiny-mlp").assets_file.read_text())  # fetched once per checkpoint
     assert len(assets["reference"]["x"]) == len(assets["reference"]["step"]) > 0
+    # Every seed starts from the same picture: it comes once, with the assets, not in each payload.
+    assert payload["frames"][0] is None and assets["start_frame"] == image_data_uri(service.trajectory("tiny-mlp", 3, 4).frames[0])
+    assert service.trajectory("tiny-mlp", 9, 4).frames[0].tobytes() == service.trajectory("tiny-mlp", 3, 4).frames[0].tobytes()
     assert payload["token_change"] is None  # a one-pass MLP has no tokens
     assert payload["pixel_change"].startswith("data:image/png;base64,")
 
@@ -231,7 +234,6 @@ def test_frames_of_64_px_and_more_are_lossless_webp_and_small_ones_png():
 
     from PIL import Image
 
-    from app.encode import image_data_uri
 
     frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     uri = image_data_uri(frame)

@@ -50,7 +50,7 @@ function hoverAndClick(plot, preview, v, hooks) {
   plot.on("plotly_hover", (ev) => {
     const p = ev.points[0];
     if (!p || p.curveNumber !== 0) return;   // the run-on overlay has no frames here
-    preview.src = v.frames[p.customdata];
+    preview.src = v.frames[p.customdata];   // step 0's may still be the viewer's blank (fillStart)
     preview.alt = `the image at step ${p.customdata}`;
     preview.style.display = "block";
   });

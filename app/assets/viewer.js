@@ -116,6 +116,24 @@
                                              steps: S.v.frames.length - 1, step: i }), 250);
   }
 
+  // Step 0's picture is the checkpoint's shared start where the payload leaves it out (null): it
+  // comes once per checkpoint, with the assets (a blank pixel until they arrive).
+  function fillStart(v) {
+    if (v.frames[0] !== null || !v.assets_url) return;
+    const blank = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
+    v.frames[0] = blank;
+    if (v.original_frames && v.original_frames[0] === null) v.original_frames[0] = blank;
+    assets(v.assets_url).then((a) => {
+      if (!a.start_frame) return;
+      if (v.original_frames && v.original_frames[0] === blank) v.original_frames[0] = a.start_frame;
+      v.frames[0] = a.start_frame;
+      if (S.v !== v) return;
+      const thumb = S.thumbs[0] && S.thumbs[0].querySelector("img");
+      if (thumb) thumb.src = a.start_frame;
+      if (S.step === 0) show(0);
+    }).catch(() => {});
+  }
+
   function userStep(i) {  // a step the user chose here: stop playing, follow, tell a linked viewer
     window.__rtmUrlStepUsed = true;
     stop();
@@ -283,6 +301,7 @@
       return;
     }
     const n = v.frames.length - 1;
+    fillStart(v);
     root.innerHTML = SKELETON;  // a constant: no data in it
     S.isMain = !!root.closest("#rtm-viewer");
     root.dataset.seed = String(v.seed);  // which trajectory is shown: tests and scripts wait on it
@@ -436,6 +455,10 @@
       else if (e.key === "ArrowRight") { e.preventDefault(); userStep(S.step + 1); }
     });
   }
-  watch("value", () => { render(); bringIntoView(); });
+  // The same trajectory again (the page's load call answers a plain visit with "no change", which
+  // can still reach here): keep what is on screen, its step and a pending autoplay.
+  const same = (a, b) => a && b && a.title === b.title && a.frames && b.frames && a.frames.length === b.frames.length
+                         && a.frames[a.frames.length - 1] === b.frames[b.frames.length - 1];
+  watch("value", () => { if (same(props.value, S.v)) return; render(); bringIntoView(); });
   render();
 })();
