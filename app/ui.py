@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -14,9 +13,8 @@ from .handlers import Handlers, card_text, eval_figure, eval_takeaway
 from .http import MIDDLEWARE
 from .inputs import GRID_SEEDS, MAX_STEPS, UI_MAX_SEED, WALK_FRAMES, preview
 from .service import TrajectoryService
-from .static import page_script_url, serve_page_files
+from .static import ASSETS, page_script_url, serve_page_files
 
-ASSETS = Path(__file__).parent / "assets"
 
 INTRO = """# RTM Explorer
 Watch **recursive latent refinement** at work. RTM (the Recursive Token Mapper, arXiv 2605.15309) turns a
