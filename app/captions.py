@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+
 from rtm_core import Generator, seeds_to_z, trajectory
 
 SPREAD_SEEDS = 64        # seeds that measure how alike different seeds are at each step
@@ -22,11 +23,17 @@ DETAIL_ONLY = 0.01       # under 1 % of w's whole path, or of the pixels changed
 
 
 def seed_spread(generator: Generator, steps: int, seeds: int = SPREAD_SEEDS) -> np.ndarray:
-    """(steps + 1,), for steps up to the trained H (beyond it a caption says so instead): the mean distance of `seeds` seeds' w from their mean after each step: how
+    """(steps + 1,): the mean distance of `seeds` seeds' w from their mean after each step, how
     different seeds are from one another as the refinement goes on (0 where they all share w).
-    The mapper alone, no decoding: a few milliseconds."""
+    Needed up to the trained H only (beyond it a caption says so instead); the mapper alone, no
+    decoding."""
     ws = trajectory(generator, seeds_to_z(range(seeds), generator.z_dim), steps, decode=False).ws.double()
     return (ws - ws.mean(dim=1, keepdim=True)).norm(dim=-1).mean(dim=1).numpy()
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where two uint8 images (or stacks of them) differ: any channel by more than VISIBLE_LEVELS."""
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > VISIBLE_LEVELS
 
 
 def shares_start(spread: np.ndarray) -> bool:
@@ -51,8 +58,7 @@ def step_facts(frames: np.ndarray, displacement: np.ndarray, spread: np.ndarray,
     """frames (S+1, R, R, C) uint8, displacement (S,), spread (>= S+1,), nearest (S+1,) or None."""
     total = float(displacement.sum()) or 1.0
     behind = np.concatenate([[0.0], np.cumsum(displacement) / total])
-    jumps = np.abs(np.diff(frames.astype(np.int16), axis=0)).max(axis=-1) > VISIBLE_LEVELS   # (S, R, R)
-    visible = np.concatenate([[0.0], jumps.mean(axis=(1, 2))])
+    visible = np.concatenate([[0.0], changed(frames[1:], frames[:-1]).mean(axis=(1, 2))])
     moved = np.concatenate([[0.0], displacement])
     final_spread = spread[min(trained, len(spread) - 1)] or 1.0   # 0 for a one-pass MLP's start only
     return [StepFacts(step=h, moved=float(moved[h]), path_share=float(moved[h] / total), behind=float(behind[h]),

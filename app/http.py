@@ -212,7 +212,8 @@ def unknown_fn_index(scope, body: bytes) -> str | None:
             or not hasattr(scope.get("app"), "get_blocks"):
         return None
     try:
-        fn_index = json.loads(body).get("fn_index")
+        request = json.loads(body)
+        fn_index = request.get("fn_index")
     except (ValueError, AttributeError):
         return 'the body must be a JSON object with "fn_index" and "data"'
     if fn_index is None and scope["path"].endswith(PAGE_ROUTE):
@@ -220,7 +221,7 @@ def unknown_fn_index(scope, body: bytes) -> str | None:
     fns = scope["app"].get_blocks().fns
     if not isinstance(fn_index, int) or isinstance(fn_index, bool) or fn_index not in fns:
         return f"no event handler with fn_index {preview_name(str(fn_index))}: reload the page"
-    data, expected = json.loads(body).get("data"), len(fns[fn_index].inputs)
+    data, expected = request.get("data"), len(fns[fn_index].inputs)
     if not isinstance(data, list) or len(data) != expected:
         return f'event handler {fn_index} takes {expected} inputs ("data": a list of {expected} values)'
     return None

@@ -25,7 +25,7 @@ from rtm_core.interventions import Intervention, TokenIntervention
 from rtm_core.sampling import Trajectory
 
 from .batching import MicroBatcher
-from .captions import VISIBLE_LEVELS, captions, describe_change, percent, seed_spread, shares_start, step_facts
+from .captions import captions, changed, describe_change, percent, seed_spread, shares_start, step_facts
 from .encode import change_strip, grid_sprite, image_data_uri, mask_strip, plural, write_assets
 from .inputs import MAX_NAME_CHARS, MAX_STEPS, WALK_FRAMES, parse_seed, parse_seeds, parse_steps, preview, \
     whole_number
@@ -34,7 +34,6 @@ from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, p
 
 MAX_EVAL_BYTES = 4 << 20           # eval.json is ~15 KB
 MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few MB
-CHANGED_LEVELS = VISIBLE_LEVELS  # an intervention "changed" a pixel when a channel moved by more than this (of 255)
 GRID_MAX_FRAMES = 16 * 65  # seeds x (steps + 1): 16 seeds up to 64 steps, 64 seeds up to 15
 PCA_FALLBACK_SEEDS = 256
 
@@ -88,10 +87,12 @@ class Applied:
         return f"token {self.token} {'frozen' if self.kind == 'freeze' else 'knocked out'} from step {self.step}"
 
 
-def shared_start(model: LoadedModel, frame: np.ndarray) -> bool:
-    """Whether `frame` is the picture every seed of this model starts from (an intervention at
-    step 0 changes it: then it is not)."""
-    return model.start_frame is not None and np.array_equal(frame, model.start_frame)
+def frame_uris(model: LoadedModel, frames: np.ndarray) -> list[Optional[str]]:
+    """Frames as data URIs; step 0's is null where it is the picture every seed of this model
+    starts from, which the page has from the assets (an intervention at step 0 changes it: then
+    it is sent)."""
+    shared = model.start_frame is not None and np.array_equal(frames[0], model.start_frame)
+    return [None if k == 0 and shared else image_data_uri(f) for k, f in enumerate(frames)]
 
 
 def _read_eval(path: Path) -> Optional[dict]:
@@ -296,8 +297,7 @@ class TrajectoryService:
             "title": f"{result.checkpoint} · seed {result.seed} · {plural(result.num_steps, 'step')}",
             "checkpoint": result.checkpoint, "seed": result.seed, "num_steps": result.num_steps,
             "trained_steps": model.trained_steps, "mapper": model.generator.config.mapper.kind,
-            # Step 0's frame is null where it is the start every seed shares: it is in the assets.
-            "frames": [None if k == 0 and shared_start(model, f) else image_data_uri(f) for k, f in enumerate(result.frames)],
+            "frames": frame_uris(model, result.frames),
             "xy": result.xy.round(3).tolist(), "displacement": result.displacement.round(4).tolist(),
             "tail": path_end(result.ws, result.displacement, result.xy, model.projection.span),
             "token_change": result.token_change.round(2).tolist() if result.token_change is not None else None,
@@ -305,7 +305,7 @@ class TrajectoryService:
             "pixel_change_peak": round(peak / 255, 4),       # the strip's white, as a fraction of full range
             "reference_method": model.projection.method.upper(),
             "nearest": self.nearest(model, result.frames[-1]),
-            "captions": self.captions(model, result), "shared_start": shares_start(model.spread),
+            "captions": self.captions(model, result), "shared_start": model.start_frame is not None,
             "resolution": model.generator.img_resolution,
             "num_tokens": model.generator.config.mapper.num_tokens if model.generator.config.mapper.kind == "rtm" else 0,
             "num_cycles": model.generator.config.mapper.num_cycles if model.generator.config.mapper.kind == "rtm" else 0,
@@ -318,20 +318,19 @@ class TrajectoryService:
         nearest = ti.nearest_indices(result.frames) if ti is not None else None
         facts = step_facts(result.frames, result.displacement, model.spread, model.trained_steps, nearest)
         label = describe_label(ti.labels[nearest[-1]]) if nearest is not None and nearest[-1] < len(ti.labels) else None
-        return captions(facts, model.trained_steps, shares_start(model.spread), label)
+        return captions(facts, model.trained_steps, model.start_frame is not None, label)
 
-    def intervention_payload(self, original: TrajectoryResult, changed: TrajectoryResult, what: Applied) -> dict:
+    def intervention_payload(self, original: TrajectoryResult, result: TrajectoryResult, what: Applied) -> dict:
         """The intervened trajectory's payload, with where its frames differ from the original's
-        at the same step (any channel by more than CHANGED_LEVELS of 255) as a mask strip, the
+        at the same step (captions.changed: a channel by more than 8 of 255) as a mask strip, the
         original's frames (the before/after wipe) and the effect per step in one sentence."""
-        differs = np.abs(changed.frames.astype(np.int16) - original.frames.astype(np.int16)).max(axis=-1) > CHANGED_LEVELS
+        differs = changed(result.frames, original.frames)
         fraction = [round(float(d.mean()), 4) for d in differs]
-        return {**self.payload(changed), "title": f"{changed.checkpoint} · seed {changed.seed} · {what}",
+        return {**self.payload(result), "title": f"{result.checkpoint} · seed {result.seed} · {what}",
                 "intervention": str(what), "intervened": {"kind": what.kind, "token": what.token, "step": what.step},
                 "changed_mask": mask_strip(differs), "changed_fraction": fraction,
                 "change_summary": describe_change(fraction),
-                "original_frames": [None if k == 0 and shared_start(self.model(original.checkpoint), f)
-                                    else image_data_uri(f) for k, f in enumerate(original.frames)]}
+                "original_frames": frame_uris(self.model(original.checkpoint), original.frames)}
 
     def beyond_payload(self, name: Any, seed: Any, steps: Any) -> dict:
         """The same seed run on to MAX_STEPS, for the map's overlay: the path after `steps`, the
@@ -343,8 +342,7 @@ class TrajectoryService:
         long = self.trajectory(model.name, seed, MAX_STEPS)
         walked = float(long.displacement[:steps].sum()) or 1.0
         further = float(long.displacement[steps:].sum())
-        differs = np.abs(long.frames[-1].astype(np.int16) - long.frames[steps].astype(np.int16)).max(axis=-1)
-        visible = float((differs > CHANGED_LEVELS).mean())
+        visible = float(changed(long.frames[-1], long.frames[steps]).mean())
         return {"checkpoint": model.name, "seed": seed, "from_step": steps, "to_step": MAX_STEPS,
                 "xy": long.xy[steps:].round(3).tolist(), "frame": image_data_uri(long.frames[-1]),
                 "summary": f"Run on from step {steps} to {MAX_STEPS}: w moved a further {further:.3g} "
