@@ -11,10 +11,10 @@
     loop's (generate_pool_features) at several batch sizes and torch.compile'd (--compile),
     in one run so the ratios are fair; plus one full re-selection for N = 3,926 images
     (Noto Color Emoji's count) at force_factor x N.
-(c) Adversarial training img/s (train/adversarial.py, cpu preset, G + D steps, lazy R1 and lazy
+(c) Adversarial training img/s (train/objectives/adversarial.py, cpu preset, G + D steps, lazy R1 and lazy
     path-length regularisation): RTM vs StyleGAN2's mapping network, and RTM without the
     path-length term and noise inputs (what they cost).
-(f) The training loop's own step (train.loop.setup + train_step, as a run makes it), on whatever
+(f) The training loop's own step (train.trainer.setup + the objective's step, as a run makes it), on whatever
     device this runs: images/s, counted FLOP per image (FlopCounterMode), achieved FLOP/s and
     its share of the device's peak, host syncs and ATen operators per step, peak memory, and
     the first step's time (compile included) apart from the throughput. Configurations: the
@@ -45,7 +45,7 @@ from train.config import PRESETS, TrainConfig
 from train.distributed import pick_device, DistInfo
 from train.imle import RandomProjection, generate_pool_features, reselect
 from train.losses import ImageLoss
-from train.loop import resample_interval
+from train.objectives.rs_imle import resample_interval
 
 
 ARMS = {"rtm": {}, "rtm_h1": {"num_steps": 1}, "mlp": {"kind": "mlp"}}
@@ -97,7 +97,7 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
     import tempfile
 
     from rtm_core.config import stylegan2_mapping
-    from train import adversarial
+    from train import trainer
     from train.config import ADVERSARIAL_PRESETS
     from train.data import prepare_digits
 
@@ -106,7 +106,7 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
             # what StyleGAN2's pieces added on 2026-12-01 cost: path-length regularisation and noise inputs
             "rtm_without_pl_and_noise": {"pl_weight": 0.0,
                                          "decoder": {**ADVERSARIAL_PRESETS["cpu"]["decoder"], "noise": False}}}
-    runs = {arm: adversarial.setup(TrainConfig(**{**ADVERSARIAL_PRESETS["cpu"], "data": str(folder), "out": str(folder / arm),
+    runs = {arm: trainer.setup(TrainConfig(**{**ADVERSARIAL_PRESETS["cpu"], "data": str(folder), "out": str(folder / arm),
                                                   "progress": False, **changes}))
             for arm, changes in arms.items()}
 
@@ -114,13 +114,7 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
         start = time.perf_counter()
         for _ in range(n):
             idx = torch.randint(0, run.data.shape[0], (run.per_rank_batch,))
-            real = adversarial.as_float(run.data[idx])
-            adversarial.generator_step(run)
-            if run.cfg.pl_weight > 0 and run.step % run.cfg.pl_every == 0:
-                adversarial.path_length_step(run)
-            adversarial.discriminator_step(run, real)
-            if run.step % run.cfg.r1_every == 0:
-                adversarial.r1_step(run, real)
+            run.objective.step(run, idx, 1.0)
             run.step += 1
         return (time.perf_counter() - start) / n
 
@@ -277,7 +271,7 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     from torch.utils.flop_counter import FlopCounterMode
 
     from bench.counters import HostSyncs, OpCounter
-    from train import loop
+    from train import trainer
 
     work = Path(tempfile.mkdtemp(prefix="rtm-bench-loop-"))
     data = synthetic_data(work / "data", images, resolution)
@@ -286,28 +280,28 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
         preset, changes = "tiny", {}
     cfg = TrainConfig(**{**PRESETS[preset], **changes, "data": data, "out": str(work / "run"), "progress": False,
                          "device": str(device), "compile": args.compile_loop and device.type == "cuda"})
-    run = loop.setup(cfg)
-    loop.select_latents(run)
+    run = trainer.setup(cfg)
+    run.objective.select_latents(run)
     rows = run.per_rank_batch
     idx = torch.arange(rows, device=device) % run.data.shape[0]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    loop.train_step(run, idx)                          # the first step: compile and autotuning included
+    run.objective.step(run, idx, 1.0)                          # the first step: compile and autotuning included
     sync()
     first_s = time.perf_counter() - start
     for _ in range(2):
-        loop.train_step(run, idx)
+        run.objective.step(run, idx, 1.0)
     with HostSyncs() as syncs, OpCounter() as ops:
-        loop.train_step(run, idx)
+        run.objective.step(run, idx, 1.0)
     with FlopCounterMode(display=False) as flops:
-        loop.train_step(run, idx)
+        run.objective.step(run, idx, 1.0)
     steps = 3 if args.quick else args.loop_steps
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        loop.train_step(run, idx)
+        run.objective.step(run, idx, 1.0)
     sync()
     seconds = (time.perf_counter() - start) / steps
     flop_per_image = flops.get_total_flops() / rows

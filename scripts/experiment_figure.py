@@ -1,8 +1,8 @@
 """The experiment's figure: each arm's sample grid at its last step, side by side, labelled.
 
-    python scripts/experiment_figure.py docs/experiment_samples.png runs/fewshot/faces-rs-imle \
-        runs/fewshot/faces-mlp runs/fewshot/faces-rtm-h1-s0 runs/fewshot/faces-rtm-s0
-    python scripts/experiment_figure.py --over-training docs/gan_over_training.png runs/gan/...
+    python scripts/experiment_figure.py runs/fewshot/faces-rs-imle runs/fewshot/faces-mlp \
+        runs/fewshot/faces-rtm-h1-s0 runs/fewshot/faces-rtm-s0 --out docs/experiment_samples.png
+    python scripts/experiment_figure.py --over-training runs/gan/... --out docs/gan_over_training.png
 
 A grid is the run's newest `samples/step_*.png` (rows: seeds 0-7; an RTM arm's columns are its
 steps 1..H), scaled up 3x with nearest-neighbour sampling so that 32x32 pixels stay crisp.
@@ -14,6 +14,8 @@ import argparse
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from train.cli import positional_out
 
 SCALE, GAP, HEADER = 3, 24, 22
 
@@ -58,11 +60,15 @@ def final_frames_over_training(run: Path) -> tuple[Image.Image, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="the figure to write (PNG)")
     parser.add_argument("runs", type=Path, nargs="+", help="the arms' training run folders, left to right")
+    parser.add_argument("--out", type=Path, help="the figure to write (PNG)")
     parser.add_argument("--over-training", action="store_true", help="each arm's final frames at every saved step")
     args = parser.parse_args()
-    out, runs = args.out, args.runs
+    runs = args.runs
+    legacy = runs.pop(0) if args.out is None and runs and runs[0].suffix.lower() == ".png" else None   # OUT RUN..., until the next release
+    if not runs:
+        parser.error("give at least one run folder")
+    out = positional_out(parser, args.out, legacy)
     panel_of = final_frames_over_training if args.over_training else last_grid
     panels = [panel_of(run) for run in runs]
     # Each panel's slot is as wide as its grid or its label, whichever is wider: a one-pass

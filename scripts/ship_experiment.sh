@@ -11,7 +11,7 @@ subset=$1 runs=${2:-runs/fewshot}
 arms=("${@:3}"); [ ${#arms[@]} -gt 0 ] || arms=(rtm rtm-h1 mlp)
 for arm in "${arms[@]}"; do
   run="$runs/$subset-$arm" ckpt="checkpoints/noto-$subset-${arm%-s[0-9]*}"
-  python -m train.export "$run" "$ckpt"
+  python -m train.export "$run" --out "$ckpt"
   python -m app.projection --checkpoint "$ckpt" --seeds 1000
   python -m train.ship --checkpoint "$ckpt" --data "data/noto-$subset-32"
   python - "$run/checkpoint/eval.json" "$ckpt/eval.json" <<'PY'

@@ -11,7 +11,7 @@ run=$1 ckpt=$2 data=$3
 old=$(mktemp -d)
 trap 'rm -rf "$old"' EXIT
 cp "$ckpt/eval.json" "$old/eval.json"
-python -m train.export "$run" "$ckpt"
+python -m train.export "$run" --out "$ckpt"
 python -m train.evaluate --checkpoint "$ckpt" --data "$data" --num-samples 550 --draws 5 \
   --out "reports/$(basename "$ckpt")" --steps "${STEPS:-1,2,3,4,6,8,12,16,24,32,48,64}"
 if ! python scripts/compare_eval.py "$ckpt/eval.json" "$old/eval.json"; then

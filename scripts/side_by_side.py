@@ -1,8 +1,8 @@
-"""The same seeds through two checkpoints, every refinement step, side by side (issue 30: the
-32x32 default beside the 64x64 model, to show what the extra pixels hold).
+"""The same seeds through two checkpoints, every refinement step, side by side (the 32x32 model
+beside the 64x64 one, to show what the extra pixels hold).
 
-    python scripts/side_by_side.py docs/side_by_side_32_64.webp checkpoints/noto-faces-rtm \
-        checkpoints/noto-faces-rtm-64 [--seeds 16]
+    python scripts/side_by_side.py checkpoints/noto-faces-rtm checkpoints/noto-faces-rtm-64 \
+        --out docs/side_by_side_32_64.webp [--seeds 16]
 
 OUT ending in .webp is written as lossless WebP (a fifth smaller than the PNG at 16 seeds), any
 other suffix as PIL saves it (.png: optimised PNG). Both keep every pixel.
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from train.cli import positional_out
 from rtm_core import image_grid, load_checkpoint, seeds_to_z, to_uint8, trajectory
 
 GAP, HEADER = 16, 20
@@ -58,11 +59,15 @@ def side_by_side(a: Path, b: Path, seeds: list[int]) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("a", type=Path)
-    parser.add_argument("b", type=Path)
+    parser.add_argument("checkpoints", type=Path, nargs="+", metavar="A B", help="the two checkpoint folders, left and right")
+    parser.add_argument("--out", type=Path, help="the image to write (.webp: lossless WebP; else as PIL saves it)")
     parser.add_argument("--seeds", type=int, default=16, help="seeds 0..N-1, a row each")
     args = parser.parse_args()
+    legacy = args.checkpoints[0] if len(args.checkpoints) == 3 else None   # OUT A B, until the next release
+    if len(args.checkpoints) - (legacy is not None) != 2:
+        parser.error("give two checkpoint folders, A and B")
+    args.a, args.b = args.checkpoints[-2:]
+    args.out = positional_out(parser, args.out, legacy)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     image = side_by_side(args.a, args.b, list(range(args.seeds)))

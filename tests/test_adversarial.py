@@ -1,4 +1,4 @@
-"""Adversarial training (train/adversarial.py): the objective learns, every part moves, R1 is
+"""Adversarial training (train/objectives/adversarial.py): the objective learns, every part moves, R1 is
 lazy and weighted, resume is exact across an R1 step, and 2 ranks make 1 process's update."""
 
 import json
@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import train.adversarial as adversarial
+import train.objectives.adversarial as adversarial
+from train import trainer
+from train.objectives.adversarial import Adversarial
 from rtm_core import load_checkpoint, read_meta
 from rtm_core.config import stylegan2_mapping
 from train.config import ADVERSARIAL_PRESETS, TrainConfig, parse_args
@@ -40,12 +42,13 @@ def test_discriminator_shapes_and_minibatch_groups():
 
 
 def test_a_tiny_run_separates_real_from_fake_and_moves_every_part(digits, tmp_path):
-    folder = adversarial.train(gan_config(digits, tmp_path, max_steps=40, log_every=1, checkpoint_every=40))
+    folder = trainer.train(gan_config(digits, tmp_path, max_steps=40, log_every=1, checkpoint_every=40))
     log = records(tmp_path)
     # D(real) - D(fake), as probabilities: at the start a random D does no better than chance
     # (measured -0.04 over the first 3 steps); 40 steps later it tells them apart (+0.08).
-    [probe] = [r for r in log if r.get("event") == "seed_diversity"]   # at the checkpoint: raw G beside its EMA
-    assert probe["step"] == 40 and all(1 <= probe[k]["distinct_nearest"] <= 100 for k in ("model", "ema"))
+    probes = [r for r in log if "seed_diversity" in r]   # at the checkpoint (--probe-every 12): raw G beside its EMA
+    assert [p["step"] for p in probes] == [12, 24, 36]
+    assert all(1 <= p["seed_diversity"][k]["distinct_nearest"] <= 100 for p in probes for k in ("model", "ema"))
     log = [r for r in log if "d_gap" in r]
     first, last = sum(r["d_gap"] for r in log[:3]) / 3, sum(r["d_gap"] for r in log[-10:]) / 10
     assert first < 0.02 and last > 0.04 and last > first + 0.05, (first, last)
@@ -59,32 +62,48 @@ def test_a_tiny_run_separates_real_from_fake_and_moves_every_part(digits, tmp_pa
 
 def test_r1_is_lazy_and_weighted_by_its_interval(digits, tmp_path, monkeypatch):
     losses, penalties = [], []
-    real_step, real_r1 = adversarial._step, adversarial.r1_step
+    real_step, real_r1 = Adversarial.optimize, Adversarial.r1_step
 
-    def spy_step(run, opt, module, loss, what):
+    def spy_step(self, run, opt, module, loss, what, lr_factor):
         if what == "R1":
             losses.append((run.step, loss.item()))
-        return real_step(run, opt, module, loss, what)
+        return real_step(self, run, opt, module, loss, what, lr_factor)
 
-    monkeypatch.setattr(adversarial, "_step", spy_step)
-    monkeypatch.setattr(adversarial, "r1_step", lambda run, real: penalties.append(real_r1(run, real)) or penalties[-1])
+    def spy_r1(self, run, real, lr_factor):
+        penalties.append(real_r1(self, run, real, lr_factor))
+        return penalties[-1]
+
+    monkeypatch.setattr(Adversarial, "optimize", spy_step)
+    monkeypatch.setattr(Adversarial, "r1_step", spy_r1)
     cfg = gan_config(digits, tmp_path, max_steps=9, r1_every=4, r1_gamma=0.5)
-    adversarial.train(cfg)
+    trainer.train(cfg)
     assert [s for s, _ in losses] == [0, 4, 8]
     for (_, loss), penalty in zip(losses, penalties):
         assert loss == pytest.approx(penalty.item() * 0.5 / 2 * 4, rel=1e-5)
 
 
 def test_resume_is_bit_exact_across_an_r1_step(digits, tmp_path):
-    adversarial.train(gan_config(digits, tmp_path / "straight", max_steps=12, r1_every=4, checkpoint_every=6))
-    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=6, r1_every=4, checkpoint_every=6))
-    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=12, r1_every=4, checkpoint_every=6, resume=True))
+    trainer.train(gan_config(digits, tmp_path / "straight", max_steps=12, r1_every=4, checkpoint_every=6))
+    trainer.train(gan_config(digits, tmp_path / "split", max_steps=6, r1_every=4, checkpoint_every=6))
+    trainer.train(gan_config(digits, tmp_path / "split", max_steps=12, r1_every=4, checkpoint_every=6, resume=True))
     a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
     b = torch.load(tmp_path / "split/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
-    for part in ("G", "G_ema", "D"):
+    for part in ("model", "ema", "D"):
         for name, value in a[part].items():
             assert torch.equal(value, b[part][name]), f"{part}.{name}"
     assert a["step"] == b["step"] == 12
+
+
+def test_the_trainers_schedule_and_evaluations_work_for_the_adversarial_objective(few_digits, tmp_path, pixel_features):
+    """One trainer: --lr-schedule cosine and --eval-every act on the adversarial run as on RS-IMLE's."""
+    trainer.train(gan_config(few_digits, tmp_path, max_steps=12, log_every=4, lr_schedule="cosine",
+                             lr_final_scale=0.1, eval_every=6, eval_samples=100))
+    log = records(tmp_path)
+    assert [r["step"] for r in log if r.get("event") == "eval"] == [6, 12]
+    rates = [r["lr"] for r in log if "lr" in r]
+    assert rates[0] > rates[1] > rates[2] == pytest.approx(0.1 * 2e-3)    # annealed to 0.1 x lr at the last step
+    meta = read_meta(tmp_path / "checkpoint")
+    assert meta["objective"] == "adversarial" and meta["seed_diversity"]["first"]["step"] == 0
 
 
 def test_the_objective_and_its_presets_come_from_the_flags():
@@ -120,7 +139,7 @@ def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         states[procs] = torch.load(out / "checkpoint" / TRAIN_STATE_FILE, weights_only=True)
-    for part in ("G", "D"):
+    for part in ("model", "D"):
         for name, value in states[1][part].items():
             torch.testing.assert_close(states[2][part][name], value, rtol=1e-4, atol=1e-5, msg=f"{part}.{name}")
 
@@ -149,23 +168,24 @@ def test_downsampling_pads_with_zeros_as_the_reference():
 def test_the_discriminator_sees_fresh_fakes_of_the_updated_generator(digits, tmp_path, monkeypatch):
     """As StyleGAN2's Dmain phase: new latents, and the generator after this step's update."""
     seen = {}
-    real_judge = adversarial.judge
+    real_judge = Adversarial.judge
 
-    def spy(run, images, phase, D=None):
-        seen[phase] = (images.detach().clone(), {k: v.detach().clone() for k, v in run.G.state_dict().items()})
-        return real_judge(run, images, phase, D)
+    def spy(self, run, images, phase, D=None, amp=True):
+        seen[phase] = (images.detach().clone(), {k: v.detach().clone() for k, v in run.model.state_dict().items()})
+        return real_judge(self, run, images, phase, D, amp)
 
-    monkeypatch.setattr(adversarial, "judge", spy)
-    run = adversarial.setup(gan_config(digits, tmp_path, max_steps=1))
+    monkeypatch.setattr(Adversarial, "judge", spy)
+    run = trainer.setup(gan_config(digits, tmp_path, max_steps=1))
+    objective = run.objective
     real = adversarial.as_float(run.data[:run.per_rank_batch])
-    adversarial.generator_step(run)
-    adversarial.discriminator_step(run, real)
+    objective.generator_step(run, 1.0)
+    objective.discriminator_step(run, real, 1.0)
     g_images, g_weights = seen["generator"]
     d_images, d_weights = seen["fake"]
     assert any(not torch.equal(g_weights[k], d_weights[k]) for k in g_weights)   # G was updated in between
     assert not torch.allclose(g_images, d_images)
     with torch.no_grad():
-        assert torch.equal(d_images, adversarial.fake_images(run, "discriminator"))  # made by the updated G
+        assert torch.equal(d_images, objective.fake_images(run, "discriminator"))  # made by the updated G
 
 
 def test_r1_gamma_defaults_to_the_reference_heuristic():
@@ -182,27 +202,27 @@ def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits,
     with G's Adam lr x 4/5 and beta2 0.99^(4/5); pl_mean is training state, and so is the RNG
     the per-pixel noise draws from (resume is exact with both on)."""
     calls = []
-    real_step = adversarial._step
+    real_step = Adversarial.optimize
 
-    def spy(run, opt, module, loss, what):
+    def spy(self, run, opt, module, loss, what, lr_factor):
         if what == "path length":
-            calls.append((run.step, float(run.pl_mean)))
-        return real_step(run, opt, module, loss, what)
+            calls.append((run.step, float(self.pl_mean)))
+        return real_step(self, run, opt, module, loss, what, lr_factor)
 
-    monkeypatch.setattr(adversarial, "_step", spy)
+    monkeypatch.setattr(Adversarial, "optimize", spy)
     changes = dict(pl_weight=2.0, pl_every=4, r1_every=4, checkpoint_every=6, decoder={"noise": True})
-    adversarial.train(gan_config(digits, tmp_path / "straight", max_steps=12, **changes))
+    trainer.train(gan_config(digits, tmp_path / "straight", max_steps=12, **changes))
     assert [s for s, _ in calls] == [0, 4, 8] and all(m > 0 for _, m in calls)
     # From 0, the running mean moves 1 % of the way to each batch's mean length: it grows.
     assert calls[0][1] < calls[1][1] < calls[2][1]
-    run = adversarial.setup(gan_config(digits, tmp_path / "opt", max_steps=1, **changes))
-    group = run.opt_G.param_groups[1]
+    run = trainer.setup(gan_config(digits, tmp_path / "opt", max_steps=1, **changes))
+    group = run.objective.opt_G.param_groups[1]
     assert float(group["lr"]) == pytest.approx(run.cfg.lr * 4 / 5) and group["betas"] == (0.0, pytest.approx(0.99 ** 0.8))
-    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=6, **changes))
-    adversarial.train(gan_config(digits, tmp_path / "split", max_steps=12, resume=True, **changes))
+    trainer.train(gan_config(digits, tmp_path / "split", max_steps=6, **changes))
+    trainer.train(gan_config(digits, tmp_path / "split", max_steps=12, resume=True, **changes))
     a = torch.load(tmp_path / "straight/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
     b = torch.load(tmp_path / "split/checkpoint" / TRAIN_STATE_FILE, weights_only=True)
     assert a["pl_mean"] == b["pl_mean"] > 0
-    for name, value in a["G"].items():
-        assert torch.equal(value, b["G"][name]), name
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
 

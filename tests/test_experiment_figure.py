@@ -37,7 +37,7 @@ def test_over_training_puts_each_saved_steps_final_frames_side_by_side(tmp_path,
     assert {int(pixels[(36 * k + 18) * figure.SCALE]) for k in range(3)} == {7, 107, 207}
 
     out = tmp_path / "figure.png"
-    monkeypatch.setattr(sys, "argv", ["experiment_figure.py", "--over-training", str(out), str(run)])
+    monkeypatch.setattr(sys, "argv", ["experiment_figure.py", "--over-training", str(run), "--out", str(out)])
     figure.main()
     assert Image.open(out).height == figure.HEADER + 274 * figure.SCALE
 

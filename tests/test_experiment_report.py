@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from train.config import PRESETS, TrainConfig
-from train.loop import train
+from train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("experiment_report", ROOT / "scripts" / "experiment_report.py")

@@ -9,7 +9,7 @@ from app import launcher
 from app.prepare import is_prepared, prepare
 from app.service import TrajectoryService
 from train.config import PRESETS, TrainConfig
-from train.loop import train
+from train.trainer import train
 
 
 @pytest.fixture(scope="module")

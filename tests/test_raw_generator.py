@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import train.adversarial as adversarial
+from train.trainer import train
 from rtm_core import load_checkpoint
 from train.config import ADVERSARIAL_PRESETS, TrainConfig
 from train.init_from import TRAIN_STATE_FILE
@@ -19,15 +19,15 @@ spec.loader.exec_module(raw_generator)
 
 
 def tiny_run(digits: str, run: Path, steps: int) -> Path:
-    adversarial.train(TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "data": digits, "out": str(run),
-                                     "progress": False, "max_steps": steps, "checkpoint_every": steps}))
+    train(TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "data": digits, "out": str(run),
+                          "progress": False, "max_steps": steps, "checkpoint_every": steps}))
     return run
 
 
 def test_the_raw_weights_of_a_run_open_as_a_checkpoint(digits, tmp_path):
     run = tiny_run(digits, tmp_path / "gan", steps=6)
     raw, meta = load_checkpoint(raw_generator.export_raw(run, tmp_path / "raw"))
-    G = torch.load(run / "checkpoint" / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)["G"]
+    G = torch.load(run / "checkpoint" / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)["model"]
     ema, _ = load_checkpoint(run / "checkpoint")
     state = raw.state_dict()
     assert all(torch.equal(state[k], G[k]) for k in G)                     # exactly the trained weights...

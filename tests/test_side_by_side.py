@@ -34,7 +34,7 @@ def two_sizes(tmp_path_factory):
 def test_every_step_of_the_same_seeds_pixel_for_pixel(two_sizes, tmp_path, monkeypatch, suffix):
     small, big = two_sizes
     out = tmp_path / f"sbs{suffix}"
-    monkeypatch.setattr(sys, "argv", ["side_by_side.py", str(out), str(small), str(big), "--seeds", "3"])
+    monkeypatch.setattr(sys, "argv", ["side_by_side.py", str(small), str(big), "--out", str(out), "--seeds", "3"])
     sbs.main()
     image = np.asarray(Image.open(out).convert("RGB"))
     steps = 4                                                     # tiny: H = 3, so steps 0..3

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rtm_core import load_checkpoint, read_meta
 from train.config import PRESETS, TrainConfig
-from train.loop import train
+from train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

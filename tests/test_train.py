@@ -17,7 +17,7 @@ from train.config import PRESETS, TrainConfig, command_line, parse_args
 from train.data import load_prepared
 from train.losses import ImageLoss
 from train.init_from import TRAIN_STATE_FILE
-from train.loop import learning_rate, train
+from train.trainer import learning_rate, train
 from train.run import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,13 +84,13 @@ def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_rec
     parent = train(tiny_config(digits, tmp_path / "stage1", max_steps=20))
     parent_g, parent_meta = load_checkpoint(parent)
     child = tiny_config(digits, tmp_path / "stage2", max_steps=10, seed=1, init_from=str(parent))
-    from train.loop import setup
+    from train.trainer import setup
     run = setup(child)
     # model <- the parent's raw weights (its train state), EMA <- its EMA; nothing random.
     raw = torch.load(Path(parent) / TRAIN_STATE_FILE, weights_only=True)["model"]
     assert all(torch.equal(run.model.state_dict()[k], raw[k]) for k in raw)
     assert all(torch.equal(run.ema.state_dict()[k], v) for k, v in parent_g.state_dict().items())
-    assert run.opt.state == {} and run.step == 0 and run.latents is None
+    assert run.objective.opt.state == {} and run.step == 0 and run.objective.latents is None
     run.log_file.close()
     shutil.rmtree(child.out)             # what setup began: a new run refuses a folder that holds one
     folder = train(child)
@@ -158,7 +158,7 @@ KILL_DURING_SAVE = """
 import os, signal
 import rtm_core.atomic as atomic
 from rtm_core.checkpoint import META_FILE
-from train.loop import train
+from train.trainer import train
 from train.config import PRESETS, TrainConfig
 point, first_save = {point!r}, os.path.join({out!r}, "checkpoint", META_FILE)
 real_write, real_exchange = atomic._write_durably, atomic._exchange
@@ -236,7 +236,6 @@ def test_mapper_and_decoder_flags_come_from_rtm_core():
     (dict(mapper="mlp"), "must be a dict"),
     (dict(loss_perceptual=0.0, loss_pixel=0.0), "nothing to train on"),
     (dict(lr_schedule="linear"), "lr_schedule='linear'"),
-    (dict(objective="adversarial", lr_schedule="cosine"), "IMLE objective only"),
 ])
 def test_bad_model_settings_are_refused_before_training(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -326,7 +325,7 @@ def test_rs_imle_loss_logs_both_terms_and_weights_them(digits, tmp_path):
 # --- the pieces of the loop, one by one ---------------------------------------------------------
 
 def test_learning_rate_warms_up_linearly_then_stays():
-    from train.loop import learning_rate
+    from train.trainer import learning_rate
 
     cfg = TrainConfig(lr=1e-3, warmup_steps=4)
     assert [round(learning_rate(cfg, s), 8) for s in range(6)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]
@@ -334,7 +333,7 @@ def test_learning_rate_warms_up_linearly_then_stays():
 
 
 def test_cosine_learning_rate_decays_to_its_final_scale_at_max_steps():
-    from train.loop import learning_rate
+    from train.trainer import learning_rate
 
     cfg = TrainConfig(lr=1e-3, warmup_steps=4, max_steps=104, lr_schedule="cosine", lr_final_scale=0.1)
     assert [round(learning_rate(cfg, s), 8) for s in range(4)] == [2.5e-4, 5e-4, 7.5e-4, 1e-3]
@@ -375,7 +374,7 @@ def test_each_rank_trains_on_its_own_share_of_every_batch_and_every_image_once_a
 
 
 def test_schedules_counted_in_images_mean_the_same_at_any_batch_size():
-    from train.loop import resample_interval
+    from train.objectives.rs_imle import resample_interval
     from train.run import ema_decay
 
     cfgs = {b: parse_args(["--data", "x", "--preset", "cpu", "--batch-size", str(b)]) for b in (16, 64, 256)}
@@ -403,10 +402,10 @@ def test_random_streams_are_named_and_do_not_collide():
 
 
 def test_max_minutes_stops_the_run_and_saves_it(digits, tmp_path, monkeypatch):
-    import train.loop as loop
+    import train.trainer as trainer
 
     clock = iter(range(0, 10_000, 7))           # every reading of the clock is 7 s later
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: float(next(clock)))
     train(tiny_config(digits, tmp_path, max_steps=1000, max_minutes=1.0))
     _, meta = load_checkpoint(tmp_path / "checkpoint")
     assert 1 <= meta["step"] < 20          # stopped after about a minute of (fake) time, and saved there
@@ -426,10 +425,10 @@ def test_on_a_terminal_the_bar_shows_the_same_eta(digits, tmp_path, monkeypatch,
 
 
 def test_a_log_file_hears_of_the_run_early_and_gets_an_eta(digits, tmp_path, monkeypatch, capsys):
-    import train.loop as loop
+    import train.trainer as trainer
 
     clock = iter(range(0, 100_000, 3))          # every reading of the clock is 3 s later
-    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: float(next(clock)))
     train(tiny_config(digits, tmp_path, max_steps=40, log_every=20, max_minutes=0))
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("step ")]
     first = re.fullmatch(r"step (\d+)/40 \| ETA ([\d.]+) min", lines[0])
@@ -628,18 +627,17 @@ def test_a_new_run_into_a_folder_that_holds_a_run_is_refused_and_loses_nothing(f
     preset = PRESETS["tiny"] if objective == "imle" else ADVERSARIAL_PRESETS["tiny"]
     config = lambda **c: TrainConfig(**{**preset, "data": few_digits, "progress": False, "max_steps": 2, **c})
     out = tmp_path / "mine"
-    train_fn = train if objective == "imle" else __import__("train.adversarial", fromlist=["train"]).train
-    train_fn(config(out=str(out)))
+    train(config(out=str(out)))
     before = snapshot(out)
     with pytest.raises(RunFolderTaken, match=r"already holds a run \(checkpoint/, metrics.jsonl, .*--resume.*"
                                              r"--out .*mine-2.*--overwrite.*mine-previous-1"):
-        train_fn(config(out=str(out), max_steps=4, seed=1))
+        train(config(out=str(out), max_steps=4, seed=1))
     assert snapshot(out) == before                       # byte-identical: nothing was written
-    train_fn(config(out=str(out), max_steps=4, seed=1, overwrite=True))   # asked for: the old run moves aside whole
+    train(config(out=str(out), max_steps=4, seed=1, overwrite=True))   # asked for: the old run moves aside whole
     assert snapshot(tmp_path / "mine-previous-1") == before
     assert read_meta(out / "checkpoint")["step"] == 4 and json.loads((out / "train_config.json").read_text())["seed"] == 1
     assert not (out / "metrics.jsonl").read_bytes().startswith(before["metrics.jsonl"] or b"-")   # a new log, not appended
-    train_fn(config(out=str(out), max_steps=6, resume=True))          # --resume continues the run that is there
+    train(config(out=str(out), max_steps=6, resume=True))          # --resume continues the run that is there
     assert read_meta(out / "checkpoint")["step"] == 6
 
 

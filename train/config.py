@@ -22,7 +22,7 @@ from .cli import program_name
 MODEL_PRESETS = {"app": app_default, "tiny": tiny, "rs-imle": rs_imle_fewshot}
 REJECTIONS = ("any", "knn")             # train/imle.py:select_nearest
 OBJECTIVES = ("imle", "adversarial")
-LR_SCHEDULES = ("constant", "cosine")   # train/loop.py:learning_rate
+LR_SCHEDULES = ("constant", "cosine")   # train/trainer.py:lr_factor
 AUGMENT_POLICIES = ("color,translation,cutout", "translation,cutout", "none")   # train/augment.py
 # Schedules that can be given in images, and the step-counted field each one sets.
 IMAGE_COUNTS = {"warmup_images": "warmup_steps", "max_images": "max_steps", "ema_half_life_images": "ema_decay"}
@@ -44,7 +44,7 @@ class TrainConfig:
                                     # own checkpoint is continued and this only keeps the lineage; "shipped" = the
                                     # app's default model where it fits the data, else random; "" or "none" = random
     seed: int = 0                   # seeds the model init, the IMLE pools and the data order
-    objective: str = "imle"         # "imle" (RS-IMLE, train/loop.py) | "adversarial" (StyleGAN2's, train/adversarial.py)
+    objective: str = "imle"         # "imle" (RS-IMLE) | "adversarial" (StyleGAN2's): train/objectives/
     # --- the model: a preset of rtm_core plus field overrides ----------------------------
     model: str = "app"              # "app" (rtm_core.app_default) | "rs-imle" (RS-IMLE's few-shot generator) | "tiny"
     mapper: dict = field(default_factory=dict)   # MapperConfig fields to change, e.g. {"kind": "mlp"}
@@ -65,8 +65,8 @@ class TrainConfig:
     adam_beta2: float = 0.99
     warmup_steps: int = 200         # linear LR warmup; then lr_schedule
     warmup_images: int = 0          # the warmup counted in images (> 0: sets warmup_steps = this / batch_size)
-    lr_schedule: str = "constant"   # after warmup: "constant" | "cosine" (IMLE only): down to lr_final_scale x lr at
-                                    # max_steps; for the last stage of a long run, with a max_steps it will reach
+    lr_schedule: str = "constant"   # after warmup: "constant" | "cosine": down to lr_final_scale x lr at max_steps;
+                                    # for the last stage of a long run, with a max_steps it will reach
     lr_final_scale: float = 0.1     # "cosine": the rate at max_steps, as a fraction of lr
     grad_clip: float = 1.0          # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999        # EMA of weights used for samples and the checkpoint
@@ -117,8 +117,10 @@ class TrainConfig:
     checkpoint_every: int = 500     # steps between checkpoints; the last step is always saved
     eval_every: int = 0             # steps between evaluations of the EMA model at its trained H against the training
                                     # set ({"event": "eval"} lines in metrics.jsonl: precision, recall, coverage,
-                                    # seed diversity, memorisation); also at the last step; 0 = never (IMLE only)
+                                    # seed diversity, memorisation); also at the last step; 0 = never
     eval_samples: int = 550         # samples per evaluation, in 5 draws (mean and sd), seeds 0..eval_samples-1
+    probe_every: int = 0            # steps between seed-diversity probes of the raw model and its EMA (100 seeds:
+                                    # distinct nearest training images, w spread); 0 = at every log step
     preview_seeds: int = 8          # rows of the refinement grid (fixed seeds 0..n-1)
     progress: bool = True           # tqdm progress bar on rank 0, when stderr is a terminal (not in a log file)
 
@@ -147,14 +149,11 @@ class TrainConfig:
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "lr_final_scale": 0 <= self.lr_final_scale <= 1, "adam_beta1": 0 <= self.adam_beta1 < 1,
             "adam_beta2": 0 <= self.adam_beta2 < 1, "rejection": self.rejection in REJECTIONS,
-            "knn_ignore": self.knn_ignore >= 1, "pool_multiple": self.pool_multiple >= 1, "threads": self.threads >= 0,
+            "knn_ignore": self.knn_ignore >= 1, "probe_every": self.probe_every >= 0, "pool_multiple": self.pool_multiple >= 1, "threads": self.threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
-        if self.objective == "adversarial" and self.lr_schedule != "constant":
-            raise ValueError("--lr-schedule applies to the IMLE objective only; the adversarial objective keeps "
-                             "StyleGAN2's constant rates")
         if self.loss_perceptual == 0 and self.loss_pixel == 0:
             raise ValueError("loss_perceptual and loss_pixel are both 0: nothing to train on; set one of them > 0")
         for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
@@ -247,12 +246,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 ADVERSARIAL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(objective="adversarial", model="tiny", batch_size=8, max_steps=24, lr=2e-3, mapping_lr_scale=0.2,
                  warmup_steps=0, grad_clip=0.0, r1_every=4, log_every=4, sample_every=0, checkpoint_every=12,
-                 preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
+                 probe_every=12, preview_seeds=4, ema_decay=0.9, d_channel_base=128, d_channel_max=16),
     "cpu": dict(objective="adversarial", decoder={"channel_base": 1024, "noise": True}, batch_size=16, lr=2.5e-3, mapping_lr_scale=0.2,
                 warmup_steps=0, grad_clip=0.0, max_steps=100_000, max_minutes=40, r1_every=16, pl_weight=2.0,
-                log_every=50, sample_every=500, checkpoint_every=250, ema_decay=0.999, ema_rampup=0.05, d_channel_base=1024),
+                log_every=50, sample_every=500, checkpoint_every=250, probe_every=250, ema_decay=0.999, ema_rampup=0.05,
+                d_channel_base=1024),
     "gpu": dict(objective="adversarial", decoder={"noise": True}, batch_size=64, lr=2.5e-3, mapping_lr_scale=0.2, warmup_steps=0, grad_clip=0.0,
-                max_steps=200_000, r1_every=16, pl_weight=2.0, sample_every=2000, checkpoint_every=2000, compile=True,
+                max_steps=200_000, r1_every=16, pl_weight=2.0, sample_every=2000, checkpoint_every=2000, probe_every=2000, compile=True,
                 ema_decay=0.999, ema_rampup=0.05, d_channel_base=2048),
 }
 PRESETS_BY_OBJECTIVE = {"imle": PRESETS, "adversarial": ADVERSARIAL_PRESETS}

@@ -1,8 +1,8 @@
 """Export a training run's EMA checkpoint for shipping: float16 weights, no training state.
 
-    python -m train.export runs/fewshot/animals-rtm checkpoints/noto-faces-rtm
+    python -m train.export runs/fewshot/animals-rtm --out checkpoints/noto-faces-rtm
 
-`python -m train.prepare RUN` does this and the rest in one go, with quick defaults. By hand,
+`python -m app.prepare RUN` does this and the rest in one go, with quick defaults. By hand,
 add the app's files, the evaluation and the model card:
     python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
     python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
@@ -12,10 +12,12 @@ add the app's files, the evaluation and the model card:
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Optional
+
+from .cli import positional_out, program_name
 
 
 KEEP = ("data", "data_source", "num_images", "step", "epoch", "images_seen", "wall_time_s", "threads", "world_size",
@@ -68,10 +70,16 @@ def export_run(run: Path, out: Path) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] in ("-h", "--help"):
-        raise SystemExit(__doc__)
-    print(export_run(Path(argv[0]), Path(argv[1])))
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-export", "train.export"),
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the training run's folder (rtm-train's --out)")
+    parser.add_argument("old_out", type=Path, nargs="?", help=argparse.SUPPRESS)   # the output as a positional, until the next release
+    parser.add_argument("--out", type=Path, help="the checkpoint folder to write")
+    args = parser.parse_args(argv)
+    out = positional_out(parser, args.out, args.old_out)
+    if not (args.run / "checkpoint" / "config.json").is_file():
+        parser.exit(1, f"error: {args.run} holds no checkpoint/ (train one with rtm-train --out {args.run})\n")
+    print(export_run(args.run, out))
 
 
 if __name__ == "__main__":

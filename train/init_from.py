@@ -33,8 +33,8 @@ SHIPPED = "shipped"                   # --init-from shipped: the shipped model t
 # The shipped models --init-from shipped may start from, tried in this order: the first whose image
 # size and channels fit the data (and whose weights' shapes the flags keep) is taken.
 SHIPPED_MODELS = ("noto-faces-rtm", "noto-faces-rtm-64")
-# The raw (non-EMA) weights in a run's train_state.pt, by objective (train/loop.py, train/adversarial.py).
-RAW_WEIGHT_KEYS = ("model", "G")
+# Names that train states written before the one trainer gave the adversarial generator.
+OLD_STATE_NAMES = {"G": "model", "G_ema": "ema"}
 # What one stage of a lineage records (keys of the parent's meta.json).
 STAGE_KEYS = ("step", "images_seen", "wall_time_s", "cpu_time_s", "threads", "world_size", "data")
 
@@ -117,20 +117,23 @@ def load_parent(cfg: TrainConfig, resolution: int, channels: int, folder: Option
                          f"(the checkpoint's own model is used)")
     ema = generator.state_dict()
     raw = raw_weights(folder)   # a run's checkpoint/: its raw weights go on training, not their average
-    weights = raw[1] if raw else ema
+    weights = raw if raw is not None else ema
     stage = {"checkpoint": str(folder), **{k: meta.get(k) for k in STAGE_KEYS}}
     return Parent(config=config, weights=weights, ema=ema, lineage=list(meta.get("lineage", [])) + [stage])
 
 
-def raw_weights(folder: Path) -> Optional[tuple[str, dict[str, torch.Tensor]]]:
-    """The raw (non-EMA) generator weights in a run checkpoint's train_state.pt and their key
-    there, or None where the folder has none (a shipped folder holds only the EMA)."""
+def read_state_file(path: Path) -> dict:
+    """A train_state.pt, on the host (never map_location=device: the saved random states must stay
+    CPU ByteTensors, which torch.set_rng_state needs), its generator under today's names."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    return {OLD_STATE_NAMES.get(k, k): v for k, v in saved.items()}
+
+
+def raw_weights(folder: Path) -> Optional[dict[str, torch.Tensor]]:
+    """The raw (non-EMA) generator weights in a run checkpoint's train_state.pt, or None where the
+    folder has none (a shipped folder holds only the EMA)."""
     state_file = Path(folder) / TRAIN_STATE_FILE
-    if not state_file.is_file():
-        return None
-    saved = torch.load(state_file, map_location="cpu", weights_only=True)
-    key = next((k for k in RAW_WEIGHT_KEYS if k in saved), None)
-    return (key, saved[key]) if key else None
+    return read_state_file(state_file).get("model") if state_file.is_file() else None
 
 
 def _shapes(config: ModelConfig) -> dict[str, tuple]:

@@ -1,8 +1,8 @@
-"""The scaffolding every training run shares, whichever its objective (train/loop.py: RS-IMLE;
-train/adversarial.py: StyleGAN2's): the data on the device, the generator and its EMA (with
---init-from's parent), the run folder and its metrics.jsonl, checkpoints with the training state
-and each rank's random state, the seed-diversity probe, and `Cadence`, the clock that says when to
-log, sample, save and stop.
+"""The pieces of a training run that the trainer (train/trainer.py) puts together: the data on
+the device, the generator and its EMA (with --init-from's parent), the run folder and its
+metrics.jsonl, checkpoints with the training state and each rank's random state, the
+seed-diversity probe, finiteness, and `Cadence`, the clock that says when to log, sample, save
+and stop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .config import TrainConfig, command_line
 from .cpu_threads import ThreadGovernor
 from .data import load_prepared
 from .imle import stream
-from .init_from import TRAIN_STATE_FILE, parent_of
+from .init_from import TRAIN_STATE_FILE, parent_of, read_state_file
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients stopped being finite; nothing was saved after that."""
@@ -99,9 +99,15 @@ class DiversityProbe:
         images = torch.cat([generator.synthesis(chunk) for chunk in w.split(25)])
         return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data)["distinct_nearest"]}
 
-    def both(self, run) -> dict:
-        """The probe of the run's model and of its EMA (`run`: loop's Run or adversarial's GanRun)."""
-        return {"model": self(run.model), "ema": self(run.ema)}
+    def both(self, model: Generator, ema: Generator) -> dict:
+        """The probe of the raw generator and of its EMA. The raw one in eval mode (fixed noise
+        maps: no draw from the global random generator, so --resume stays exact), back to
+        training mode after."""
+        model.eval()
+        try:
+            return {"model": self(model), "ema": self(ema)}
+        finally:
+            model.train()
 
 
 class BatchOrder:
@@ -136,14 +142,13 @@ def save_refinement_grid(ema: Generator, path: Path, num_seeds: int) -> None:
     to_pil(grid).save(path)
 
 
-def save_all(folder: Path, model: Generator, ema: Generator, opt: torch.optim.Optimizer, state: dict,
-             meta: dict) -> None:
-    """The EMA checkpoint and the training state, replaced together in one atomic step: a kill
-    at any moment leaves the previous complete pair or the new one."""
-    payload = {**state, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict()}
+def save_all(folder: Path, model: Generator, ema: Generator, state: dict, meta: dict,
+             extra_files: dict[str, bytes]) -> None:
+    """The EMA checkpoint, the training state (with the raw weights) and any extra files, replaced
+    together in one atomic step: a kill at any moment leaves the previous complete set or the new one."""
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    save_checkpoint(ema, folder, meta=meta, extra_files={TRAIN_STATE_FILE: buffer.getvalue()})
+    torch.save({**state, "model": model.state_dict(), "ema": ema.state_dict()}, buffer)
+    save_checkpoint(ema, folder, meta=meta, extra_files={TRAIN_STATE_FILE: buffer.getvalue(), **extra_files})
 
 
 class RunFolder:
@@ -248,10 +253,10 @@ def read_train_state(run, model_config) -> dict:
     if read_config(ckpt_dir) != model_config:
         raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
                          f"use the flags of the original run")
-    # Onto the host, never map_location=device: the saved RNG states must stay CPU ByteTensors
-    # (torch.set_rng_state refuses a CUDA one); weights and optimizer state go to the model's
-    # device when they are loaded into it.
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = read_state_file(path)
+    if saved.get("objective", run.cfg.objective) != run.cfg.objective:
+        raise ValueError(f"--resume: {ckpt_dir} was trained with --objective {saved['objective']}; "
+                         f"continue it with the same objective")
     if run.info.is_main:
         print(f"continuing the run in {run.out} from its last checkpoint, at step {saved['step']} of "
               f"{run.cfg.max_steps}", file=sys.stderr)
@@ -277,7 +282,7 @@ def build_generator(cfg: TrainConfig, dataset, device: torch.device, info: distr
 
 def budget_meta(run) -> dict:
     """meta.json's record of the budget: this stage's, the machine's, and with --init-from the
-    lineage and totals over every stage. `run` is either loop's Run or adversarial's GanRun."""
+    lineage and totals over every stage."""
     images_seen = run.step * run.cfg.batch_size
     meta = {"step": run.step, "planned_steps": run.cfg.max_steps, "epoch": images_seen / run.data.shape[0],
             "images_seen": images_seen, "wall_time_s": run.wall_time_s, "cpu_time_s": run.cpu_time_s,
@@ -289,13 +294,13 @@ def budget_meta(run) -> dict:
 
 
 class Cadence:
-    """The bookkeeping both training loops share: wall time, images/s over the last interval,
-    the progress bar and status lines, and when to sample, save and stop."""
+    """The trainer's clock: wall time, images/s over the last interval, the progress bar and
+    status lines, and when to sample, save and stop."""
 
     FIRST_LINE_S = 10.0   # without a terminal, the first progress line comes after this long
 
     def __init__(self, cfg: TrainConfig, run):
-        """`run`: loop's Run or adversarial's GanRun, at the step it starts (or resumes) from."""
+        """`run`: the trainer's Run, at the step it starts (or resumes) from."""
         self.cfg, self.info = cfg, run.info
         self.wall_before, self.cpu_before = run.wall_time_s, run.cpu_time_s
         self.start = self.window_start = time.perf_counter()

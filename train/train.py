@@ -1,5 +1,5 @@
-"""Training of an RTM (or one-pass MLP) generator: RS-IMLE (train/loop.py) or, with
---objective adversarial, StyleGAN2's objective (train/adversarial.py).
+"""Training of an RTM (or one-pass MLP) generator: one loop (train/trainer.py) with RS-IMLE or,
+with --objective adversarial, StyleGAN2's objective (train/objectives/).
 
 Prepare data once, then train:
 
@@ -37,10 +37,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     from .distributed import rank_from_environment
     from .run import TrainingDiverged
-    if cfg.objective == "adversarial":
-        from .adversarial import train
-    else:
-        from .loop import train
+    from .trainer import train
 
     try:
         folder = train(cfg)
