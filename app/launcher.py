@@ -22,8 +22,8 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]        # the repository (or the Space)
 DEFAULT_CHECKPOINTS = ROOT / "checkpoints"         # next to app.py, whatever the working directory
-MY_CHECKPOINTS = ROOT / "my_checkpoints"           # the user's app-ready runs (git-ignored; rtm_core.checkpoint.USER_CHECKPOINTS,
-                                                   # not imported: --help answers before torch loads)
+MY_CHECKPOINTS = ROOT / "my_checkpoints"           # the user's app-ready runs (git-ignored; as rtm_core.checkpoint's
+                                                   # user_checkpoints(), not imported: --help answers before torch loads)
 
 
 def default_run_name(run: str) -> str:
@@ -53,14 +53,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--host", default=env("RTM_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                         help="address to listen on (RTM_HOST; default 127.0.0.1, 0.0.0.0 on a Space)")
     parser.add_argument("--port", type=int, default=int(env("RTM_PORT", "7860")), help="port (RTM_PORT; default 7860)")
-    parser.add_argument("--checkpoints", default=env("RTM_CHECKPOINTS", str(DEFAULT_CHECKPOINTS)),
-                        help="folder of checkpoint folders (RTM_CHECKPOINTS; default: checkpoints/ next to app.py)")
+    parser.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS),
+                        help="folder of the shipped checkpoint folders (default: checkpoints/ next to app.py)")
     parser.add_argument("--checkpoint", default=env("RTM_CHECKPOINT", "noto-faces-rtm-64"),
                         help="the checkpoint shown first (RTM_CHECKPOINT; default noto-faces-rtm-64)")
     parser.add_argument("--max-batch", type=int, default=int(env("RTM_MAX_BATCH", "32")),
                         help="new seeds asked for at the same moment share one forward pass, up to this many "
                         "(RTM_MAX_BATCH; default 32; 1 = one after another)")
-    parser.add_argument("--my-checkpoints", default=env("RTM_CHECKPOINTS", str(MY_CHECKPOINTS)),
+    parser.add_argument("--my-checkpoints", default=env("RTM_CHECKPOINTS") or str(MY_CHECKPOINTS),
                         help="folder of your own app-ready runs, listed beside --checkpoints (RTM_CHECKPOINTS; "
                         "default: the git-ignored my_checkpoints/ next to app.py)")
     parser.add_argument("--run", default=None, help="a training run's folder (rtm-train's --out): made app-ready under "
@@ -128,3 +128,7 @@ def start_in_background(checkpoints: Path, default: str):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=True,
                 **LAUNCH_KWARGS)
     return demo, f"http://127.0.0.1:{port}/"
+
+
+if __name__ == "__main__":
+    main()

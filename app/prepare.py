@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -36,9 +35,9 @@ MADE_FROM = "prepared_from.json"   # which run a prepared folder came from: neve
 
 def checkpoints_folder() -> Path:
     """Where prepared runs go: $RTM_CHECKPOINTS, else the project's git-ignored my_checkpoints/."""
-    from rtm_core.checkpoint import CHECKPOINTS_ENV, USER_CHECKPOINTS
+    from rtm_core.checkpoint import user_checkpoints
 
-    return Path(os.environ.get(CHECKPOINTS_ENV) or USER_CHECKPOINTS)
+    return user_checkpoints()
 
 
 def default_name(run: Path) -> str:

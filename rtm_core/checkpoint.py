@@ -167,25 +167,29 @@ def check_weights_file(path: Path, config: ModelConfig) -> None:
 
 
 # Where a checkpoint given by name is looked for, in this order (after the name as a path).
-CHECKPOINTS_ENV = "RTM_CHECKPOINTS"
 PROJECT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"   # the repository's shipped ones
 USER_CHECKPOINTS = Path(__file__).resolve().parents[1] / "my_checkpoints"   # the user's app-ready runs (git-ignored)
+CHECKPOINTS_ENV = "RTM_CHECKPOINTS"   # its one meaning: the folder of your own checkpoints, instead of my_checkpoints/
+
+
+def user_checkpoints() -> Path:
+    """The folder of the user's own checkpoints: $RTM_CHECKPOINTS, else the project's my_checkpoints/.
+    The app lists it beside the shipped ones, `app.prepare` writes there, names are looked up there."""
+    return Path(os.environ.get(CHECKPOINTS_ENV) or USER_CHECKPOINTS)
 
 
 def find_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """A checkpoint folder from a path, or from a shipped checkpoint's name ("noto-faces-rtm"),
-    looked for in this order: the path as given (relative to the working directory), then
-    $RTM_CHECKPOINTS/NAME, then the project's checkpoints/NAME (beside rtm_core in a clone or
-    an editable install), then the user's my_checkpoints/NAME (where `rtm-explorer --run` puts a
-    run; a shipped name is never shadowed by it). So `load_checkpoint("noto-faces-rtm")` works from any directory."""
+    looked for in this order: the path as given (relative to the working directory), then the
+    project's checkpoints/NAME (beside rtm_core in a clone or an editable install), then the
+    user's own folder (user_checkpoints(): where `rtm-explorer --run` puts a run; a shipped name is
+    never shadowed by it). So `load_checkpoint("noto-faces-rtm")` works from any directory."""
     given = Path(name_or_path)
     if given.is_dir():
         return given            # a folder: what is wrong with it, if anything, read_config says
     candidates = [given]
     if len(given.parts) == 1 and given.name not in (".", ".."):
-        if os.environ.get(CHECKPOINTS_ENV):
-            candidates.append(Path(os.environ[CHECKPOINTS_ENV]) / given.name)
-        candidates += [PROJECT_CHECKPOINTS / given.name, USER_CHECKPOINTS / given.name]
+        candidates += [PROJECT_CHECKPOINTS / given.name, user_checkpoints() / given.name]
     for folder in candidates:
         if (folder / CONFIG_FILE).is_file():
             return folder
