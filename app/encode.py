@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from rtm_core import to_pil
+from rtm_core.projection import Projection
 
 from .nearest import TrainingImages
-from .projection import Projection
 
 WEBP_MAX_SIDE = 16383   # WebP's limit: a taller strip (the training images of a large set) stays PNG
 ASSETS_DIR = Path(tempfile.gettempdir()) / "rtm-explorer-assets"  # served to the page (app/static.py)

@@ -22,6 +22,7 @@ import torch
 from rtm_core import Generator, batch_invariant_trajectory, load_checkpoint, read_config, seeds_to_z, to_uint8, trajectory
 from rtm_core.interventions import KINDS as INTERVENTION_KINDS
 from rtm_core.interventions import Intervention, TokenIntervention
+from rtm_core.projection import PROJECTION_FILE, Projection, fit_pca, load_projection, reference_cloud
 from rtm_core.sampling import Trajectory
 
 from .batching import MicroBatcher
@@ -30,7 +31,7 @@ from .encode import change_strip, grid_sprite, image_data_uri, mask_strip, plura
 from .inputs import MAX_NAME_CHARS, MAX_STEPS, WALK_FRAMES, parse_seed, parse_seeds, parse_steps, preview, \
     whole_number
 from .nearest import TrainingImages, describe_label, load_training_images
-from .projection import PROJECTION_FILE, Projection, fit_pca, load_projection, path_end, reference_cloud
+from .projection import path_end
 
 MAX_EVAL_BYTES = 4 << 20           # eval.json is ~15 KB
 MAX_SIDE_FILE_BYTES = 256 << 20    # projection.npz, training_images.npz: a few MB

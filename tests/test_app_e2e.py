@@ -182,7 +182,7 @@ def test_app_cli_names_the_valid_checkpoints_from_any_folder(tmp_path):
     assert done.returncode == 2 and "'nope' is not under" in done.stderr and "noto-faces-rtm" in done.stderr
     helped = subprocess.run([sys.executable, str(app), "--help"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60)
-    assert helped.returncode == 0 and "--checkpoints" in helped.stdout and "folder of checkpoint folders" in helped.stdout
+    assert helped.returncode == 0 and "--checkpoints" in helped.stdout and "folder of the shipped checkpoint folders" in helped.stdout
 
 
 def heavy_imports_after_help(setup: str, heavy: tuple[str, ...]) -> subprocess.CompletedProcess:

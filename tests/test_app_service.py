@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
+from rtm_core.projection import PROJECTION_FILE, fit_pca, load_projection, reference_cloud
 from app.projection import main as projection_main
 from app.encode import gif_bytes, image_data_uri
 from app.inputs import UI_MAX_SEED, parse_seed, parse_steps, preview

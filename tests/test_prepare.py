@@ -9,6 +9,7 @@ from app import launcher
 from app.prepare import is_prepared, prepare
 from app.service import TrajectoryService
 from train.config import PRESETS, TrainConfig
+from train.ship import NotShipped, ship
 from train.trainer import train
 
 
@@ -26,7 +27,7 @@ def test_a_run_is_prepared_and_served_under_its_name(run, tmp_path, pixel_featur
     for name in ("config.json", "model.safetensors", "eval.json", "projection.npz", "training_images.npz"):
         assert (folder / name).is_file(), name
     assert [line[:5] for line in said if line.startswith("[") and line.endswith(" s)")] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert said[-1].startswith("ready in ") and "rtm-explorer --checkpoint my-digits" in said[-1]
+    assert said[-1].startswith("ready: ") and "rtm-explorer --checkpoint my-digits" in said[-1]
     evaluation = json.loads((folder / "eval.json").read_text())
     assert [p["steps"] for p in evaluation["per_step"]] == [1, 2, 3, 4] and evaluation["num_samples"] == 200
     assert is_prepared(run, folder)
@@ -86,3 +87,32 @@ def test_the_whole_path_from_a_folder_of_images(few_digits, tmp_path, pixel_feat
     assert "fd_effnet" not in evaluation["per_step"][0] and "kid_effnet" in evaluation["per_step"][0]  # quick: no FD
     result = TrajectoryService(checkpoints).trajectory("my-faces", 0, None)
     assert result.frames.shape == (4, 16, 16, 3)                 # tiny: H = 3, RGB pictures stay RGB
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, tmp_path, pixel_features, monkeypatch):
+    """train.ship builds beside --out and swaps at the end: what was there is never half replaced."""
+    out = tmp_path / "shipped"
+    ship(run, out, say=lambda _: None)
+    (out / "notes.md").write_text("written by hand\n")
+    evaluation = json.loads((out / "eval.json").read_text())
+    for point in evaluation["per_step"]:            # a model no run can beat
+        point.update(precision=1.0, recall=1.0, coverage=1.0, distinct_nearest=100, kid_effnet=0.0, density=1.0)
+    (out / "eval.json").write_text(json.dumps(evaluation))
+    before = snapshot(out)
+    with pytest.raises(NotShipped, match="not shipped: it does not measure better"):
+        ship(run, out, gate=True, say=lambda _: None)
+    assert snapshot(out) == before
+
+    import rtm_core.projection
+
+    monkeypatch.setattr(rtm_core.projection, "make_projection", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        ship(run, out, say=lambda _: None)
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]
+    monkeypatch.undo()
+    ship(run, out, say=lambda _: None)               # shipped: the new model, and the hand-written notes stay
+    assert (out / "notes.md").read_text() == "written by hand\n" and snapshot(out)["eval.json"] != before["eval.json"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.nearest import load_training_images
-from app.projection import load_projection
+from rtm_core.projection import load_projection
 from rtm_core import load_checkpoint, seeds_to_z, trajectory
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rtm_core import load_checkpoint, read_meta
 from train.config import PRESETS, TrainConfig
+from train.gate import compare
 from train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,11 +23,11 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     settings = {**PRESETS["tiny"], "data": few_digits, "progress": False, "eval_every": 10, "eval_samples": 100}
     train(TrainConfig(**{**settings, "out": str(tmp_path / "stage1"), "max_steps": 20}))
     shipped1 = tmp_path / "shipped1"
-    run_script("-m", "train.export", str(tmp_path / "stage1"), str(shipped1))
+    run_script("-m", "train.export", str(tmp_path / "stage1"), "--out", str(shipped1))
     train(TrainConfig(**{**settings, "out": str(tmp_path / "stage2"), "max_steps": 10, "seed": 1,
                          "init_from": str(shipped1)}))
     shipped2 = tmp_path / "shipped2"
-    run_script("-m", "train.export", str(tmp_path / "stage2"), str(shipped2))
+    run_script("-m", "train.export", str(tmp_path / "stage2"), "--out", str(shipped2))
 
     meta = read_meta(shipped2)
     assert meta["stages"] == 2 and meta["total_steps"] == 30 and meta["init_from"] == str(shipped1)
@@ -37,7 +38,7 @@ def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_pat
     assert all(c["draws"] * c["draw_size"] == 100 for c in curve)   # --eval-samples: the card says how many
 
     (shipped2 / "eval.json").unlink(missing_ok=True)
-    run_script("scripts/model_card.py", str(shipped2))
+    run_script("-m", "train.card", str(shipped2))
     card = (shipped2 / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0\n") and "\n---\n" in card   # Hugging Face front matter
     assert "| **all** | | **30** | **480** |" in card and f"`{shipped1}`" in card
@@ -61,8 +62,7 @@ def test_a_stage_ships_only_if_it_measures_better(tmp_path):
 
     def verdict(**at_h) -> int:
         new = write_eval(tmp_path / "new.json", **at_h)
-        return subprocess.run([sys.executable, "scripts/compare_eval.py", new, old], cwd=ROOT,
-                              capture_output=True).returncode
+        return 0 if compare(new, old)[0] else 1
 
     assert verdict(recall=0.3, coverage=0.5, distinct_nearest=45) == 0          # better
     assert verdict(recall=0.12) == 1                                            # within the spread: not better
@@ -82,8 +82,7 @@ def test_seed_diversity_counted_on_several_blocks_compares_the_means(tmp_path):
 
     def verdict(**at_h) -> int:
         new = write_eval(tmp_path / "new.json", **{**blocks, **at_h})
-        return subprocess.run([sys.executable, "scripts/compare_eval.py", new, old], cwd=ROOT,
-                              capture_output=True).returncode
+        return 0 if compare(new, old)[0] else 1
 
     assert verdict(distinct_nearest_mean=34.5) == 0                               # the mean over 500 seeds rose
     assert verdict(distinct_nearest=40, distinct_nearest_mean=31.0) == 1          # a lucky first block is not a gain

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional
 from rtm_core.config import DecoderConfig, MapperConfig, ModelConfig, app_default, rs_imle_fewshot, tiny
 
 from .cli import program_name
+from .protocol import NUM_SAMPLES
 
 MODEL_PRESETS = {"app": app_default, "tiny": tiny, "rs-imle": rs_imle_fewshot}
 REJECTIONS = ("any", "knn")             # train/imle.py:select_nearest
@@ -118,7 +119,8 @@ class TrainConfig:
     eval_every: int = 0             # steps between evaluations of the EMA model at its trained H against the training
                                     # set ({"event": "eval"} lines in metrics.jsonl: precision, recall, coverage,
                                     # seed diversity, memorisation); also at the last step; 0 = never
-    eval_samples: int = 550         # samples per evaluation, in 5 draws (mean and sd), seeds 0..eval_samples-1
+    eval_samples: int = NUM_SAMPLES # samples per evaluation, in the protocol's draws (mean and sd), seeds
+                                    # 0..eval_samples-1 (train/protocol.py)
     probe_every: int = 0            # steps between seed-diversity probes of the raw model and its EMA (100 seeds:
                                     # distinct nearest training images, w spread); 0 = at every log step
     preview_seeds: int = 8          # rows of the refinement grid (fixed seeds 0..n-1)

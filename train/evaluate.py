@@ -1,9 +1,11 @@
 """Evaluate a checkpoint per number of refinement steps, and how stable its trajectories are.
 
-    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 \\
-        --steps 1,2,3,4,6,8,12,16,32 --num-samples 5000
+    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
     python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --compare checkpoints/noto-faces-mlp \\
-        --data data/noto-faces-32 --steps 1,2,4,8,16 --num-samples 5000 --out reports/rtm-vs-mlp
+        --data data/noto-faces-32 --steps 1,2,4,8,16 --out reports/rtm-vs-mlp
+
+The defaults are the project's protocol (train/protocol.py: 550 samples in 5 draws at 12 step
+counts), so a result compares with every shipped eval.json.
 
 For every h in --steps (beyond the trained H too) the samples of seeds 0..n-1 are made
 with exactly h steps, embedded with EfficientNet-Lite0 and compared with the real
@@ -22,6 +24,7 @@ import argparse
 from typing import Optional
 
 from .cli import program_name
+from .protocol import DRAWS, NUM_SAMPLES, STEPS
 
 
 def parse_step_list(text: str) -> list[int]:
@@ -40,11 +43,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to evaluate")
     parser.add_argument("--compare", default=None, help="a second checkpoint, evaluated on the same data and seeds")
     parser.add_argument("--data", required=True, help="prepared dataset folder (python -m train.data ...)")
-    parser.add_argument("--steps", default="1,2,3,4,6,8,12,16,24,32,48,64",
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)),
                         help="numbers of refinement steps to evaluate (the app offers up to 64)")
-    parser.add_argument("--num-samples", type=int, default=5000, help="generated samples per step count")
-    parser.add_argument("--draws", type=int, default=1, help="split the samples into this many disjoint draws "
-                        "and report each metric's mean and sd over them")
+    parser.add_argument("--num-samples", type=int, default=NUM_SAMPLES,
+                        help=f"generated samples per step count (default {NUM_SAMPLES}, the protocol's)")
+    parser.add_argument("--draws", type=int, default=DRAWS, help="split the samples into this many disjoint draws "
+                        f"and report each metric's mean and sd over them (default {DRAWS}, the protocol's)")
     parser.add_argument("--num-real", type=int, default=50_000, help="at most this many real images")
     parser.add_argument("--out", default=None, help="folder for the HTML report (default: the checkpoint's)")
     parser.add_argument("--inception", default=None, help="path of FID Inception-v3 weights "

@@ -24,6 +24,7 @@ from rtm_core.metrics import (EfficientNetLite0Features, expected_coverage, frec
 from rtm_core.metrics.inception import load_fid_inception
 
 from .data import load_prepared
+from .protocol import DRAWS
 
 SCHEMA_VERSION = 2  # 2: metrics are means over draws with *_sd, kid_effnet, memorisation, moving_share
 FEATURE_NAME = "EfficientNet-Lite0 pooled 1280-d, ImageNet weights (FD-EffNet: not comparable with FID)"
@@ -191,7 +192,7 @@ class TrainingEvaluation:
     """What --eval-every measures while training: the generator at its trained H, seeds
     0..num_samples-1 in `draws` draws, against the training set (features cached once)."""
 
-    def __init__(self, data_dir: str, num_samples: int, draws: int = 5,
+    def __init__(self, data_dir: str, num_samples: int, draws: int = DRAWS,
                  extractor: Optional[Extractor] = None, device: torch.device | str = "cpu"):
         """device: where the generator lives; the feature network goes there too (it crashed
         the first GPU run at its first evaluation when it stayed on the CPU)."""

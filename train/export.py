@@ -2,12 +2,8 @@
 
     python -m train.export runs/fewshot/animals-rtm --out checkpoints/noto-faces-rtm
 
-`python -m app.prepare RUN` does this and the rest in one go, with quick defaults. By hand,
-add the app's files, the evaluation and the model card:
-    python -m app.projection --checkpoint checkpoints/noto-faces-rtm --seeds 1000
-    python -m train.ship --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32
-    python -m train.evaluate --checkpoint checkpoints/noto-faces-rtm --data data/noto-faces-32 ...
-    python scripts/model_card.py checkpoints/noto-faces-rtm
+This is the first step of the shipping pipeline, `python -m train.ship RUN --out CHECKPOINT`,
+which adds the training images, the evaluation, the app's map and (with --full) the model card.
 """
 
 from __future__ import annotations

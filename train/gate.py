@@ -1,6 +1,6 @@
-"""Does a new stage measure better than the checkpoint it would replace?
+"""Does a new stage measure better than the checkpoint it would replace? (`train.ship --gate`)
 
-    python scripts/compare_eval.py NEW/eval.json OLD/eval.json     # exit 0: better; 1: not
+    python -m train.gate NEW/eval.json OLD/eval.json     # exit 0: better; 1: not; 2: a usage error
 
 Both at their trained H (same protocol: seeds, draws, real images). "Better" means no
 measure is worse by more than its noise, and at least one of recall, coverage and seed
@@ -12,9 +12,15 @@ share of near-copies (samples nearer a training image than 95 % of the training 
 binomial sd over the samples (0.03 at 15 % of 550).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
+from pathlib import Path
+from typing import Optional
+
+from .cli import program_name
 
 # key -> its score (higher is better). Density is 1 for samples distributed as the data (0.995 on
 # half-splits of the faces, scripts/split_reference.py): above 1 the samples crowd the data's
@@ -39,20 +45,16 @@ def at_trained_h(path: str) -> dict:
     return point
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("new", help="the new stage's eval.json")
-    parser.add_argument("old", help="the eval.json of the checkpoint it would replace")
-    args = parser.parse_args()   # a usage error exits 2, apart from "not better" (1)
-    new, old = at_trained_h(args.new), at_trained_h(args.old)
+def compare(new_path: str | Path, old_path: str | Path) -> tuple[bool, list[str]]:
+    """(better, a line per measure and the verdict) for two eval.json files at their trained H."""
+    new, old = at_trained_h(new_path), at_trained_h(old_path)
     if new.get("distinct_nearest_blocks", 1) > 1 and old.get("distinct_nearest_blocks", 1) > 1:
         # Both counted on several blocks of 100 seeds: compare the means (the noise stays at least
         # one block's sd, like the draws' sd for the other measures).
         for point in (new, old):
             point["distinct_nearest"] = point["distinct_nearest_mean"]
     worse, better = [], []
-    print(f"{'measure':18s} {'new':>16s} {'old':>16s}")
+    lines = [f"{'measure':18s} {'new':>16s} {'old':>16s}"]
     for key, score in MEASURES.items():
         if key not in new or key not in old:
             continue
@@ -64,11 +66,25 @@ def main() -> None:
             better.append(key)
         fmt = (lambda p: f"{p[key]:.3f} ± {p.get(key + '_sd', 0):.3f}") if isinstance(new[key], float) else \
               (lambda p: str(p[key]))
-        print(f"{key:18s} {fmt(new):>16s} {fmt(old):>16s}")
+        lines.append(f"{key:18s} {fmt(new):>16s} {fmt(old):>16s}")
     verdict = not worse and bool(better)
-    print(("better: " + ", ".join(better)) if verdict else
-          f"not better (worse: {', '.join(worse) or 'none'}; better: {', '.join(better) or 'none'})")
-    raise SystemExit(0 if verdict else 1)
+    lines.append(("better: " + ", ".join(better)) if verdict else
+                 f"not better (worse: {', '.join(worse) or 'none'}; better: {', '.join(better) or 'none'})")
+    return verdict, lines
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-gate", "train.gate"), description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("new", help="the new stage's eval.json")
+    parser.add_argument("old", help="the eval.json of the checkpoint it would replace")
+    args = parser.parse_args(argv)
+    for path in (args.new, args.old):
+        if not Path(path).is_file():
+            parser.exit(1, f"error: {path} is not there\n")
+    better, lines = compare(args.new, args.old)
+    print("\n".join(lines))
+    raise SystemExit(0 if better else 1)
 
 
 if __name__ == "__main__":
