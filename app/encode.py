@@ -49,7 +49,7 @@ def write_assets(projection: Projection, training_images: Optional[TrainingImage
 def grid_sprite(frames: np.ndarray) -> Path:
     """Many seeds' frames (S+1, N, R, R, C) as one lossless WebP under GRID_DIR: a row per step, a
     column per seed. A file the page fetches: base64 in the JSON would be a third larger. Effort
-    3: about 0.3 s for 16 seeds at H = 8 on two cores, where 6 took 30 s."""
+    3: a higher effort takes up to a hundred times longer for a few per cent fewer bytes."""
     sprite = frames.transpose(0, 2, 1, 3, 4).reshape(frames.shape[0] * frames.shape[2], -1, frames.shape[-1])
     buffer = io.BytesIO()
     to_pil(sprite).save(buffer, format="WEBP", lossless=True, quality=50, method=3)
@@ -118,13 +118,10 @@ def mask_strip(differs: np.ndarray) -> str:
 
 
 def _data_uri(image: Image.Image, bits: int = 8) -> str:
-    # zlib's fastest level for small images: at 32x32, level 9 (or optimize=True) made encoding a
-    # third of a new seed's payload time (0.52 vs 0.33 ms per frame, 2.0 vs 0.54 ms per change
-    # strip) for 6-10 % fewer bytes. From 64x64 on, a colour image is lossless WebP (method 1):
-    # a 64x64 trajectory's 9 frames 41.6 KB in 5.9 ms, where PNG took 48.1 KB in 8.3 ms at level 6
-    # and 47.8 KB in 15 ms at level 9, what keeps its payload under 80 KB. Quality 25 (the encoder's
-    # effort; still lossless): the sharper faces of stage 11 took up to 68 KB per 9 frames at
-    # quality 0, 66.5 KB at 25 for +0.15 ms a frame. Palette strips stay PNG.
+    # Small images: PNG at zlib's fastest level (a higher one costs more time per new seed than
+    # the bytes it saves). From 64x64 on, a colour image is lossless WebP, smaller and faster than
+    # PNG at any level, which keeps a 64x64 payload under 80 KB (docs/BENCHMARKS.md, the 64x64
+    # explorer); quality 25 is the encoder's effort (still lossless). Palette strips stay PNG.
     buffer = io.BytesIO()
     if image.mode == "RGB" and min(image.size) >= 64 and max(image.size) <= WEBP_MAX_SIDE:
         image.save(buffer, format="WEBP", lossless=True, quality=25, method=1)

@@ -34,8 +34,7 @@ PENDING_JS = """() => { const b = document.querySelector('#rtm-generate');
 DONE_JS = """() => { const b = document.querySelector('#rtm-generate');
   if (b) { b.textContent = 'Generate'; b.removeAttribute('aria-busy'); } }"""
 # The Generate button and Gradio's footer links in colours that pass WCAG AA (4.5:1) in both
-# themes: the theme's orange under white text measured 2.8:1 (light) and 3.56:1 (dark), the
-# footer's links 1.91:1. Then the stylesheet of every gr.HTML on the page (app/assets/viewer.css;
+# themes: the theme's own orange under white text does not (2.8:1 in the light theme). Then the stylesheet of every gr.HTML on the page (app/assets/viewer.css;
 # its rules are all under .rtm-* classes), once for the page rather than in each component's config.
 CONTRAST_CSS = """#rtm-generate { background: #c2410c !important; border-color: #c2410c !important; color: #fff !important; }
 #rtm-generate:hover { background: #9a3412 !important; border-color: #9a3412 !important; }
@@ -193,9 +192,9 @@ def build_demo(service: TrajectoryService, default_checkpoint: Optional[str] = N
 
         # The page opens its Gradio session as it loads, while the visitor watches the first seed
         # play. Gradio builds a session on a client's first call (a copy of every component's
-        # config: 6-35 ms of server CPU), which would otherwise land on the first Generate; when
-        # visitors click together, their sessions were built one after another on the event loop
-        # ahead of their trajectories (docs/BENCHMARKS.md, "Sessions opened as the page loads").
+        # config, milliseconds of server CPU), which would otherwise land on the first Generate;
+        # visitors who click together would wait for each other's sessions on the event loop
+        # (docs/BENCHMARKS.md, "Sessions opened as the page loads").
         # That call also restores the view a link names (it changes nothing for a plain visit).
         compare_open = gr.State(False)
         restored = [checkpoint, last_good, seed, steps, curves, takeaway, card, view,

@@ -130,7 +130,7 @@ def bench_memory_format(repeats: int) -> dict:
     g = Generator(TrainConfig(**PRESETS["cpu"]).model_config(32, 3)).eval()
     last = copy.deepcopy(g).to(memory_format=torch.channels_last)
     results = {}
-    for images in (16, 180):     # one new seed's 9 frames as padded until 2026-12-02; 20 seeds x 9 frames
+    for images in (16, 180):     # a small batch (one seed's frames, padded); 20 seeds x 9 frames
         w = torch.randn(images, g.w_dim)
         times = {"contiguous": [], "channels_last": []}
         for _ in range(repeats):

@@ -103,7 +103,7 @@ def adversarial_rates(steps: int, rounds: int) -> dict:
 
     folder = prepare_digits(32, Path(tempfile.mkdtemp(prefix="rtm-bench-")) / "digits-32")
     arms = {"rtm": {}, "stylegan2_mapping": {"mapper": stylegan2_mapping(), "mapping_lr_scale": 1.0},
-            # what StyleGAN2's pieces added on 2026-12-01 cost: path-length regularisation and noise inputs
+            # what two of StyleGAN2's pieces cost: path-length regularisation and noise inputs
             "rtm_without_pl_and_noise": {"pl_weight": 0.0,
                                          "decoder": {**ADVERSARIAL_PRESETS["cpu"]["decoder"], "noise": False}}}
     runs = {arm: trainer.setup(TrainConfig(**{**ADVERSARIAL_PRESETS["cpu"], "data": str(folder), "out": str(folder / arm),

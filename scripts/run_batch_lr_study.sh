@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 29's batch / learning-rate scaling study, on this CPU at equal images: the `cpu` preset
+# The batch / learning-rate scaling study (docs/TRAINING.md), on a CPU at equal images: the `cpu` preset
 # from scratch on the 103 faces (32x32), every arm shown IMAGES images (9,600: a few minutes per
 # arm), its schedules counted in images (warmup 3,200, EMA half-life 2,200, re-selection every
 # 20 epochs), so the arms differ only in batch size and learning rate:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16's diversity levers, measured: short stages that continue the shipped default
+# The diversity levers, measured (docs/EXPERIMENTS.md): short stages that continue the shipped default
 # (--init-from, fresh optimizer and warmup) with ONE selection setting changed, against the
 # same stage with the recipe unchanged, at the same number of optimizer steps (STEPS, 2,000).
 #   control-s0/-s1  the cpu preset as the default was trained (pool 10 x images, eps = 0.5 x the

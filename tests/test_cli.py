@@ -48,3 +48,22 @@ def test_the_output_as_a_positional_still_works_for_a_release_with_a_note(tmp_pa
     old = run([sys.executable, "-m", "train.export", str(tmp_path / "no-run"), str(tmp_path / "out")], ROOT)
     assert "note: the output as a positional is deprecated; write --out" in old.stderr
     assert old.returncode == 1 and "error: " in old.stderr and "holds no checkpoint" in old.stderr
+
+
+def test_the_presets_can_be_listed_one_setting_per_line_and_each_line_is_a_flag():
+    from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig, parse_args
+
+    for objective, presets in (("imle", PRESETS), ("adversarial", ADVERSARIAL_PRESETS)):
+        done = run([sys.executable, "-m", "train.train", "--objective", objective, "--list-presets"], ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        blocks = done.stdout.split("\n")[1:]
+        for name in presets:
+            start = blocks.index(f"{name}:")
+            flags = []
+            for line in blocks[start + 1:]:
+                if not line.startswith("  "):
+                    break
+                flags += line.split(maxsplit=1)
+            # the lines, given as flags, make the preset's settings
+            assert parse_args(["--objective", objective, "--data", "x", *flags]) == \
+                TrainConfig(**{**presets[name], "objective": objective, "data": "x"}), name

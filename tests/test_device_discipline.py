@@ -89,7 +89,7 @@ def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
 
 def test_a_training_step_makes_no_host_sync(digits, tmp_path):
     """Losses, gradient norm and the finiteness check stay on the device between log steps: on a
-    GPU each .item() or `if tensor:` is a stall (the first GPU run had 5 per IMLE step)."""
+    GPU each .item() or `if tensor:` is a stall."""
     from train import trainer
     from train.run import read_metrics
 
@@ -109,9 +109,8 @@ def test_a_training_step_makes_no_host_sync(digits, tmp_path):
 
 
 def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
-    """G step, D step and the lazy R1 and path-length steps (the first GPU run's adversarial step
-    made 110-250: a finiteness check per parameter, CPU-drawn randomness copied over, .item() per
-    loss, the path lengths' mean read every 4th step)."""
+    """G step, D step and the lazy R1 and path-length steps: no finiteness check per parameter,
+    no CPU-drawn randomness copied over, no .item() per loss, no running mean read back."""
     from train import trainer
 
     cfg = TrainConfig(**{**ADVERSARIAL_PRESETS["tiny"], "objective": "adversarial", "data": digits,
@@ -130,7 +129,7 @@ def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, 
     from train.run import DiversityProbe
 
     def broken(self, generator):
-        raise RuntimeError("Expected all tensors to be on the same device (as on the first GPU run)")
+        raise RuntimeError("Expected all tensors to be on the same device (a feature network left on the CPU)")
 
     monkeypatch.setattr(evaluation.TrainingEvaluation, "__init__", lambda self, *a, **k: None)
     monkeypatch.setattr(evaluation.TrainingEvaluation, "__call__", broken)

@@ -35,5 +35,5 @@ def test_shipped_default_at_seed_42_is_pinned():
     np.testing.assert_allclose(tr.ws[-1, 0, :6].numpy(),
                                [2.0186498, 0.6722797, 0.6728956, 3.1560869, 2.7228901, -2.7752097], atol=1e-3)
     row = to_uint8(tr.images[-1])[0, 16, 10:20, 0].astype(int)  # red channel, middle row of the final frame
-    # Pinned on the 2026-12-02 default (17,843 steps in 4 stages); re-pin when a new stage ships.
+    # Pinned on the shipped noto-faces-rtm (17,843 steps in 4 stages); re-pin when a new stage ships.
     assert np.abs(row - [186, 246, 255, 250, 246, 248, 255, 255, 250, 251]).max() <= 1

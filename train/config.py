@@ -172,7 +172,7 @@ class TrainConfig:
 
     def _count_in_images(self) -> None:
         # A schedule given in images decides its step form, so that it means the same at any
-        # batch size (issue 29: the gpu preset's batch 64 moved the weights ~9x less per image).
+        # batch size (counted in steps, a larger batch would see more images per warmup and EMA).
         # The frozen dataclass keeps both: train_config.json says what was asked and what it gave.
         derived = {}
         if self.warmup_images:
@@ -289,6 +289,33 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def field_sections(cls: type) -> dict[str, str]:
+    """{field: its section} from the `# --- section ---` lines of the class's source: the sections
+    that group the fields there also group the flags in --help."""
+    sections, current = {}, "settings"
+    for line in inspect.getsource(cls).splitlines():
+        header = re.match(r"\s+# --- (.+?) -*$", line)
+        field_line = re.match(r"\s+(\w+):", line)
+        if header:
+            current = header.group(1).strip()
+        elif field_line:
+            sections[field_line.group(1)] = current
+    return sections
+
+
+def describe_presets(objective: str) -> str:
+    """Every preset of the objective, one setting per line (what --list-presets prints)."""
+    lines = []
+    for name, settings in PRESETS_BY_OBJECTIVE[objective].items():
+        lines.append(f"{name}:")
+        for key, value in settings.items():
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for k, v in items:
+                flag = _flag(f"{key}.{k}" if k else key)
+                lines.append(f"  {flag if v else flag.replace('--', '--no-', 1)}" if isinstance(v, bool) else f"  {flag} {v}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     """CLI flags generated from TrainConfig's fields and from rtm_core's MapperConfig and
     DecoderConfig (--mapper.num-steps 1); `--preset` fills in defaults first."""
@@ -296,24 +323,33 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
     first = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     first.add_argument("--objective", choices=OBJECTIVES, default="imle")
     first.add_argument("--preset", default=None)
+    first.add_argument("--list-presets", action="store_true")
     known = first.parse_known_args(argv)[0]
     objective, presets = known.objective, PRESETS_BY_OBJECTIVE[known.objective]
+    if known.list_presets:
+        print(f"The presets of --objective {objective} (each line a flag and its value; flags given after "
+              f"--preset win):\n{describe_presets(objective)}")
+        raise SystemExit(0)
     shown = presets.get(known.preset or "", {})   # --help shows the chosen preset's values as the defaults
     parser = argparse.ArgumentParser(allow_abbrev=False, prog=program_name("rtm-train", "train.train"),
                                      description="Train an RTM (or one-pass MLP) generator with RS-IMLE or adversarially.")
     parser.add_argument("--preset", choices=sorted(presets), default=None,
                         help=f"start from these settings (the presets of --objective {objective}); "
                              f"--preset NAME --help shows its values as the defaults")
-    notes = field_comments(TrainConfig)
+    parser.add_argument("--list-presets", action="store_true",
+                        help="print every preset of --objective, one setting per line, and exit")
+    notes, sections, groups = field_comments(TrainConfig), field_sections(TrainConfig), {}
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("mapper", "decoder"):
             continue
+        group = groups.get(sections[f.name]) or groups.setdefault(sections[f.name],
+                                                                  parser.add_argument_group(sections[f.name]))
         default = shown.get(f.name, f.default)
         help_text = f"{notes.get(f.name, '')} (default {default!r}{', from --preset ' + known.preset if f.name in shown else ''})".strip()
         if _flag_type(f.type) is None:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(_flag(f.name), type=_flag_type(f.type), default=None, help=help_text)
+            group.add_argument(_flag(f.name), type=_flag_type(f.type), default=None, help=help_text)
     for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
         group = parser.add_argument_group(f"{section} (rtm_core.{cls.__name__}; default: the --model preset's)")
         notes = field_comments(cls)
@@ -328,6 +364,7 @@ def parse_args(argv: Optional[Iterable[str]] = None) -> TrainConfig:
                 group.add_argument(_flag(dest), dest=dest, type=_number_or_text(kind), default=None,
                                    metavar=kind.__name__.upper(), help=notes.get(f.name))
     args = vars(parser.parse_args(argv))
+    args.pop("list_presets")
     settings = dict(presets.get(args.pop("preset") or "", {}))
     for section in ("mapper", "decoder"):
         given = {k.split(".", 1)[1]: args.pop(k) for k in list(args) if k.startswith(section + ".")}

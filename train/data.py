@@ -73,7 +73,7 @@ def to_square(image: Image.Image, resolution: int, channels: int = 3, fit: str =
     fit="crop" centre-crops to a square (photos).
     """
     # A transparent colour key ("transparency" in info) on L or RGB becomes alpha, so that it is
-    # composited on white like every other transparent pixel (mode L used to pad with black).
+    # composited on white like every other transparent pixel (else mode L would pad with black).
     if image.mode in ("P", "LA", "PA") or (image.mode in ("L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
     if image.mode == "RGBA":

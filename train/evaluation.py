@@ -194,8 +194,8 @@ class TrainingEvaluation:
 
     def __init__(self, data_dir: str, num_samples: int, draws: int = DRAWS,
                  extractor: Optional[Extractor] = None, device: torch.device | str = "cpu"):
-        """device: where the generator lives; the feature network goes there too (it crashed
-        the first GPU run at its first evaluation when it stayed on the CPU)."""
+        """device: where the generator lives; the feature network goes there too (left on the
+        CPU, it meets the generator's images on the device and the evaluation fails)."""
         self.extractor = extractor or EfficientNetLite0Features()
         if isinstance(self.extractor, torch.nn.Module):
             self.extractor = self.extractor.to(device)

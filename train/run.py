@@ -338,8 +338,8 @@ class Cadence:
 
     @contextlib.contextmanager
     def survive(self, what: str):
-        """An evaluation, probe or sample grid that fails never ends a run (the first GPU run
-        died at its first evaluation): one line says what failed, and training goes on."""
+        """An evaluation, probe or sample grid that fails never ends a run (hours of training are
+        worth more than one measurement): one line says what failed, and training goes on."""
         try:
             yield
         except Exception as e:   # noqa: BLE001 - anything; a KeyboardInterrupt still stops the run
