@@ -165,7 +165,7 @@ def test_cli_with_inception_weights_reports_fid(setup, tmp_path):
     root, data = setup
     weights = tmp_path / "inception.pth"
     torch.save(FIDInceptionV3().state_dict(), weights)
-    evaluate_main(["--checkpoint", str(root / "rtm"), "--data", data, "--steps", "2", "--num-samples", "6",
+    evaluate_main(["--checkpoint", str(root / "rtm"), "--data", data, "--steps", "2", "--num-samples", "6", "--draws", "1",
              "--num-real", "12", "--inception", str(weights), "--out", str(tmp_path)])
     result = json.loads((root / "rtm" / "eval.json").read_text())
     assert result["fd_name"] == "fid" and "fid" in result["per_step"][0] and "standard FID" in result["features"]
