@@ -279,7 +279,8 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     if args.quick:
         preset, changes = "tiny", {}
     cfg = TrainConfig(**{**PRESETS[preset], **changes, "data": data, "out": str(work / "run"), "progress": False,
-                         "device": str(device), "compile": args.compile_loop and device.type == "cuda"})
+                         "device": str(device), "compile": args.compile_loop and device.type == "cuda",
+                         "perceptual_weights": args.perceptual_weights})
     run = trainer.setup(cfg)
     run.objective.select_latents(run)
     rows = run.per_rank_batch
@@ -323,9 +324,15 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     return row
 
 
-def loop_costs(args, device) -> dict:
+def loop_costs(args, device, results: dict) -> dict:
+    """(f) for each configuration; the results file is written after each one, so a run stopped
+    by a time limit keeps the configurations it finished."""
     configs = {"tiny": LOOP_CONFIGS["faces_recipe_32px"]} if args.quick else LOOP_CONFIGS
-    return {name: loop_step(name, *config, args, device) for name, config in configs.items()}
+    done = results.setdefault("loop", {})
+    for name, config in configs.items():
+        done[name] = loop_step(name, *config, args, device)
+        write_results(results, args.out)
+    return done
 
 
 def main() -> None:
@@ -342,6 +349,8 @@ def main() -> None:
     parser.add_argument("--compile-loop", action="store_true", help="(f) with --compile, as the gpu preset runs (CUDA)")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak, for (f)'s share of it")
     parser.add_argument("--quick", action="store_true", help="(f) on a tiny model for a few steps: a smoke run")
+    parser.add_argument("--perceptual-weights", choices=("imagenet", "random"), default="imagenet",
+                        help="(f): the perceptual network's weights; random has the same cost (where they cannot be had)")
     parser.add_argument("--out", default="bench/results/train.json")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -357,7 +366,7 @@ def main() -> None:
     if "e" in sections:
         results["experiment_arms"] = experiment_arms(args, device)
     if "f" in sections:
-        results["loop"] = loop_costs(args, device)
+        loop_costs(args, device, results)
     write_results(results, args.out)
 
 

@@ -1,6 +1,6 @@
 """What the user sees, measured in the real browser (Debian's chromium through Playwright).
 
-Used by bench/bench_app.py (figures) and tests/test_app_browser.py (guarantees):
+Used by bench/bench_app.py (figures) and tests/test_app/test_app_browser.py (guarantees):
 - `cold_load`: a fresh browser context (empty cache) opens the page; returns when the viewer
   marks its first frame painted (performance mark "rtm-first-frame", ms after navigation),
   with the page errors, console errors and plotly.js copies seen on the way.

@@ -181,7 +181,7 @@ def batch_invariant_trajectory(generator: Generator, z: torch.Tensor, steps: int
     call and the decoder one seed's frames, H + 1 per call, the last chunk padded with copies whose
     results are dropped, so that a frame sits at the same row of a call of the same shape alone or
     in any batch (its row matters as well as the shape). A lone seed at H computes exactly what it
-    shows. tests/test_app_batching.py checks this under each instruction set the CPU has; the cost
+    shows. tests/test_app/test_app_batching.py checks this under each instruction set the CPU has; the cost
     of a batch is in docs/BENCHMARKS.md (bench_core (e))."""
     decode_rows = generator.num_steps + 1
     with torch.inference_mode():

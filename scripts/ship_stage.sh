@@ -3,7 +3,7 @@
 # (docs/TRAINING.md, "Continue from a checkpoint"): the shipping pipeline in full with its gate
 # (train/ship.py: export, training images, the protocol's evaluation, the gate, the UMAP map,
 # the model card). A stage that is not better leaves the folder as it was. After shipping the
-# app default, re-pin tests/test_pinned.py (its seed-42 values).
+# app default, re-pin tests/test_rtm_core/test_pinned.py (its seed-42 values).
 #   bash scripts/ship_stage.sh runs/long/stage2 checkpoints/noto-faces-rtm data/noto-faces-32
 set -euo pipefail
 cd "$(dirname "$0")/.."

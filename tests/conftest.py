@@ -14,6 +14,21 @@ if "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(ThreadGovernor().start())
 
 
+BROWSER_FIXTURES, SERVER_FIXTURES = {"browser", "loaded", "open_page"}, {"served", "app_url", "server"}
+
+
+def pytest_collection_modifyitems(items):
+    """Markers that follow from a test's fixtures: a browser test needs chromium (a system
+    package) and the server; a test of the served app needs the server."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROWSER_FIXTURES:
+            for marker in ("browser", "system", "server"):
+                item.add_marker(marker)
+        elif fixtures & SERVER_FIXTURES:
+            item.add_marker("server")
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ What it covers: every no-grad path (setup, pool selection, probes, EMA, checkpoi
 resume). What it cannot: autograd (a subclass without __torch_dispatch__ support in backward
 aborts the process: backward runs in the subprocess tests avoid), kernels, memory, streams, bf16
 autocast on CUDA, and anything that really synchronises with a device (docs/TRAINING.md).
-Run it in a fresh process (tests/test_device_discipline.py does): it patches torch globally.
+Run it in a fresh process (tests/test_train/test_device_discipline.py does): it patches torch globally.
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ class TrainConfig:
     loss_perceptual: float = 0.0    # weight of the LPIPS-style EfficientNet-Lite1 distance; 0 = off
     loss_pixel: float = 1.0         # weight of the pixel mean squared error
     perceptual_size: int = 64       # images are resized to this side for the perceptual distance; 0 = from the data (train/recipe.py)
+    perceptual_weights: str = "imagenet"  # the perceptual network's weights: "imagenet" (the distance itself) | "random":
+                                    # the same network untrained, same cost, for timing where the weights cannot be
+                                    # had (bench/gpu_check.sh); a model trained so has not learned the distance
     # --- optimisation --------------------------------------------------------------------
     batch_size: int = 32            # images per optimizer step, summed over all ranks; 0 = from the data and device (train/recipe.py)
     lr: float = 2e-4                # AdamW learning rate after warmup; 0 = scaled from the batch size (train/recipe.py)
@@ -116,6 +119,8 @@ class TrainConfig:
     log_every: int = 25             # steps between metrics.jsonl lines
     sample_every: int = 500         # steps between refinement grids in samples/; 0 = only at the end
     checkpoint_every: int = 500     # steps between checkpoints; the last step is always saved
+    checkpoint_minutes: float = 0.0 # also save when this many minutes have passed since the last save (checked at
+                                    # log steps); 0 = by steps only. A run that may be killed keeps its last minute
     eval_every: int = 0             # steps between evaluations of the EMA model at its trained H against the training
                                     # set ({"event": "eval"} lines in metrics.jsonl: precision, recall, coverage,
                                     # seed diversity, memorisation); also at the last step; 0 = never
@@ -151,7 +156,9 @@ class TrainConfig:
             "eval_samples": self.eval_samples >= 100, "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "lr_final_scale": 0 <= self.lr_final_scale <= 1, "adam_beta1": 0 <= self.adam_beta1 < 1,
             "adam_beta2": 0 <= self.adam_beta2 < 1, "rejection": self.rejection in REJECTIONS,
-            "knn_ignore": self.knn_ignore >= 1, "probe_every": self.probe_every >= 0, "pool_multiple": self.pool_multiple >= 1, "threads": self.threads >= 0,
+            "knn_ignore": self.knn_ignore >= 1, "probe_every": self.probe_every >= 0,
+            "checkpoint_minutes": self.checkpoint_minutes >= 0,
+            "perceptual_weights": self.perceptual_weights in ("imagenet", "random"), "pool_multiple": self.pool_multiple >= 1, "threads": self.threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

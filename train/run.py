@@ -75,9 +75,14 @@ def images_before(run) -> int:
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
     """ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call (one kernel
-    launch per group on a GPU instead of one per tensor); buffers are copied."""
+    launch per group on a GPU instead of one per tensor). The generator's buffers never change
+    in training: copy_buffers makes the EMA's the model's once, at setup."""
     params = list(ema.parameters())
     torch._foreach_lerp_(params, [p.detach() for p in model.parameters()], 1.0 - decay)
+
+
+@torch.no_grad()
+def copy_buffers(ema: torch.nn.Module, model: torch.nn.Module) -> None:
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
@@ -115,7 +120,8 @@ class BatchOrder:
     the N images, one per epoch and each depending only on (seed, epoch), cut into global batches of
     B. Every image is seen once per N images whatever B is (a batch may span two epochs, or several
     when B > N), so a schedule in images means the same at batch 16 and 256. This rank takes the
-    batch's positions rank, rank + W, ...; the current epochs' permutations stay on the device."""
+    batch's positions rank, rank + W, ...; the current epochs' permutations are drawn and kept on
+    the device (on a GPU, other numbers than a CPU's, the same on every rank)."""
 
     def __init__(self, seed: int, n: int, batch: int, info: distributed.DistInfo):
         self.seed, self.n, self.batch, self.info = seed, n, batch, info
@@ -124,8 +130,11 @@ class BatchOrder:
     def permutation(self, epoch: int) -> torch.Tensor:
         if epoch not in self.perms:
             self.perms = {e: p for e, p in self.perms.items() if e >= epoch - 1}   # the stream only moves on
-            perm = torch.randperm(self.n, generator=stream(self.seed, "data-order", epoch))
-            self.perms[epoch] = perm.to(self.info.device)
+            # Drawn where it is used: a permutation made on the host and copied over would make
+            # the device wait for the host once an epoch.
+            device = self.info.device
+            self.perms[epoch] = torch.randperm(self.n, generator=stream(self.seed, "data-order", epoch, device=device),
+                                               device=device)
         return self.perms[epoch]
 
     def __call__(self, step: int) -> torch.Tensor:
@@ -303,7 +312,7 @@ class Cadence:
         """`run`: the trainer's Run, at the step it starts (or resumes) from."""
         self.cfg, self.info = cfg, run.info
         self.wall_before, self.cpu_before = run.wall_time_s, run.cpu_time_s
-        self.start = self.window_start = time.perf_counter()
+        self.start = self.window_start = self.last_save = time.perf_counter()
         self.cpu_start = time.process_time()
         self.window_images = 0
         self.first_step, self.step = run.step, run.step   # step: the run's, as of the last tick
@@ -384,15 +393,25 @@ class Cadence:
             (self.bar.write if self.bar else functools.partial(print, file=sys.stderr))(line)
 
     def end_of_step(self, step: int, ema: Generator, out: Path, save: Callable[[], None]) -> bool:
-        """Sample and save when due (always at the last step); True when the run must stop."""
+        """Sample and save when due (always at the last step); True when the run must stop.
+
+        What hangs on the clock (--max-minutes, --checkpoint-minutes) is decided at log steps
+        only, by every rank together (distributed.agree): each rank's clock started after its
+        own setup, and a rank that left on its own would leave the others waiting."""
         cfg = self.cfg
-        out_of_time = cfg.max_minutes > 0 and time.perf_counter() - self.start > 60 * cfg.max_minutes
+        out_of_time = timed_save = False
+        if step % cfg.log_every == 0 and (cfg.max_minutes > 0 or cfg.checkpoint_minutes > 0):
+            now = time.perf_counter()
+            out_of_time, timed_save = distributed.agree(
+                [cfg.max_minutes > 0 and now - self.start > 60 * cfg.max_minutes,
+                 cfg.checkpoint_minutes > 0 and now - self.last_save > 60 * cfg.checkpoint_minutes], self.info)
         last = step == cfg.max_steps or out_of_time
         if self.info.is_main and (last or (cfg.sample_every and step % cfg.sample_every == 0)):
             with self.survive("the sample grid"):
                 save_refinement_grid(ema, out / "samples" / f"step_{step:07d}.png", cfg.preview_seeds)
-        if last or step % cfg.checkpoint_every == 0:
+        if last or timed_save or step % cfg.checkpoint_every == 0:
             save()
+            self.last_save = time.perf_counter()
         if out_of_time and step < cfg.max_steps:
             self.status(f"stopped by --max-minutes {cfg.max_minutes:g} at step {step} of {cfg.max_steps}, "
                         f"{step / cfg.max_steps:.0%} of the planned images: this model has had less training than "
@@ -476,15 +495,13 @@ def learning_rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
-def skip_if_not_finite(run, opt: torch.optim.Optimizer, module: torch.nn.Module, finite: torch.Tensor,
-                       lrs: list[float]) -> None:
+def skip_if_not_finite(run, opt: torch.optim.Optimizer, finite: torch.Tensor, lrs: list[float]) -> None:
     """Before opt.step(): each group's learning rate (0-d tensors, learning_rates_on_device) set
-    to `lrs`, times 0 when the step is not finite, whose gradients are zeroed too (NaN x 0 would
-    still be NaN): the weights do not move. The first such step is remembered on the device in
-    run.first_skipped, for check_finite. No host sync."""
-    for p in module.parameters():
-        if p.grad is not None:
-            p.grad.nan_to_num_(0.0, 0.0, 0.0)
+    to `lrs`, and the whole update skipped when the step is not finite: fused Adam(W) leaves the
+    weights, the moments and the step count as they were where `found_inf` is 1 (the same
+    mechanism as mixed precision's grad scaler). The first such step is remembered on the device
+    in run.first_skipped, for check_finite. No host sync, no operation per parameter."""
     for group, lr in zip(opt.param_groups, lrs):
-        group["lr"].fill_(lr).mul_(finite)
+        group["lr"].fill_(lr)
+    opt.found_inf = (~finite).float()
     run.first_skipped = torch.where((run.first_skipped < 0) & ~finite, run.step, run.first_skipped)

@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .init_from import Parent
 from .objectives import Objective, make_objective
 from .run import (BatchOrder, Cadence, DiversityProbe, RunFolder, budget_meta, build_generator, check_finite,
-                  claim_run_folder, ema_decay, images_before, load_data, open_run_folder, read_metrics,
+                  claim_run_folder, copy_buffers, ema_decay, images_before, load_data, open_run_folder, read_metrics,
                   read_train_state, restore_rng_states, rng_states, save_all, update_ema, weight_change)
 
 
@@ -103,6 +103,7 @@ def setup(cfg: TrainConfig) -> Run:
     run.objective = make_objective(cfg.objective, run)
     if cfg.resume:
         load_state(run, model_config)
+    copy_buffers(ema, model)
     run.first_skipped = torch.tensor(-1, device=device)
     if info.is_main:   # only now: a run refused above has written nothing
         run.log_file = open_run_folder(cfg)

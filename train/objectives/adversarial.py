@@ -156,10 +156,12 @@ class Adversarial(Objective):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(module, run.info)
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        # One norm over every gradient (a foreach kernel), not a check per tensor: it is finite
+        # exactly when each gradient is.
+        finite = torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None],
+                                                              foreach=True))
         bases = self.base_lrs["D" if opt is self.opt_D else "G"]
-        skip_if_not_finite(run, opt, module, finite, [base * lr_factor for base in bases])
+        skip_if_not_finite(run, opt, finite, [base * lr_factor for base in bases])
         opt.step()
         return loss.detach()
 

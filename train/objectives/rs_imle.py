@@ -59,7 +59,8 @@ class RSIMLE(Objective):
         # generator's buffers (the fixed initial states, the noise scales' constants) never change.
         train_model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                broadcast_buffers=False) if run.info.enabled else model)
-        self.forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size),
+        self.forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size,
+                                                                     cfg.perceptual_weights),
                                           bf16=cfg.amp and device.type == "cuda").to(device)
         self.pool_model = model
         if cfg.compile:
@@ -114,7 +115,7 @@ class RSIMLE(Objective):
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip or float("inf"), foreach=True)
         finite = torch.isfinite(losses["loss"].detach()) & torch.isfinite(grad_norm)
-        skip_if_not_finite(run, self.opt, run.model, finite, [base * lr_factor for base in self.base_lrs])
+        skip_if_not_finite(run, self.opt, finite, [base * lr_factor for base in self.base_lrs])
         self.opt.step()
         return {**{k: v.detach() for k, v in losses.items()}, "grad_norm": grad_norm.detach()}
 

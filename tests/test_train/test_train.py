@@ -20,7 +20,7 @@ from train.init_from import TRAIN_STATE_FILE
 from train.trainer import learning_rate, train
 from train.run import TrainingDiverged
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(data: str, out: Path, **changes) -> TrainConfig:
@@ -33,6 +33,7 @@ def losses(out: Path) -> list[float]:
     return [l["loss"] for l in lines if "loss" in l]
 
 
+@pytest.mark.training
 def test_tiny_run_learns_and_leaves_a_loadable_checkpoint(digits, tmp_path):
     folder = train(tiny_config(digits, tmp_path / "run", max_steps=40))
     values = losses(tmp_path / "run")
@@ -47,12 +48,15 @@ def test_tiny_run_learns_and_leaves_a_loadable_checkpoint(digits, tmp_path):
     assert [e["epoch"] for e in events if e.get("event") == "reselect"] == [0]
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("mapper,decoder", [("mlp", "stylegan2"), ("rtm", "imle")])
 def test_other_arms_train(digits, tmp_path, mapper, decoder):
     folder = train(tiny_config(digits, tmp_path, mapper={"kind": mapper}, decoder={"kind": decoder}, max_steps=10))
     assert load_checkpoint(folder)[0].config.mapper.kind == mapper
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resume_ends_with_the_same_weights(digits, tmp_path):
     # 1 epoch = 112.3 steps and re-selection every 2 epochs of images (225 steps): cross both boundaries.
     settings = dict(max_steps=260, checkpoint_every=100, log_every=50)
@@ -71,6 +75,7 @@ def test_resume_ends_with_the_same_weights(digits, tmp_path):
     assert torch.equal(a["latents"], b["latents"])
 
 
+@pytest.mark.training
 def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
     with pytest.raises(FileNotFoundError, match="--resume"):
         train(tiny_config(digits, tmp_path, resume=True))
@@ -79,6 +84,7 @@ def test_resume_needs_a_checkpoint_and_the_same_model(digits, tmp_path):
         train(tiny_config(digits, tmp_path, max_steps=10, resume=True, mapper={"kind": "mlp"}))
 
 
+@pytest.mark.training
 def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_records_the_lineage(few_digits, tmp_path):
     digits = few_digits
     parent = train(tiny_config(digits, tmp_path / "stage1", max_steps=20))
@@ -112,6 +118,7 @@ def test_init_from_starts_from_the_parent_weights_with_a_fresh_optimizer_and_rec
     assert meta3["total_steps"] == 35 and meta3["stages"] == 3
 
 
+@pytest.mark.training
 def test_init_from_refuses_other_data_and_other_shapes(few_digits, tmp_path):
     digits = few_digits
     parent = train(tiny_config(digits, tmp_path / "p", max_steps=5))
@@ -128,6 +135,7 @@ def test_init_from_refuses_other_data_and_other_shapes(few_digits, tmp_path):
         train(tiny_config(digits, tmp_path / "c4", max_steps=5, init_from=str(tmp_path / "nowhere")))
 
 
+@pytest.mark.training
 def test_eval_every_logs_precision_recall_and_seed_diversity(few_digits, tmp_path, pixel_features):
     train(tiny_config(few_digits, tmp_path, max_steps=12, eval_every=10, eval_samples=100))
     events = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -138,6 +146,7 @@ def test_eval_every_logs_precision_recall_and_seed_diversity(few_digits, tmp_pat
         assert 1 <= e["distinct_nearest"] <= e["diversity_seeds"] == 100 and e["precision_sd"] >= 0
 
 
+@pytest.mark.training
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
     real_forward, calls = ImageLoss.forward, {"n": 0}
 
@@ -152,6 +161,35 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digit
     g, meta = load_checkpoint(tmp_path / "checkpoint")
     assert meta["step"] == 10
     assert all(torch.isfinite(p).all() for p in g.parameters())
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("objective", ["imle", "adversarial"])
+def test_a_step_that_is_not_finite_moves_no_weight_and_no_moment(digits, tmp_path, monkeypatch, objective):
+    """The skip is the optimizer's own (fused Adam's found_inf): weights, moments and step counts stay."""
+    from train import trainer
+    from train.config import ADVERSARIAL_PRESETS
+
+    preset = PRESETS["tiny"] if objective == "imle" else ADVERSARIAL_PRESETS["tiny"]
+    run = trainer.setup(TrainConfig(**{**preset, "data": digits, "out": str(tmp_path), "progress": False}))
+    if objective == "imle":
+        run.objective.select_latents(run)
+    rows = torch.arange(run.per_rank_batch)
+    run.objective.step(run, rows, 1.0)                          # a finite step: the moments are set
+    run.step = 1
+    saved = lambda: ({k: v.clone() for k, v in run.model.state_dict().items()},
+                     [{i: {k: v.clone() for k, v in s.items()} for i, s in opt.state_dict()["state"].items()}
+                      for opt in run.objective.optimizers])
+    weights, moments = saved()
+    real_backward = torch.Tensor.backward
+    monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: real_backward(self * float("nan"), *a, **k))
+    run.objective.step(run, rows, 1.0)
+    monkeypatch.undo()
+    after_weights, after_moments = saved()
+    assert all(torch.equal(v, weights[k]) for k, v in after_weights.items())
+    assert all(torch.equal(a[i][k], m[i][k]) for a, m in zip(after_moments, moments) for i in m for k in m[i])
+    assert int(run.first_skipped) == 1
+    run.log_file.close()
 
 
 KILL_DURING_SAVE = """
@@ -182,6 +220,7 @@ train(TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "prog
 
 # The tiny preset saves at steps 10 and 20. A kill at a point of the second save (step 20) must
 # leave the whole step-10 checkpoint, or -- once the folders are swapped -- the whole step-20 one.
+@pytest.mark.training
 @pytest.mark.parametrize("point,expected_step", [("writing", 10), ("before-swap", 10), ("after-swap", 20)])
 def test_sigkill_during_a_checkpoint_write_leaves_a_whole_checkpoint(digits, tmp_path, point, expected_step):
     script = KILL_DURING_SAVE.format(point=point, data=digits, out=str(tmp_path))
@@ -252,6 +291,7 @@ ARMS = {"rtm": {}, "rtm-h1": {"num_steps": 1}, "mlp": {"kind": "mlp"}}
 LEARNING = dict(lr=1e-3, synthesis_lr_scale=4.0)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("arm", sorted(ARMS))
 def test_every_arm_moves_its_mapper_and_decoder_weights(digits, tmp_path, arm):
     folder = train(tiny_config(digits, tmp_path, mapper=ARMS[arm], **LEARNING))
@@ -262,6 +302,7 @@ def test_every_arm_moves_its_mapper_and_decoder_weights(digits, tmp_path, arm):
     assert logged[-1] == change and logged[0]["mapping"] < change["mapping"]   # logged every interval, growing
 
 
+@pytest.mark.training
 def test_the_weight_change_check_catches_a_mapper_that_does_not_train(digits, tmp_path):
     folder = train(tiny_config(digits, tmp_path, mapper=stylegan2_mapping(), **LEARNING))
     change = read_meta(folder)["weight_change"]
@@ -293,6 +334,7 @@ distributed.cleanup()
 """
 
 
+@pytest.mark.training
 @pytest.mark.slow
 def test_two_process_gloo_selection_equals_one_process(tmp_path):
     results = {}
@@ -312,6 +354,7 @@ def test_two_process_gloo_selection_equals_one_process(tmp_path):
     assert (results[1]["index"] >= 4096).any()  # some winners came from the second rank's block
 
 
+@pytest.mark.training
 def test_rs_imle_loss_logs_both_terms_and_weights_them(digits, tmp_path):
     folder = train(tiny_config(digits, tmp_path, max_steps=6, log_every=3, loss_perceptual=1.0, loss_pixel=0.1))
     logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
@@ -401,6 +444,7 @@ def test_random_streams_are_named_and_do_not_collide():
     assert len(seeds) == 3 and stream_seed(0, "pool", 1, 7) == stream_seed(0, "pool", 1, 7)
 
 
+@pytest.mark.training
 def test_max_minutes_stops_the_run_and_saves_it(digits, tmp_path, monkeypatch):
     import train.trainer as trainer
 
@@ -411,12 +455,14 @@ def test_max_minutes_stops_the_run_and_saves_it(digits, tmp_path, monkeypatch):
     assert 1 <= meta["step"] < 20          # stopped after about a minute of (fake) time, and saved there
 
 
+@pytest.mark.training
 def test_no_progress_bar_still_prints_one_status_line_per_interval(digits, tmp_path, capsys):
     train(tiny_config(digits, tmp_path, max_steps=10, log_every=5))
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("step ") and "| loss " in l]
     assert len(lines) == 2 and lines[0].startswith("step 5/10 | loss ") and lines[1].endswith("ETA 0.0 min")
 
 
+@pytest.mark.training
 def test_on_a_terminal_the_bar_shows_the_same_eta(digits, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     train(tiny_config(digits, tmp_path, max_steps=10, log_every=5, progress=True))
@@ -424,6 +470,7 @@ def test_on_a_terminal_the_bar_shows_the_same_eta(digits, tmp_path, monkeypatch,
     assert bars and re.search(r"10/10 \[[\d:]+, [^,]+, ETA 0\.0 min\]", bars[-1])
 
 
+@pytest.mark.training
 def test_a_log_file_hears_of_the_run_early_and_gets_an_eta(digits, tmp_path, monkeypatch, capsys):
     import train.trainer as trainer
 
@@ -459,6 +506,7 @@ def test_the_presets_make_valid_models(preset):
 DDP_STEP = "import sys\nfrom train.train import main\nmain(sys.argv[1:])\n"
 
 
+@pytest.mark.training
 @pytest.mark.slow
 def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
     """DDP: two ranks on halves of the same global batch make the same update as one process."""
@@ -485,6 +533,7 @@ EXPERIMENT_ARMS = {"rtm": {}, "recursion-off": {"mapper": {"num_steps": 1}}, "ml
                     "pool_multiple": 1024, "adam_beta2": 0.9, "weight_decay": 0.01, "grad_clip": 0.0}}
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("arm", sorted(EXPERIMENT_ARMS))
 def test_no_arm_collapses_in_a_short_run(arm, few_digits, tmp_path):
     """Every arm of the experiment, tiny, 60 steps on 120 digits: the seed diversity logged at
@@ -541,6 +590,7 @@ def test_ema_rampup_follows_stylegan2_ada():
     assert ema_decay(TrainConfig(ema_decay=0.999), 0) == 0.999         # off by default
 
 
+@pytest.mark.training
 def test_with_the_rampup_a_short_run_s_ema_is_not_its_random_init(digits, tmp_path):
     import copy
 
@@ -581,6 +631,7 @@ def test_the_quick_preset_fine_tunes_the_shipped_model_that_fits_and_starts_from
     assert parent is None and "no --init-from was given" in line
 
 
+@pytest.mark.training
 def test_the_log_says_where_a_run_starts_in_both_cases(few_digits, tmp_path, capsys):
     train(tiny_config(few_digits, tmp_path / "scratch", max_steps=2))
     assert "from scratch (a random initialisation, seed 0), since no --init-from was given" in capsys.readouterr().err
@@ -594,6 +645,7 @@ def test_the_log_says_where_a_run_starts_in_both_cases(few_digits, tmp_path, cap
     assert "starting from" not in err and "from scratch" not in err
 
 
+@pytest.mark.training
 def test_the_gpu_preset_leaves_batch_rate_pool_and_perceptual_size_to_the_data(few_digits, tmp_path):
     from train.recipe import from_data
 
@@ -619,6 +671,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("objective", ["imle", "adversarial"])
 def test_a_new_run_into_a_folder_that_holds_a_run_is_refused_and_loses_nothing(few_digits, tmp_path, objective):
     from train.config import ADVERSARIAL_PRESETS
@@ -641,6 +694,7 @@ def test_a_new_run_into_a_folder_that_holds_a_run_is_refused_and_loses_nothing(f
     assert read_meta(out / "checkpoint")["step"] == 6
 
 
+@pytest.mark.training
 def test_the_command_line_refuses_a_taken_folder_and_an_empty_one_is_fine(few_digits, tmp_path, capsys):
     from train.train import main
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("experiment_figure", ROOT / "scripts" / "experiment_figure.py")
 figure = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(figure)

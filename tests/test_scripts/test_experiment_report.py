@@ -10,12 +10,13 @@ import pytest
 from train.config import PRESETS, TrainConfig
 from train.trainer import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("experiment_report", ROOT / "scripts" / "experiment_report.py")
 report = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(report)
 
 
+@pytest.mark.training
 def test_a_finished_run_is_read_and_one_stopped_short_is_refused(few_digits, tmp_path):
     out = tmp_path / "faces-rtm"
     train(TrainConfig(**{**PRESETS["tiny"], "data": few_digits, "out": str(out), "progress": False,

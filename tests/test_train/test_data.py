@@ -72,6 +72,7 @@ def test_digits(tmp_path):
 
 
 # Skipped only outside CI: in CI (CI=true) a missing package is a failure, not a skip.
+@pytest.mark.system
 @pytest.mark.skipif(not NOTO_EMOJI_FONT.is_file() and not os.environ.get("CI"), reason="needs Debian's fonts-noto-color-emoji "
                     "(scripts/install_system_deps.sh installs it; CI always has it)")
 def test_noto_emoji(tmp_path):
@@ -88,6 +89,7 @@ def test_noto_emoji(tmp_path):
         prepare_noto_emoji(16, tmp_path / "x", subset="cats")
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not FLUENT_EMOJI_DIR.is_dir() and not os.environ.get("CI"), reason="needs the npm package "
                     "fluentui-emoji (scripts/install_system_deps.sh installs it; CI always has it)")
 def test_fluent_emoji(tmp_path):
@@ -106,6 +108,7 @@ def test_fluent_emoji(tmp_path):
         prepare_fluent_emoji(16, tmp_path / "x", src=tmp_path / "nowhere")
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir() and not os.environ.get("CI"), reason="needs Debian's dataset-fashion-mnist "
                     "(scripts/install_system_deps.sh installs it; CI always has it)")
 def test_fashion_mnist(tmp_path):

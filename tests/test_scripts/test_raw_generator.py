@@ -12,7 +12,7 @@ from rtm_core import load_checkpoint
 from train.config import ADVERSARIAL_PRESETS, TrainConfig
 from train.init_from import TRAIN_STATE_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("raw_generator", ROOT / "scripts" / "raw_generator.py")
 raw_generator = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(raw_generator)
@@ -24,6 +24,7 @@ def tiny_run(digits: str, run: Path, steps: int) -> Path:
     return run
 
 
+@pytest.mark.training
 def test_the_raw_weights_of_a_run_open_as_a_checkpoint(digits, tmp_path):
     run = tiny_run(digits, tmp_path / "gan", steps=6)
     raw, meta = load_checkpoint(raw_generator.export_raw(run, tmp_path / "raw"))
@@ -35,6 +36,7 @@ def test_the_raw_weights_of_a_run_open_as_a_checkpoint(digits, tmp_path):
     assert meta["weights"].startswith("raw") and meta["objective"] == "adversarial"
 
 
+@pytest.mark.training
 def test_a_folder_without_a_train_state_is_refused(digits, tmp_path):
     run = tiny_run(digits, tmp_path / "gan", steps=2)
     (run / "checkpoint" / TRAIN_STATE_FILE).unlink()

@@ -191,7 +191,7 @@ def test_the_shipped_models_give_a_seed_the_same_bits_in_a_batch_of_any_size(isa
         pytest.skip(f"this CPU has no AVX-512 (its best: {best}); the avx2 and native runs cover it")
     env = {**os.environ, **ISA_LIMITS[isa]}
     done = subprocess.run([sys.executable, "-c", SAME_BITS_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
 
 

@@ -21,7 +21,7 @@ import torch
 from bench.counters import HostSyncs
 from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_CUDA_RUN = r"""
 import json, sys, torch
@@ -87,6 +87,7 @@ def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
     assert done.stdout.startswith("Expected all tensors to be on the same device")
 
 
+@pytest.mark.training
 def test_a_training_step_makes_no_host_sync(digits, tmp_path):
     """Losses, gradient norm and the finiteness check stay on the device between log steps: on a
     GPU each .item() or `if tensor:` is a stall."""
@@ -108,6 +109,7 @@ def test_a_training_step_makes_no_host_sync(digits, tmp_path):
     assert syncs.total > 0
 
 
+@pytest.mark.training
 def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
     """G step, D step and the lazy R1 and path-length steps: no finiteness check per parameter,
     no CPU-drawn randomness copied over, no .item() per loss, no running mean read back."""
@@ -123,6 +125,7 @@ def test_an_adversarial_step_makes_no_host_sync(digits, tmp_path):
     assert syncs.total == 0, dict(syncs.calls)
 
 
+@pytest.mark.training
 def test_a_failing_evaluation_or_probe_is_one_line_and_training_goes_on(digits, tmp_path, monkeypatch, capsys):
     from train import evaluation
     from train.trainer import train
@@ -168,6 +171,7 @@ class SmallFeatures(torch.nn.Module):
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bench/gpu_check.sh runs these)")
 
 
+@pytest.mark.training
 @pytest.mark.cuda
 @cuda
 def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, tmp_path, monkeypatch):
@@ -188,6 +192,7 @@ def test_cuda_train_step_selection_evaluation_resume_and_init_from(few_digits, t
     assert [e["step"] for e in events if e.get("event") == "eval"] == [10, 20]
 
 
+@pytest.mark.training
 @pytest.mark.cuda
 @cuda
 def test_cuda_adversarial_steps_and_compile(few_digits, tmp_path):
@@ -197,3 +202,33 @@ def test_cuda_adversarial_steps_and_compile(few_digits, tmp_path):
     train(TrainConfig(**{**base, "objective": "adversarial", "out": str(tmp_path / "gan")}))
     train(TrainConfig(**{**base, "out": str(tmp_path / "compiled"), "compile": True}))
     assert (tmp_path / "compiled" / "checkpoint" / "model.safetensors").is_file()
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("objective", ["imle", "adversarial"])
+def test_cuda_loop_iterations_wait_for_the_host_only_at_the_log_step(few_digits, tmp_path, objective):
+    """What the host-sync counter cannot see (a blocking copy, a CPU generator's draw copied over):
+    CUDA's own sync check, as errors, over the loop's iterations: the data order, the objective's
+    step, the EMA. Only the log step's read is allowed."""
+    from train import trainer
+    from train.run import BatchOrder, ema_decay, read_metrics, update_ema
+
+    preset = PRESETS["tiny"] if objective == "imle" else ADVERSARIAL_PRESETS["tiny"]
+    run = trainer.setup(TrainConfig(**{**preset, "data": few_digits, "out": str(tmp_path), "progress": False,
+                                       "device": "cuda"}))
+    if objective == "imle":
+        run.objective.select_latents(run)
+    order = BatchOrder(run.cfg.seed, run.data.shape[0], run.cfg.batch_size, run.info)
+    metrics = run.objective.step(run, order(0), 1.0)          # warm-up: kernels chosen, memory allocated
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(1, 2 * run.data.shape[0] // run.cfg.batch_size + 2):   # across an epoch's new permutation
+            run.step = step
+            metrics = run.objective.step(run, order(step), 1.0)
+            update_ema(run.ema, run.model, ema_decay(run.cfg, step))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(v is None or torch.isfinite(torch.as_tensor(v)) for v in read_metrics(run, metrics).values())
+    run.log_file.close()

@@ -9,10 +9,10 @@ import pytest
 from bench.browser import CHROMIUM, cold_load, drag_latency, watch_errors
 from tests.app_server import HOSTILE_LABEL
 
-SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
+pytestmark = [pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
                                                    "(scripts/install_system_deps.sh installs it)")]
 
 
@@ -33,6 +33,7 @@ def current(page) -> tuple[str, str]:
             page.get_attribute("#rtm-viewer .rtm-frame", "src"))
 
 
+@pytest.mark.slow
 def test_three_cold_loads_without_errors_and_one_plotly(browser, app_url):
     for _ in range(3):
         load = cold_load(browser, app_url)
@@ -123,6 +124,7 @@ def test_hostile_labels_render_as_text(loaded):
     assert page.evaluate("window.__xss") is None
 
 
+@pytest.mark.slow
 def test_bad_seed_shows_a_visible_error_and_the_app_keeps_working(loaded):
     page = loaded["page"]
     seed_box = page.locator("#rtm-seed input")

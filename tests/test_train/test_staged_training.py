@@ -7,18 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rtm_core import load_checkpoint, read_meta
 from train.config import PRESETS, TrainConfig
 from train.gate import compare
 from train.trainer import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_script(*args: str) -> None:
     subprocess.run([sys.executable, *args], check=True, cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_two_stages_ship_with_their_lineage_budget_and_curve(few_digits, tmp_path, pixel_features):
     settings = {**PRESETS["tiny"], "data": few_digits, "progress": False, "eval_every": 10, "eval_samples": 100}
     train(TrainConfig(**{**settings, "out": str(tmp_path / "stage1"), "max_steps": 20}))

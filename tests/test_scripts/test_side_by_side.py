@@ -12,7 +12,7 @@ from PIL import Image
 
 from rtm_core import Generator, load_checkpoint, save_checkpoint, seeds_to_z, tiny, to_uint8, trajectory
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "scripts" / "side_by_side.py")
 sbs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sbs)

@@ -10,7 +10,7 @@ import torch
 
 from rtm_core import Generator, load_checkpoint, seed_to_z, tiny, to_uint8, trajectory
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "noto-faces-rtm"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "noto-faces-rtm"
 
 
 def test_seed_to_z_is_pinned():

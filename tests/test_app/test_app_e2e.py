@@ -41,7 +41,7 @@ def test_no_response_carries_a_server_path_and_the_static_files_are_served(serve
         status, body = _post(server + f"gradio_api/run/{api}", json.dumps({"data": data}).encode())
         assert status == 200, (api, body)
         text = json.dumps(body)
-        for folder in (tempfile.gettempdir(), str(Path(__file__).resolve().parents[1]), sys.prefix):
+        for folder in (tempfile.gettempdir(), str(Path(__file__).resolve().parents[2]), sys.prefix):
             assert folder not in text, (api, folder)
     status, body = _post(server + "gradio_api/run/trajectory", json.dumps({"data": ["tiny-rtm", 42, 3]}).encode())
     payload = body["data"][0]
@@ -176,7 +176,7 @@ def test_seed_walk_endpoint(server):
 
 def test_app_cli_names_the_valid_checkpoints_from_any_folder(tmp_path):
     """From another folder: checkpoints resolve next to app.py, and a wrong name lists the right ones."""
-    app = Path(__file__).resolve().parents[1] / "app.py"
+    app = Path(__file__).resolve().parents[2] / "app.py"
     done = subprocess.run([sys.executable, str(app), "--checkpoint", "nope"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "'nope' is not under" in done.stderr and "noto-faces-rtm" in done.stderr
@@ -194,7 +194,7 @@ def heavy_imports_after_help(setup: str, heavy: tuple[str, ...]) -> subprocess.C
             "        parse(['--help'])\n"
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
 
 
 def test_help_needs_neither_torch_nor_gradio():
@@ -217,7 +217,7 @@ def test_usage_names_the_entry_point_it_was_run_as():
     done = subprocess.run(["rtm-evaluate", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: rtm-evaluate ")
     done = subprocess.run([sys.executable, "-m", "train.train", "--help"], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.startswith("usage: python -m train.train ")
     done = subprocess.run(["rtm-explorer", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: rtm-explorer ")

@@ -20,6 +20,7 @@ def run(few_digits, tmp_path_factory):
     return out
 
 
+@pytest.mark.training
 def test_a_run_is_prepared_and_served_under_its_name(run, tmp_path, pixel_features, monkeypatch):
     said = []
     folder = prepare(run, folder=tmp_path, say=said.append)
@@ -44,6 +45,7 @@ def test_a_run_is_prepared_and_served_under_its_name(run, tmp_path, pixel_featur
     assert args.folders == [tmp_path]                                # one folder given twice is listed once
 
 
+@pytest.mark.training
 def test_a_name_in_use_by_another_run_or_a_bad_name_is_refused(run, tmp_path, few_digits):
     (tmp_path / "shipped").mkdir()                                  # someone else's checkpoint
     with pytest.raises(ValueError, match="exists and was not prepared from"):
@@ -56,6 +58,7 @@ def test_a_name_in_use_by_another_run_or_a_bad_name_is_refused(run, tmp_path, fe
         prepare(tmp_path / "nothing", folder=tmp_path, say=lambda _: None)
 
 
+@pytest.mark.training
 def test_the_whole_path_from_a_folder_of_images(few_digits, tmp_path, pixel_features, monkeypatch):
     """What the README's three commands do, in-process: a folder of pictures -> data -> a run
     -> app-ready under the chosen name -> served."""
@@ -93,8 +96,13 @@ def snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, tmp_path, pixel_features, monkeypatch):
     """train.ship builds beside --out and swaps at the end: what was there is never half replaced."""
+    import train.ship
+
+    monkeypatch.setattr(train.ship, "QUICK", {**train.ship.QUICK, "num_samples": 40, "map_seeds": 32})   # seconds, not minutes
     out = tmp_path / "shipped"
     ship(run, out, say=lambda _: None)
     (out / "notes.md").write_text("written by hand\n")
@@ -109,10 +117,11 @@ def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, 
 
     import rtm_core.projection
 
+    real_projection = rtm_core.projection.make_projection
     monkeypatch.setattr(rtm_core.projection, "make_projection", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         ship(run, out, say=lambda _: None)
     assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]
-    monkeypatch.undo()
+    monkeypatch.setattr(rtm_core.projection, "make_projection", real_projection)
     ship(run, out, say=lambda _: None)               # shipped: the new model, and the hand-written notes stay
     assert (out / "notes.md").read_text() == "written by hand\n" and snapshot(out)["eval.json"] != before["eval.json"]

@@ -14,9 +14,9 @@ from app.service import TrajectoryService
 from bench.browser import CHROMIUM
 from tests.app_server import make_checkpoints
 
-SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
+pytestmark = [pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="needs Debian's chromium "
                                                    "(scripts/install_system_deps.sh installs it)")]
 PHONE, DESKTOP = (390, 844), (1280, 1100)
 
@@ -175,6 +175,7 @@ def test_an_intervention_opens_on_its_largest_change_with_its_sparkline_wipe_and
     assert page.locator("#rtm-viewer .rtm-wipe").is_hidden()               # the original has nothing to wipe
 
 
+@pytest.mark.slow
 def test_the_url_restores_the_view_compare_and_grid_and_follows_the_slider(open_page):
     with open_page("?checkpoint=tiny-mlp&seed=7&steps=1&step=0") as page:
         page.wait_for_function("document.querySelector('#rtm-viewer .rtm-root').dataset.seed === '7'")

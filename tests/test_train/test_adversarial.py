@@ -19,7 +19,7 @@ from train.config import ADVERSARIAL_PRESETS, TrainConfig, parse_args
 from train.discriminator import Discriminator, DiscriminatorConfig, minibatch_stddev
 from train.init_from import TRAIN_STATE_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gan_config(data: str, out: Path, **changes) -> TrainConfig:
@@ -41,6 +41,7 @@ def test_discriminator_shapes_and_minibatch_groups():
     assert not torch.allclose(y[0], y[1])
 
 
+@pytest.mark.training
 def test_a_tiny_run_separates_real_from_fake_and_moves_every_part(digits, tmp_path):
     folder = trainer.train(gan_config(digits, tmp_path, max_steps=40, log_every=1, checkpoint_every=40))
     log = records(tmp_path)
@@ -60,6 +61,7 @@ def test_a_tiny_run_separates_real_from_fake_and_moves_every_part(digits, tmp_pa
     assert not any("discriminator" in k for k in g.state_dict())
 
 
+@pytest.mark.training
 def test_r1_is_lazy_and_weighted_by_its_interval(digits, tmp_path, monkeypatch):
     losses, penalties = [], []
     real_step, real_r1 = Adversarial.optimize, Adversarial.r1_step
@@ -82,6 +84,7 @@ def test_r1_is_lazy_and_weighted_by_its_interval(digits, tmp_path, monkeypatch):
         assert loss == pytest.approx(penalty.item() * 0.5 / 2 * 4, rel=1e-5)
 
 
+@pytest.mark.training
 def test_resume_is_bit_exact_across_an_r1_step(digits, tmp_path):
     trainer.train(gan_config(digits, tmp_path / "straight", max_steps=12, r1_every=4, checkpoint_every=6))
     trainer.train(gan_config(digits, tmp_path / "split", max_steps=6, r1_every=4, checkpoint_every=6))
@@ -94,6 +97,7 @@ def test_resume_is_bit_exact_across_an_r1_step(digits, tmp_path):
     assert a["step"] == b["step"] == 12
 
 
+@pytest.mark.training
 def test_the_trainers_schedule_and_evaluations_work_for_the_adversarial_objective(few_digits, tmp_path, pixel_features):
     """One trainer: --lr-schedule cosine and --eval-every act on the adversarial run as on RS-IMLE's."""
     trainer.train(gan_config(few_digits, tmp_path, max_steps=12, log_every=4, lr_schedule="cosine",
@@ -122,6 +126,7 @@ def test_the_objective_and_its_presets_come_from_the_flags():
 RUN = "import sys\nfrom train.train import main\nmain(sys.argv[1:])\n"
 
 
+@pytest.mark.training
 @pytest.mark.slow
 def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
     """Generator and discriminator: two ranks on halves of the same global batch (minibatch-stddev
@@ -165,6 +170,7 @@ def test_downsampling_pads_with_zeros_as_the_reference():
     assert s[0, 0, 15, 15].item() == pytest.approx((7 / 8) ** 2)   # symmetric: the last window ends in the padding
 
 
+@pytest.mark.training
 def test_the_discriminator_sees_fresh_fakes_of_the_updated_generator(digits, tmp_path, monkeypatch):
     """As StyleGAN2's Dmain phase: new latents, and the generator after this step's update."""
     seen = {}
@@ -197,6 +203,7 @@ def test_r1_gamma_defaults_to_the_reference_heuristic():
     assert adversarial.r1_gamma(parse_args(["--objective", "adversarial", "--data", "x", "--r1-gamma", "0.5"]), 32) == 0.5
 
 
+@pytest.mark.training
 def test_path_length_regularisation_is_lazy_weighted_and_resumes_exactly(digits, tmp_path, monkeypatch):
     """StyleGAN2's: every pl_every steps, pl_weight x (|J_w^T y| - running mean)^2 x pl_every,
     with G's Adam lr x 4/5 and beta2 0.99^(4/5); pl_mean is training state, and so is the RNG

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("split_reference", ROOT / "scripts" / "split_reference.py")
 split_reference = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(split_reference)
