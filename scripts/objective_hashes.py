@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 RUNS = {
     "imle": ["--preset", "tiny"],
     "imle-cosine": ["--preset", "tiny", "--lr-schedule", "cosine"],
+    "imle-perceptual": ["--preset", "tiny", "--loss-perceptual", "1", "--perceptual-size", "32", "--max-steps", "12"],
     "adversarial": ["--objective", "adversarial", "--preset", "tiny"],
     "adversarial-pl": ["--objective", "adversarial", "--preset", "tiny", "--pl-weight", "2", "--pl-every", "2"],
 }
@@ -55,8 +56,9 @@ def fingerprint(run: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="a folder for the runs and the digits")
+    parser.add_argument("--tree", default=".", help="the checkout whose training code runs (default: this one)")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     from train.data import prepare_digits
     data = out / "digits-16"
     if not data.exists():
@@ -64,7 +66,7 @@ def main() -> None:
     for name, flags in RUNS.items():
         run = out / name
         subprocess.run([sys.executable, "-m", "train.train", "--data", str(data), "--out", str(run), "--threads", "1",
-                        "--no-progress", "--overwrite", *flags], check=True, capture_output=True)
+                        "--no-progress", "--overwrite", *flags], check=True, capture_output=True, cwd=args.tree)
         for group, value in fingerprint(run).items():
             print(f"{name:15s} {group:14s} {value}")
 

@@ -15,6 +15,7 @@ dropped one block of 4,096 samples at a time) for datasets of 100,000 images.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from dataclasses import dataclass
@@ -153,17 +154,23 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
 
 @torch.inference_mode()
 def generate_pool_features(generator: torch.nn.Module, latents: torch.Tensor,
-                           project: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:
+                           project: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+                           bf16: bool = False) -> torch.Tensor:
     """Generate images for `latents` without gradients and embed them; never holds the images.
     Every call has `batch_size` rows (the last chunk padded, its extra rows dropped): one shape,
     so a compiled generator compiles once and CUDA graphs apply."""
     device = next(generator.parameters()).device
+    # bf16 (on CUDA, as the training step): the pool's images are only compared, in a random
+    # projection, and generating them is about a third of a run's compute.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     out = []
     for z in latents.split(batch_size):
         rows = len(z)
         if rows < batch_size:
             z = torch.cat([z, z[-1:].expand(batch_size - rows, -1)])
-        out.append(project(generator(z.to(device)))[:rows])
+        with autocast:
+            images = generator(z.to(device))
+        out.append(project(images.float())[:rows])
     return torch.cat(out)
 
 
@@ -189,9 +196,11 @@ def stream(seed: int, name: str, *indices: int, device: torch.device | str = "cp
     return torch.Generator(device=device).manual_seed(stream_seed(seed, name, *indices))
 
 
-def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int) -> torch.Tensor:
-    """Latents of pool block `block` in re-selection round `round_`: (size, z_dim), on the CPU."""
-    return torch.randn(size, z_dim, generator=stream(seed, "pool", round_, block))
+def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """Latents of pool block `block` in re-selection round `round_`: (size, z_dim), drawn on
+    `device` (where they are used: no copy from the host per chunk)."""
+    return torch.randn(size, z_dim, generator=stream(seed, "pool", round_, block, device=device), device=device)
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,7 @@ class Selection:
 @torch.no_grad()
 def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: Callable, *, z_dim: int,
              seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
-             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0) -> Selection:
+             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0, bf16: bool = False) -> Selection:
     """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
     nearest surviving sample per data point over all ranks wins. A rank with no block (more
     ranks than blocks) offers nothing (distance inf). The pool has force_factor x N samples,
@@ -226,18 +235,18 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     device = data_features.device
     distance = torch.full((N,), float("inf"), device=device)
     index = torch.full((N,), -1, dtype=torch.long, device=device)
-    rejected, generate_s, search_s, nearest = 0, 0.0, 0.0, []
+    rejected, generate_s, search_s, nearest = torch.zeros((), dtype=torch.long, device=device), 0.0, 0.0, []
     for block in mine:
         start = time.perf_counter()
-        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
-        features = generate_pool_features(generator, z, project, pool_batch)
+        z = pool_block_latents(seed, round_, block, sizes[block], z_dim, device)
+        features = generate_pool_features(generator, z, project, pool_batch, bf16)
         generate_s += time.perf_counter() - start
         start = time.perf_counter()
         found = select_nearest(data_features, features, eps, knn_ignore=knn_ignore)
         better = found.distance < distance
         distance = torch.where(better, found.distance, distance)
         index = torch.where(better, found.index + block * POOL_BLOCK, index)
-        rejected += int(found.rejected.sum())
+        rejected = rejected + found.rejected.sum()            # read once, after the round
         nearest.append(found.pool_nearest)
         search_s += time.perf_counter() - start
 
@@ -246,14 +255,14 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     winner = all_distance.argmin(dim=0, keepdim=True)
     distance = all_distance.gather(0, winner)[0].cpu()
     index = all_index.gather(0, winner)[0].cpu()
-    rejected = int(all_gather(torch.tensor([rejected], device=device), info).sum())
+    rejected = int(all_gather(rejected.reshape(1), info).sum())
 
     # Every rank rebuilds the winning latents from their blocks: identical on all ranks.
     noise_gen = stream(seed, "latent-noise", round_)
     latents = torch.randn(N, z_dim, generator=noise_gen)  # fallback for points with no survivor
     for block in index[index >= 0].div(POOL_BLOCK, rounding_mode="floor").unique().tolist():
         rows = ((index >= 0) & (index // POOL_BLOCK == block)).nonzero().squeeze(1)
-        z = pool_block_latents(seed, round_, block, sizes[block], z_dim)
+        z = pool_block_latents(seed, round_, block, sizes[block], z_dim, device).cpu()   # the numbers the pool had
         latents[rows] = z[index[rows] - block * POOL_BLOCK]
     latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen)
     return Selection(latents=latents, index=index, distance=distance, rejected=rejected,

@@ -19,6 +19,8 @@ on the evaluation's own network would teach the generator to please the metric.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,9 +76,12 @@ class EfficientNetLPIPS(nn.Module):
                 taps.append(F.normalize(x, dim=1, eps=1e-10))
         return taps
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.features(real)
+    def forward(self, fake: torch.Tensor, real: torch.Tensor,
+                target: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
+        """target: the real images' features, computed before (they never change in training)."""
+        if target is None:
+            with torch.no_grad():
+                target = self.features(real)
         per_layer = [(f - t).square().sum(dim=1).mean(dim=(1, 2)) for f, t in zip(self.features(fake), target)]
         return torch.stack(per_layer).mean(dim=0)                      # (B,), each layer in [0, 4]
 
@@ -90,12 +95,14 @@ class ImageLoss(nn.Module):
         self.perceptual_weight, self.pixel_weight = perceptual_weight, pixel_weight
         self.perceptual = (EfficientNetLPIPS(perceptual_size, perceptual_weights) if perceptual_weight > 0 else None)
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{'loss': the weighted sum to minimise, 'pixel': MSE, 'perceptual': distance (if on)}."""
+    def forward(self, fake: torch.Tensor, real: torch.Tensor,
+                real_features: Optional[list[torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """{'loss': the weighted sum to minimise, 'pixel': MSE, 'perceptual': distance (if on)}.
+        real_features: EfficientNetLPIPS.features(real), where the caller keeps them."""
         pixel = F.mse_loss(fake.float(), real.float())
         parts = {"pixel": pixel}
         loss = self.pixel_weight * pixel
         if self.perceptual is not None:
-            parts["perceptual"] = self.perceptual(fake, real).mean()
+            parts["perceptual"] = self.perceptual(fake, real, real_features).mean()
             loss = loss + self.perceptual_weight * parts["perceptual"]
         return {"loss": loss, **parts}

@@ -25,6 +25,7 @@ import torch
 from rtm_core import Generator, refinement_grid, save_checkpoint, seeds_to_z, to_pil
 from rtm_core.checkpoint import read_config
 from rtm_core.metrics import seed_diversity, w_spread
+from rtm_core.metrics.diversity import data_spacing
 
 from . import distributed, recipe
 from .config import TrainConfig, command_line
@@ -96,13 +97,14 @@ class DiversityProbe:
 
     def __init__(self, data: torch.Tensor, z_dim: int):
         self.data = data.permute(0, 2, 3, 1).cpu().numpy()        # (N, R, R, C) uint8, as seed_diversity reads it
+        self.spacing = data_spacing(self.data)                      # the data's own distances: measured once
         self.z = seeds_to_z(range(self.SEEDS), z_dim).to(data.device)
 
     @torch.no_grad()
     def __call__(self, generator: Generator) -> dict:
         w = generator.map(self.z)
         images = torch.cat([generator.synthesis(chunk) for chunk in w.split(25)])
-        return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data)["distinct_nearest"]}
+        return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data, spacing=self.spacing)["distinct_nearest"]}
 
     def both(self, model: Generator, ema: Generator) -> dict:
         """The probe of the raw generator and of its EMA. The raw one in eval mode (fixed noise

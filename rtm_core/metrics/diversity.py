@@ -8,6 +8,8 @@ seeds, and how close they sit.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -22,7 +24,8 @@ def w_spread(w: torch.Tensor) -> float:
     return float(w.var(dim=0, unbiased=False).mean().sqrt() / w.square().mean().sqrt().clamp(min=1e-30))
 
 
-def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100) -> dict:
+def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100,
+                   spacing: Optional[float] = None) -> dict:
     """Do different seeds give different images? For the first `num_seeds` samples (seeds
     0..num_seeds-1; images (B, C, R, R) in [-1, 1]) and the training images (data: uint8
     N x R x R x C): how many distinct training images are nearest to them (pixel RMS), and
@@ -36,6 +39,9 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
     21 of 100); a model that covers its data spreads them out, up to distinct_nearest_uniform,
     what seeds drawn uniformly from the training set reach on average; a model that copies its data
     has pixel_rms_nearest_median far below pixel_rms_data_nn_median.
+
+    spacing: that median for this data, computed before (data_spacing): what a caller that probes
+    the same data again and again gives, so that the data's own distances are measured once.
     """
     # On the host, whatever device made the images (a few hundred frames: a small copy); the training images
     # are converted to float64 a block at a time, never all at once (10^5 images of 64 px would be 9.8 GB).
@@ -53,15 +59,16 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
     # spacing (each of those to its nearest other one), so that 50,000 images need neither a
     # 50,000 x 50,000 matrix nor one float64 copy of them all.
     scale = fake.shape[1] ** 0.5                                                          # distance -> RMS
-    queries = real(0, 2000)                                                               # (q, C*R*R)
-    to_data, between = [], torch.full((len(queries),), float("inf"), dtype=torch.float64)
+    queries = real(0, 2000) if spacing is None else None                                  # (q, C*R*R)
+    to_data, between = [], torch.full((len(queries) if queries is not None else 0,), float("inf"), dtype=torch.float64)
     for start in range(0, len(data), BLOCK):
         block = real(start, start + BLOCK)
         to_data.append(torch.cdist(fake, block) / scale)
-        d = torch.cdist(queries, block) / scale                                           # (q, block)
-        own = torch.arange(start, max(start, min(start + len(block), len(queries))))      # a query is no neighbour of itself
-        d[own, own - start] = float("inf")
-        between = torch.minimum(between, d.min(dim=1).values)
+        if queries is not None:
+            d = torch.cdist(queries, block) / scale                                       # (q, block)
+            own = torch.arange(start, max(start, min(start + len(block), len(queries))))  # a query is no neighbour of itself
+            d[own, own - start] = float("inf")
+            between = torch.minimum(between, d.min(dim=1).values)
     to_data = torch.cat(to_data, dim=1)                                                   # (S*blocks, N)
     counts = [int(block.argmin(dim=1).unique().numel()) for block in to_data.split(num_seeds)]
     to_data = to_data[:num_seeds]                                                         # the first block: seeds 0..S-1
@@ -73,7 +80,14 @@ def seed_diversity(images: torch.Tensor, data: np.ndarray, num_seeds: int = 100)
             "distinct_nearest_blocks": len(counts),
             "distinct_nearest_uniform": n * (1 - (1 - 1 / n) ** s),
             "pixel_rms_nearest_median": float(to_data.min(dim=1).values.median()),
-            "pixel_rms_data_nn_median": float(between.median())}
+            "pixel_rms_data_nn_median": float(between.median()) if spacing is None else float(spacing)}
+
+
+def data_spacing(data: np.ndarray) -> float:
+    """The median pixel RMS from (up to 2,000) training images to their nearest other one: the
+    data's own spacing, as seed_diversity measures it (give it back as its `spacing`)."""
+    one = torch.zeros(1, data.shape[-1], *data.shape[1:3])
+    return seed_diversity(one.expand(1, -1, -1, -1), data, num_seeds=1)["pixel_rms_data_nn_median"]
 
 
 def distinct_text(point: dict) -> str:

@@ -118,3 +118,12 @@ def test_fd_on_fewer_samples_than_dimensions_says_why_it_is_inaccurate():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         frechet_distance_between(rng.normal(size=(80, 8)), rng.normal(size=(80, 8)))   # enough samples: silent
+
+
+def test_seed_diversity_with_the_data_spacing_given_is_the_same_result():
+    """What the training probe does: the data's own spacing measured once (data_spacing), then given."""
+    from rtm_core.metrics.diversity import data_spacing, seed_diversity
+
+    data = np.random.default_rng(0).integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
+    images = torch.rand(200, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert seed_diversity(images, data, spacing=data_spacing(data)) == seed_diversity(images, data)

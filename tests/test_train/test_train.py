@@ -192,6 +192,20 @@ def test_a_step_that_is_not_finite_moves_no_weight_and_no_moment(digits, tmp_pat
     run.log_file.close()
 
 
+@pytest.mark.training
+def test_the_real_images_perceptual_features_are_computed_once_and_are_what_a_step_would_compute(digits, tmp_path):
+    from train import trainer
+
+    run = trainer.setup(tiny_config(digits, tmp_path, loss_perceptual=1.0, perceptual_size=32))
+    perceptual, rows = run.objective.forward_loss.image_loss.perceptual, torch.tensor([3, 0, 17, 5])
+    cached = [f[rows] for f in run.objective.real_features]
+    with torch.no_grad():
+        fresh = perceptual.features(run.data[rows].float() / 127.5 - 1.0)
+    for c, f in zip(cached, fresh):
+        torch.testing.assert_close(c, f, rtol=1e-5, atol=1e-6)
+    run.log_file.close()
+
+
 KILL_DURING_SAVE = """
 import os, signal
 import rtm_core.atomic as atomic
@@ -526,6 +540,35 @@ def test_two_process_gloo_training_equals_one_process(digits, tmp_path):
     for name, value in weights[1].items():
         torch.testing.assert_close(weights[2][name], value, rtol=1e-4, atol=1e-5, msg=name)
     assert read_meta(tmp_path / "run1" / "checkpoint")["weight_change"]["mapping"] > 3e-4   # and it did train (3 steps in warmup)
+
+
+SKEWED_CLOCK = """
+import os, sys, time
+if os.environ.get("RANK") == "1":          # this rank's clock runs 100,000 times fast: its --max-minutes passes at once
+    real = time.perf_counter
+    time.perf_counter = lambda: real() * 100_000.0
+from train.train import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.training
+@pytest.mark.slow
+def test_ranks_with_skewed_clocks_stop_and_save_together(digits, tmp_path):
+    """--max-minutes is decided by every rank together: a rank whose clock says stop does not leave
+    the other waiting in its next all-reduce (the run would hang until torchrun's timeout)."""
+    script = tmp_path / "run.py"
+    script.write_text(SKEWED_CLOCK)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29650 + os.getpid() % 1000), str(script),
+           "--preset", "tiny", "--data", digits, "--out", str(out), "--device", "cpu", "--no-progress",
+           "--max-steps", "1000", "--max-minutes", "30", "--log-every", "5", "--checkpoint-every", "1000"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_meta(out / "checkpoint")["step"] == 5          # both stopped at the first log step, and saved there
+    assert "stopped by --max-minutes 30 at step 5" in proc.stderr
 
 
 EXPERIMENT_ARMS = {"rtm": {}, "recursion-off": {"mapper": {"num_steps": 1}}, "mlp": {"mapper": {"kind": "mlp"}},

@@ -7,6 +7,7 @@ pixel L2 (train/losses.py), AdamW and gradient clipping.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -16,6 +17,9 @@ from ..imle import RandomProjection, Selection, embed_in_batches, nearest_neighb
 from ..losses import ImageLoss
 from ..run import as_float, learning_rates_on_device, skip_if_not_finite
 from .base import Objective
+
+
+CACHE_BYTES = 1 << 30      # the training images' perceptual features are kept on the device up to this size
 
 
 def resample_interval(cfg: TrainConfig, num_images: int) -> int:
@@ -33,11 +37,12 @@ class GeneratorLoss(torch.nn.Module):
         super().__init__()
         self.generator, self.image_loss, self.bf16 = generator, image_loss, bf16
 
-    def forward(self, latents: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, latents: torch.Tensor, real: torch.Tensor,
+                real_features: Optional[list[torch.Tensor]] = None) -> dict[str, torch.Tensor]:
         # The context made here, not kept on the module: torch.compile traces it into the graph.
         with torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext():
             fake = self.generator(latents)
-        return self.image_loss(fake, real)
+        return self.image_loss(fake, real, real_features)
 
 
 class RSIMLE(Objective):
@@ -62,6 +67,7 @@ class RSIMLE(Objective):
         self.forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size,
                                                                      cfg.perceptual_weights),
                                           bf16=cfg.amp and device.type == "cuda").to(device)
+        self.real_features = self.perceptual_features(run.data)
         self.pool_model = model
         if cfg.compile:
             # Two graphs: the generator with its loss (one region: the perceptual network's kernels
@@ -78,6 +84,20 @@ class RSIMLE(Objective):
         self.latents_step = -1                  # the step whose round selected the latents
         # The search space's own scale, so that eps can be read against it.
         self.search_space = {"event": "search_space", "eps": self.eps, "data_nn_distance": quantiles(data_nn)}
+
+    @torch.no_grad()
+    def perceptual_features(self, data: torch.Tensor) -> Optional[list[torch.Tensor]]:
+        """The training images' features for the perceptual distance, computed once: they never
+        change, and recomputing them is part of every step's cost. Kept on the device when they
+        take at most CACHE_BYTES (a few thousand images at 64 px); else each step computes its own."""
+        perceptual = self.forward_loss.image_loss.perceptual
+        if perceptual is None:
+            return None
+        probe = perceptual.features(as_float(data[:1]))
+        if sum(t.numel() * t.element_size() for t in probe) * len(data) > CACHE_BYTES:
+            return None
+        chunks = [perceptual.features(as_float(chunk)) for chunk in data.split(256)]
+        return [torch.cat(taps) for taps in zip(*chunks)]
 
     def describe(self) -> str:
         return f"re-selection every {self.resample_steps} steps"
@@ -96,7 +116,8 @@ class RSIMLE(Objective):
         selection = reselect(self.pool_model, self.data_features, self.project, z_dim=run.model.z_dim, seed=cfg.seed,
                              round_=run.step // self.resample_steps, force_factor=cfg.force_factor, eps=self.eps,
                              latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=run.info,
-                             pool_multiple=cfg.pool_multiple, knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0)
+                             pool_multiple=cfg.pool_multiple, knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0,
+                             bf16=cfg.amp and run.info.device.type == "cuda")
         self.latents, self.latents_step = selection.latents.to(run.info.device), run.step
         matched = selection.index >= 0
         run.log({"event": "reselect", "step": run.step, "epoch": run.step * cfg.batch_size / run.data.shape[0],
@@ -110,7 +131,8 @@ class RSIMLE(Objective):
 
     def step(self, run, rows: torch.Tensor, lr_factor: float) -> dict[str, torch.Tensor]:
         """One AdamW step on images `rows` and their selected latents."""
-        losses = self.forward_loss(self.latents[rows], as_float(run.data[rows]))
+        real_features = [f[rows] for f in self.real_features] if self.real_features is not None else None
+        losses = self.forward_loss(self.latents[rows], as_float(run.data[rows]), real_features)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip or float("inf"), foreach=True)
