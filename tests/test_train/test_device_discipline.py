@@ -88,25 +88,29 @@ def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
 
 
 @pytest.mark.training
-def test_a_training_step_makes_no_host_sync(digits, tmp_path):
-    """Losses, gradient norm and the finiteness check stay on the device between log steps: on a
+def test_a_loop_iteration_makes_no_host_sync(digits, tmp_path):
+    """Between log steps a whole iteration of the loop (the data order across a new epoch, the
+    step with its losses, gradient norm and finiteness check, the EMA) stays on the device: on a
     GPU each .item() or `if tensor:` is a stall."""
     from train import trainer
-    from train.run import read_metrics
+    from train.run import BatchOrder, ema_decay, read_metrics, update_ema
 
     cfg = TrainConfig(**{**PRESETS["tiny"], "data": digits, "out": str(tmp_path), "progress": False})
     run = trainer.setup(cfg)
     run.objective.select_latents(run)
-    idx = torch.arange(cfg.batch_size)
-    run.objective.step(run, idx, 1.0)
+    order = BatchOrder(cfg.seed, run.data.shape[0], cfg.batch_size, run.info)
+    run.objective.step(run, order(0), 1.0)
+    steps_per_epoch = run.data.shape[0] // cfg.batch_size
     with HostSyncs() as syncs:
-        for _ in range(3):
-            metrics = run.objective.step(run, idx, 1.0)
-            run.step += 1
+        for step in range(steps_per_epoch - 1, steps_per_epoch + 2):       # across the next epoch's permutation
+            run.step = step
+            metrics = run.objective.step(run, order(step), trainer.lr_factor(cfg, step))
+            update_ema(run.ema, run.model, ema_decay(cfg, step))
     assert syncs.total == 0, dict(syncs.calls)
     with HostSyncs() as syncs:
         read_metrics(run, metrics)            # the log step reads them: that is where the sync belongs
     assert syncs.total > 0
+    run.log_file.close()
 
 
 @pytest.mark.training
