@@ -89,7 +89,7 @@ class RSIMLE(Objective):
     def perceptual_features(self, data: torch.Tensor) -> Optional[list[torch.Tensor]]:
         """The training images' features for the perceptual distance, computed once: they never
         change, and recomputing them is part of every step's cost. Kept on the device when they
-        take at most CACHE_BYTES (a few thousand images at 64 px); else each step computes its own."""
+        take at most CACHE_BYTES (about 9,000 images at 64 px); else each step computes its own."""
         perceptual = self.forward_loss.image_loss.perceptual
         if perceptual is None:
             return None
