@@ -33,7 +33,8 @@ def default_run_name(run: str) -> str:
 
 
 def checkpoint_names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+    # A dot-folder is work in progress (train.ship builds beside a folder and swaps it in), never a checkpoint.
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
 
 
 def checkpoint_folders(shipped: Path, mine: Path) -> list[Path]:

@@ -24,13 +24,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MADE_FROM = "prepared_from.json"   # which run a prepared folder came from: never overwrite another's
 
 
-def checkpoints_folder() -> Path:
-    """Where prepared runs go: $RTM_CHECKPOINTS, else the project's git-ignored my_checkpoints/."""
-    from rtm_core.checkpoint import user_checkpoints
-
-    return user_checkpoints()
-
-
 def default_name(run: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", run.resolve().name)[:64] or "my-run"
 
@@ -53,11 +46,11 @@ def prepare(run: str | Path, name: Optional[str] = None, full: bool = False, fol
     if not NAME.fullmatch(name):
         raise ValueError(f"--name must be 1-64 letters, digits, '.', '_' or '-' (not starting with one of the last "
                          f"three), got {name[:80]!r}")
-    from rtm_core.checkpoint import PROJECT_CHECKPOINTS
+    from rtm_core.checkpoint import PROJECT_CHECKPOINTS, user_checkpoints
 
     if (PROJECT_CHECKPOINTS / name / "config.json").is_file():
         raise ValueError(f"{name!r} is a shipped checkpoint's name; choose another --name")
-    out = (folder or checkpoints_folder()) / name
+    out = (folder or user_checkpoints()) / name
     made_from = out / MADE_FROM
     if out.exists() and (not made_from.is_file() or json.loads(made_from.read_text())["run"] != str(run.resolve())):
         raise ValueError(f"{out} exists and was not prepared from {run}; choose another --name")

@@ -143,7 +143,8 @@ class TrajectoryService:
     def _folders(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
         for root in reversed(self.roots):   # the first root's folder wins a shared name
-            found.update({p.name: p for p in root.iterdir() if (p / "config.json").is_file()})
+            found.update({p.name: p for p in root.iterdir()   # a dot-folder is work in progress (train.ship)
+                          if not p.name.startswith(".") and (p / "config.json").is_file()})
         return found
 
     def folder(self, name: Any) -> Path:

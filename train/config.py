@@ -214,7 +214,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   loss_pixel=1.0, perceptual_size=32, force_factor=10, resample_every=20, eps_nn_fraction=0.5,
                   log_every=100, sample_every=0, checkpoint_every=300, ema_half_life_images=550, ema_rampup=0.05, pool_batch=16,
                   init_from="shipped"),   # fine-tune the app's default where it fits the data (--init-from none: scratch)
-    # A 2-core CPU, one thread, stopped at 62 minutes at most: ~100-image few-shot sets at 32x32 with a slimmer
+    # A 2-core CPU, one thread, stopped at about 62 minutes: ~100-image few-shot sets at 32x32 with a slimmer
     # decoder and RS-IMLE's loss (docs/TRAINING.md and docs/EXPERIMENTS.md say why).
     # Schedules in images: warmup 3,200, EMA half-life 2,200 (0.995 per step at batch 16), 24,000 images.
     "cpu": dict(decoder={"channel_base": 1024}, batch_size=16, lr=5e-4, synthesis_lr_scale=4.0, max_images=24_000,

@@ -265,8 +265,9 @@ def read_train_state(run, model_config) -> dict:
         raise ValueError(f"--resume: {ckpt_dir} holds a different model configuration than these settings; "
                          f"use the flags of the original run")
     saved = read_state_file(path)
-    if saved.get("objective", run.cfg.objective) != run.cfg.objective:
-        raise ValueError(f"--resume: {ckpt_dir} was trained with --objective {saved['objective']}; "
+    objective = saved.get("objective") or ("adversarial" if "D" in saved else "imle")   # older states do not say
+    if objective != run.cfg.objective:
+        raise ValueError(f"--resume: {ckpt_dir} was trained with --objective {objective}; "
                          f"continue it with the same objective")
     if run.info.is_main:
         print(f"continuing the run in {run.out} from its last checkpoint, at step {saved['step']} of "
@@ -477,7 +478,7 @@ def read_metrics(run, metrics: dict, averaged=("loss",)) -> dict:
     return values
 
 
-def check_finite(run, hint: str = "Lower --lr or raise --warmup-steps") -> None:
+def check_finite(run, hint: str) -> None:
     """Raises TrainingDiverged if a step since the start was skipped as not finite (read at log
     and checkpoint steps only: a host sync). The weights are still the last finite ones."""
     first = int(run.first_skipped)

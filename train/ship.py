@@ -33,6 +33,9 @@ from .cli import program_name
 from .protocol import PROTOCOL
 
 QUICK = {"num_samples": 200, "draws": 2, "fd": False, "map": "pca", "map_seeds": 256}
+# What the pipeline makes: the rest of a folder (a card's notes.md, app.prepare's record) is kept.
+MADE = ("config.json", "model.safetensors", "meta.json", "training_images.npz", "eval.json", "projection.npz",
+        "README.md", "samples.png", "training_curve.png")
 FULL = {"map": "umap", "map_seeds": 1000}       # with the evaluation protocol of train/evaluation.py
 
 
@@ -63,13 +66,15 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
     if not (Path(data) / "images.npy").is_file():
         raise ValueError(f"the run was trained on {data[:200]!r}, which is not here any more; "
                          f"prepare it again with rtm-prepare-data, to the same folder (or give --data)")
+    if gate and not full:
+        raise ValueError("--gate compares with the protocol's evaluation (train/protocol.py): add --full")
     if gate and not (out / "eval.json").is_file():
         raise ValueError(f"--gate compares with {out / 'eval.json'}, which is not there; ship without --gate")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.shipping")
     shutil.rmtree(staging, ignore_errors=True)              # what an interrupted ship left
-    if out.is_dir():
-        shutil.copytree(out, staging)                        # the files this pipeline does not make stay
+    if out.is_dir():                                        # the files this pipeline does not make stay; none of its
+        shutil.copytree(out, staging, ignore=lambda _, names: [n for n in names if n in MADE])   # own outlive their model
     steps = ["export", "images", "evaluate"] + (["gate"] if gate else []) + ["map"] + (["card"] if full else [])
     start = time.perf_counter()
 
@@ -83,16 +88,16 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
         step("export", "", lambda: export_run(run, staging))
         step("images", "", lambda: ship_training_images(staging, data))
         H = read_config(staging).mapper.trained_steps
-        eval_steps = settings.get("steps") or sorted({1, 2, 4, H})
+        eval_steps = sorted(set(settings.get("steps") or (1, 2, 4)) | {H})
         step("evaluate", f" ({settings['num_samples']} samples in {settings['draws']} draws)",
-             lambda: evaluate(staging, out, data, eval_steps, settings))
+             lambda: evaluate(staging, out, run, data, eval_steps, settings))
         if gate:
             step("gate", "", lambda: gate_line(compare(staging / "eval.json", out / "eval.json"), out))
         step("map", f" ({settings['map'].upper()} of {settings['map_seeds']} seeds)",
              lambda: map_line(*make_projection(staging, settings["map_seeds"], settings["map"])))
         if full:
             from .card import write_card
-            step("card", "", lambda: write_card(staging))
+            step("card", "", lambda: write_card(staging, name=out.name))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -101,10 +106,11 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
     return out
 
 
-def evaluate(staging: Path, out: Path, data: str, steps: list[int], settings: dict) -> str:
+def evaluate(staging: Path, out: Path, run: Path, data: str, steps: list[int], settings: dict) -> str:
+    """eval.json into the checkpoint; the HTML report into the run's folder (it is the run's record)."""
     from .evaluation import run as run_evaluation
 
-    result = run_evaluation([str(staging)], data, steps, settings["num_samples"], str(staging),
+    result = run_evaluation([str(staging)], data, steps, settings["num_samples"], str(run),
                             draws=settings["draws"], fd=settings["fd"], progress=False)[0]
     result["checkpoint"] = str(out)                         # where it is shipped, not where it was built
     (staging / "eval.json").write_text(json.dumps(result, indent=1) + "\n")

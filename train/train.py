@@ -4,7 +4,7 @@ with --objective adversarial, StyleGAN2's objective (train/objectives/).
 Prepare data once, then train:
 
     python -m train.data noto-emoji --resolution 32 --out data/noto-emoji-32
-    python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-rtm               # CPU, 62 min at most
+    python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-rtm               # CPU, about 62 min
     python -m train.train --preset cpu --data data/noto-emoji-32 --out runs/emoji-mlp --mapper.kind mlp  # the baseline
     python -m train.train --preset gpu --data data/noto-emoji-64 --out runs/emoji64-rtm             # one GPU
     torchrun --nproc_per_node=8 -m train.train --preset gpu --data data/noto-emoji-64 --out runs/x  # 8 GPUs

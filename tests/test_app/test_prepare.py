@@ -102,7 +102,10 @@ def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, 
     """train.ship builds beside --out and swaps at the end: what was there is never half replaced."""
     import train.ship
 
-    monkeypatch.setattr(train.ship, "QUICK", {**train.ship.QUICK, "num_samples": 40, "map_seeds": 32})   # seconds, not minutes
+    small = {"num_samples": 40, "draws": 2, "map": "pca", "map_seeds": 32}                    # seconds, not minutes
+    monkeypatch.setattr(train.ship, "QUICK", {**train.ship.QUICK, **small})
+    monkeypatch.setattr(train.ship, "PROTOCOL", {**train.ship.PROTOCOL, **small, "steps": [1, 2], "fd": False})
+    monkeypatch.setattr(train.ship, "FULL", {"map": "pca", "map_seeds": 32})
     out = tmp_path / "shipped"
     ship(run, out, say=lambda _: None)
     (out / "notes.md").write_text("written by hand\n")
@@ -111,9 +114,11 @@ def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, 
         point.update(precision=1.0, recall=1.0, coverage=1.0, distinct_nearest=100, kid_effnet=0.0, density=1.0)
     (out / "eval.json").write_text(json.dumps(evaluation))
     before = snapshot(out)
+    with pytest.raises(ValueError, match="add --full"):
+        ship(run, out, gate=True, say=lambda _: None)                 # a gate compares the protocol's evaluations
     with pytest.raises(NotShipped, match="not shipped: it does not measure better"):
-        ship(run, out, gate=True, say=lambda _: None)
-    assert snapshot(out) == before
+        ship(run, out, full=True, gate=True, say=lambda _: None)
+    assert snapshot(out) == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     import rtm_core.projection
 
@@ -125,3 +130,7 @@ def test_a_gate_that_says_no_or_a_failing_step_leaves_the_folder_as_it_was(run, 
     monkeypatch.setattr(rtm_core.projection, "make_projection", real_projection)
     ship(run, out, say=lambda _: None)               # shipped: the new model, and the hand-written notes stay
     assert (out / "notes.md").read_text() == "written by hand\n" and snapshot(out)["eval.json"] != before["eval.json"]
+    ship(run, out, full=True, say=lambda _: None)    # a full ship writes the card, titled with the folder's name
+    assert (out / "README.md").read_text().count("\n# shipped\n") == 1
+    ship(run, out, say=lambda _: None)               # a quick one after it drops the card that described the old model
+    assert not (out / "README.md").exists() and (out / "notes.md").is_file()

@@ -150,9 +150,9 @@ def test_eval_every_logs_precision_recall_and_seed_diversity(few_digits, tmp_pat
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
     real_forward, calls = ImageLoss.forward, {"n": 0}
 
-    def poisoned(self, fake, real):
+    def poisoned(self, fake, real, *rest):
         calls["n"] += 1
-        out = real_forward(self, fake, real)
+        out = real_forward(self, fake, real, *rest)
         return {**out, "loss": out["loss"] * float("nan")} if calls["n"] > 15 else out
 
     monkeypatch.setattr(ImageLoss, "forward", poisoned)

@@ -136,7 +136,9 @@ class RSIMLE(Objective):
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip or float("inf"), foreach=True)
-        finite = torch.isfinite(losses["loss"].detach()) & torch.isfinite(grad_norm)
+        # The gradients' norm alone: the same on every rank after DDP's averaging, so every rank
+        # skips the same steps (a loss that is not finite makes it so too).
+        finite = torch.isfinite(grad_norm)
         skip_if_not_finite(run, self.opt, finite, [base * lr_factor for base in self.base_lrs])
         self.opt.step()
         return {**{k: v.detach() for k, v in losses.items()}, "grad_norm": grad_norm.detach()}
