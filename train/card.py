@@ -82,7 +82,30 @@ def curve_lines(folder: Path, curve: list[dict]) -> list[str]:
     """The --eval-every evaluations over training: a table and training_curve.png."""
     if not curve:
         return []
-    import matplotlib
+    picture = plot_curve(folder, curve)
+    lines = ["## Training curve", "",
+             f"![training curve]({CURVE_FILE})" if picture else
+             "(No picture: matplotlib is not installed; `pip install matplotlib`, then `python -m train.card` again.)", "",
+             "Evaluated during training (`--eval-every`): the EMA model at its trained H, seeds 0..n-1 in draws "
+             "against the training set (mean ± sd over draws; n in the samples column: k-NN metrics of different "
+             "sample counts are not comparable, fewer samples read lower coverage); distinct nearest: of seeds "
+             "0-99, how many distinct training images are nearest (pixel RMS). Steps count from the first stage.", "",
+             "| steps | stage | samples | precision | recall | coverage | distinct nearest of 100 |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in curve:
+        samples = f"{c['draws']} x {c['draw_size']}" if "draw_size" in c else "–"
+        lines.append(f"| {c['total_step']:,} | {c.get('stage', 1)} | {samples} | {fmt(c, 'precision')} | "
+                     f"{fmt(c, 'recall')} | {fmt(c, 'coverage')} | {c['distinct_nearest']} |")
+    return lines + [""]
+
+
+def plot_curve(folder: Path, curve: list[dict]) -> bool:
+    """training_curve.png; False where matplotlib is not installed (a test and docs tool, not a
+    runtime requirement: the card then has the table alone)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -106,19 +129,7 @@ def curve_lines(folder: Path, curve: list[dict]) -> list[str]:
     fig.tight_layout()
     fig.savefig(folder / CURVE_FILE, dpi=90)
     plt.close(fig)
-    lines = ["## Training curve", "",
-             f"![training curve]({CURVE_FILE})", "",
-             "Evaluated during training (`--eval-every`): the EMA model at its trained H, seeds 0..n-1 in draws "
-             "against the training set (mean ± sd over draws; n in the samples column: k-NN metrics of different "
-             "sample counts are not comparable, fewer samples read lower coverage); distinct nearest: of seeds "
-             "0-99, how many distinct training images are nearest (pixel RMS). Steps count from the first stage.", "",
-             "| steps | stage | samples | precision | recall | coverage | distinct nearest of 100 |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for c in curve:
-        samples = f"{c['draws']} x {c['draw_size']}" if "draw_size" in c else "–"
-        lines.append(f"| {c['total_step']:,} | {c.get('stage', 1)} | {samples} | {fmt(c, 'precision')} | "
-                     f"{fmt(c, 'recall')} | {fmt(c, 'coverage')} | {c['distinct_nearest']} |")
-    return lines + [""]
+    return True
 
 
 def sample_grid(folder: Path, generator, steps: list[int]) -> None:
