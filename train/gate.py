@@ -38,7 +38,7 @@ COUNT_SPREAD = {"distinct_nearest": 3.1}
 def at_trained_h(path: str) -> dict:
     evaluation = json.load(open(path))
     point = next(p for p in evaluation["per_step"] if p["steps"] == evaluation["trained_steps"])
-    point = {**point, "num_samples": evaluation.get("num_samples")}
+    point = {**point, "num_samples": evaluation.get("num_samples"), "num_real": evaluation.get("num_real")}
     if "near_copy_share" in point and "num_samples" in evaluation:
         share = point["near_copy_share"]
         point["near_copy_share_sd"] = 2 * math.sqrt(max(share * (1 - share), 1e-4) / evaluation["num_samples"])
@@ -48,10 +48,11 @@ def at_trained_h(path: str) -> dict:
 def compare(new_path: str | Path, old_path: str | Path) -> tuple[bool, list[str]]:
     """(better, a line per measure and the verdict) for two eval.json files at their trained H."""
     new, old = at_trained_h(new_path), at_trained_h(old_path)
-    differ = [k for k in ("num_samples", "draws") if new.get(k) != old.get(k)]
+    differ = [k for k in ("num_samples", "draws", "num_real") if new.get(k) != old.get(k)]
     if differ:
         raise ValueError("the two evaluations were not measured alike (" + ", ".join(
-            f"{k} {new.get(k)} and {old.get(k)}" for k in differ) + "): evaluate both with the protocol (train/protocol.py)")
+            f"{k} {new.get(k)} and {old.get(k)}" for k in differ) + "): compare models of the same data, each "
+            "evaluated with the protocol (`python -m train.ship RUN --out CKPT --full`, or rtm-evaluate's defaults)")
     if new.get("distinct_nearest_blocks", 1) > 1 and old.get("distinct_nearest_blocks", 1) > 1:
         # Both counted on several blocks of 100 seeds: compare the means (the noise stays at least
         # one block's sd, like the draws' sd for the other measures).
@@ -88,8 +89,8 @@ def main(argv: Optional[list[str]] = None) -> None:
             parser.exit(1, f"error: {path} is not there\n")
     try:
         better, lines = compare(args.new, args.old)
-    except ValueError as e:
-        parser.error(str(e))
+    except ValueError as e:   # neither better nor worse: they cannot be compared
+        parser.exit(2, f"error: {e}\n")
     print("\n".join(lines))
     raise SystemExit(0 if better else 1)
 

@@ -62,10 +62,14 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
     from .gate import compare
 
     run, out = Path(run), Path(out)
+    if data and not (Path(data) / "images.npy").is_file():
+        raise ValueError(f"--data {data[:200]} is not a prepared dataset (no images.npy): give the folder "
+                         f"rtm-prepare-data wrote for this run")
     data = data or run_data(run)
     if not (Path(data) / "images.npy").is_file():
-        raise ValueError(f"the run was trained on {data[:200]!r}, which is not here any more; "
-                         f"prepare it again with rtm-prepare-data, to the same folder (or give --data)")
+        raise ValueError(f"the run was trained on {data[:200]!r} (as written when it was trained, relative to the "
+                         f"folder it was trained from), which is not here: run this from that folder, or give --data "
+                         f"(if the data is gone, prepare it again with rtm-prepare-data)")
     if gate and not full:
         raise ValueError("--gate compares with the protocol's evaluation (train/protocol.py): add --full")
     if gate and not (out / "eval.json").is_file():
@@ -85,7 +89,7 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
 
     settings = {**PROTOCOL, **FULL} if full else QUICK
     try:
-        step("export", "", lambda: export_run(run, staging))
+        step("export", "", lambda: export_run(run, staging).replace(str(staging), str(out)))
         step("images", "", lambda: ship_training_images(staging, data))
         H = read_config(staging).mapper.trained_steps
         eval_steps = sorted(set(settings.get("steps") or (1, 2, 4)) | {H})
@@ -117,7 +121,8 @@ def evaluate(staging: Path, out: Path, run: Path, data: str, steps: list[int], s
     H = result["trained_steps"]
     at_h = next(p for p in result["per_step"] if p["steps"] == H)
     return (f"eval.json: at H = {H} precision {at_h['precision']:.2f}, recall {at_h['recall']:.2f}, "
-            f"coverage {at_h['coverage']:.2f}, {at_h['distinct_nearest']} of 100 seeds distinct")
+            f"coverage {at_h['coverage']:.2f}, {at_h['distinct_nearest']} of 100 seeds distinct; "
+            f"the report: {run / 'eval_report.html'}")
 
 
 def gate_line(verdict: tuple[bool, list[str]], out: Path) -> str:

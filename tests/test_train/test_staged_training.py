@@ -91,3 +91,16 @@ def test_seed_diversity_counted_on_several_blocks_compares_the_means(tmp_path):
     assert verdict(distinct_nearest_mean=34.5) == 0                               # the mean over 500 seeds rose
     assert verdict(distinct_nearest=40, distinct_nearest_mean=31.0) == 1          # a lucky first block is not a gain
     assert verdict(distinct_nearest_mean=34.5, distinct_nearest_sd=5.0) == 1      # within the blocks' spread
+
+
+def test_evaluations_measured_differently_are_not_compared(tmp_path):
+    """Another protocol or other data: neither better nor worse. The command says so (exit 2)."""
+    old = write_eval(tmp_path / "old.json")
+    other = json.loads(Path(old).read_text())
+    for changes in ({"num_samples": 550}, {"num_real": 40}):
+        new = tmp_path / "new.json"
+        new.write_text(json.dumps({**other, **changes}))
+        with pytest.raises(ValueError, match="not measured alike"):
+            compare(new, old)
+    done = subprocess.run([sys.executable, "-m", "train.gate", str(new), old], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: the two evaluations were not measured alike")
