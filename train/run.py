@@ -104,7 +104,8 @@ class DiversityProbe:
     def __call__(self, generator: Generator) -> dict:
         w = generator.map(self.z)
         images = torch.cat([generator.synthesis(chunk) for chunk in w.split(25)])
-        return {"w_spread": w_spread(w), "distinct_nearest": seed_diversity(images.cpu(), self.data, spacing=self.spacing)["distinct_nearest"]}
+        nearest = seed_diversity(images.cpu(), self.data, spacing=self.spacing)["distinct_nearest"]
+        return {"w_spread": w_spread(w), "distinct_nearest": nearest}
 
     def both(self, model: Generator, ema: Generator) -> dict:
         """The probe of the raw generator and of its EMA. The raw one in eval mode (fixed noise
