@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs
 
@@ -214,16 +215,28 @@ def card_text(model) -> str:
     else:
         recipe = "StyleGAN2 recipe" if m.mlp_layer == "equalized" and m.lr_multiplier != 1 else "RS-IMLE baseline"
         mapper = f"one-pass MLP ({recipe})"
-    step = meta.get("total_steps", meta.get("step"))   # a model trained in stages: all of them
-    stages = meta.get("stages")
-    in_stages = f" in {stages} stages" if isinstance(stages, int) and stages > 1 else ""
-    trained = (f"trained {f'{step:,}' if isinstance(step, int) else code(step)} steps{in_stages} on "
-               f"{code(meta.get('data_source') or meta.get('data'))}" if "step" in meta else "untrained weights")
     # No closing full stop: Gradio draws a code span as an inline block, so on a phone the stop
     # after a long data source wrapped onto a line of its own.
     card = (f"{code(model.name)} — {mapper}; {cfg.decoder.kind} decoder, "
-            f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {trained}")
+            f"{cfg.decoder.img_resolution}×{cfg.decoder.img_resolution}; {training_line(meta)}")
     return card + "".join(f"\n\n⚠️ {code(w)}" for w in model.warnings)
+
+
+def training_line(meta: dict) -> str:
+    """How the weights were trained, from meta.json: 'trained 17,843 steps in 4 stages on …', or,
+    for a stage on other data than the model it started from, 'fine-tuned 900 steps on … from …'."""
+    if "step" not in meta:
+        return "untrained weights"
+    source, lineage = code(meta.get("data_source") or meta.get("data")), meta.get("lineage") or []
+    parent = lineage[-1] if lineage else {}
+    if parent and isinstance(meta["step"], int) and Path(str(parent.get("data"))).name != Path(str(meta.get("data"))).name:
+        before = sum(s.get("step") or 0 for s in lineage if isinstance(s.get("step"), int))
+        return (f"fine-tuned {meta['step']:,} steps on {source} from {code(Path(str(parent.get('checkpoint'))).name)} "
+                f"({before:,} steps before)")
+    step = meta.get("total_steps", meta.get("step"))   # a model trained in stages: all of them
+    stages = meta.get("stages")
+    in_stages = f" in {stages} stages" if isinstance(stages, int) and stages > 1 else ""
+    return f"trained {f'{step:,}' if isinstance(step, int) else code(step)} steps{in_stages} on {source}"
 
 
 def code(text: str) -> str:

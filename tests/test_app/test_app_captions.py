@@ -128,3 +128,19 @@ def test_the_api_documents_whole_numbers_as_integers_and_errors_name_what_was_ty
     with pytest.raises(ValueError, match="the box is empty or does not hold a number") as refused:
         parse_seed(None)
     assert "1e309" not in str(refused.value)
+
+
+def test_the_model_line_says_fine_tuned_where_a_stage_trained_on_other_data():
+    """A newcomer's quick run starts from a shipped model: its 900 steps on their images are not
+    '18,743 steps in 5 stages on my_images'."""
+    from app.handlers import training_line
+
+    shipped = {"step": 2000, "total_steps": 17843, "stages": 4, "data": "data/noto-faces-32",
+               "data_source": "Noto faces", "lineage": [{"step": 5000, "data": "data/noto-faces-32"}] * 3}
+    assert training_line(shipped) == "trained 17,843 steps in 4 stages on `Noto faces`"
+    mine = {"step": 900, "total_steps": 18743, "stages": 5, "data": "data/mine-32", "data_source": "image folder my_images",
+            "lineage": [*shipped["lineage"], {"step": 2000, "data": "data/noto-faces-32",
+                                              "checkpoint": "/repo/checkpoints/noto-faces-rtm"}]}
+    assert training_line(mine) == ("fine-tuned 900 steps on `image folder my_images` from `noto-faces-rtm` "
+                                   "(17,000 steps before)")
+    assert training_line({}) == "untrained weights"
