@@ -48,6 +48,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def swap_in(staging: Path, folder: Path) -> None:
+    """`staging` takes `folder`'s place in one step (an atomic exchange where the OS has one); the
+    old contents are removed once the new ones are in place."""
+    if not folder.exists():
+        os.rename(staging, folder)
+    elif _exchange(staging, folder):
+        shutil.rmtree(staging)  # now holds the old contents
+    else:
+        # No atomic exchange here: a short window where `folder` is missing and the old
+        # contents sit in `folder.old` remains.
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(folder, old)
+        os.rename(staging, folder)
+        shutil.rmtree(old)
+    _fsync_dir(folder.parent)
+
+
 def write_files_atomically(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
     """Create or update `folder` so that all of `files` (name -> content) appear at once.
 
@@ -76,19 +94,7 @@ def write_files_atomically(folder: str | os.PathLike, files: dict[str, bytes]) -
         else:
             os.chmod(staging, 0o755)
         _fsync_dir(staging)
-        if not folder.exists():
-            os.rename(staging, folder)
-        elif _exchange(staging, folder):
-            shutil.rmtree(staging)  # now holds the old contents
-        else:
-            # No atomic exchange here: a short window where `folder` is missing and the old
-            # contents sit in `folder.old` remains.
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(folder, old)
-            os.rename(staging, folder)
-            shutil.rmtree(old)
-        _fsync_dir(folder.parent)
+        swap_in(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -55,6 +55,7 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
          say: Callable[[str], None] = print) -> Path:
     """The steps above; returns the checkpoint folder. Raises ValueError for a run or data that is
     not there, NotShipped when the gate keeps the current model."""
+    from rtm_core.atomic import swap_in
     from rtm_core.checkpoint import read_config
     from rtm_core.projection import make_projection
 
@@ -105,7 +106,7 @@ def ship(run: str | Path, out: str | Path, full: bool = False, gate: bool = Fals
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    replace_folder(out, staging)
+    swap_in(staging, out)
     say(f"shipped in {time.perf_counter() - start:.0f} s: {out}")
     return out
 
@@ -134,16 +135,6 @@ def gate_line(verdict: tuple[bool, list[str]], out: Path) -> str:
 
 def map_line(path: Path, points: int) -> str:
     return f"{path.name}: {points} reference points"
-
-
-def replace_folder(out: Path, staging: Path) -> None:
-    """staging becomes out; the old out is removed only once the new one is in place."""
-    old = out.with_name(f".{out.name}.replaced")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def ship_training_images(checkpoint: str | Path, data_dir: str | Path) -> str:

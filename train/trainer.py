@@ -172,15 +172,15 @@ def probe_now(run: Run, probe: DiversityProbe, clock: Cadence, key: str) -> Opti
     """The seed-diversity probe of the raw generator and its EMA, kept as the run's `key`
     ("first" or "last") diversity; None if it failed."""
     both = None
-    with clock.survive("the seed-diversity probe"), clock.aside("probe", every=run.cfg.probe_every or run.cfg.log_every):
+    with clock.survive("the seed-diversity probe"), clock.aside("probe", every=probe_interval(run.cfg)):
         both = probe.both(run.model, run.ema)
         run.diversity[key] = {"step": run.step, **both}
     return both
 
 
-def probe_due(cfg: TrainConfig, step: int) -> bool:
-    """--probe-every, or at every log step when it is 0."""
-    return step % (cfg.probe_every or cfg.log_every) == 0
+def probe_interval(cfg: TrainConfig) -> int:
+    """--probe-every, or every log step when it is 0."""
+    return cfg.probe_every or cfg.log_every
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -211,7 +211,7 @@ def train(cfg: TrainConfig) -> Path:
                           **read_metrics(run, metrics, run.objective.averaged), **run.objective.log_extra(),
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
                           "wall_time_s": run.wall_time_s, "weight_change": run.weight_change()}
-            both = probe_now(run, probe, clock, "last") if probe and probe_due(cfg, run.step) else None
+            both = probe_now(run, probe, clock, "last") if probe and run.step % probe_interval(cfg) == 0 else None
             if logging:
                 if both:
                     record["seed_diversity"] = both
