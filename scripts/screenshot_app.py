@@ -1,9 +1,9 @@
 """Take the README's screenshot: start the app, generate a seed in headless Chromium, save a PNG.
 
-    python scripts/screenshot_app.py docs/app.png [--seed 42] [--step 3]
-    python scripts/screenshot_app.py docs/grid.png --grid 0 [--step 4]    # the grid of 16 seeds from seed 0
-    python scripts/screenshot_app.py docs/intervention.png --seed 42 --intervene knockout:3:2   # kind:token:step
-    python scripts/screenshot_app.py /tmp/phone.png --checkpoint noto-faces-rtm-64 --theme dark --viewport 390x844
+    python scripts/screenshot_app.py --out docs/app.png [--seed 42] [--step 3]
+    python scripts/screenshot_app.py --out docs/grid.png --grid 0 [--step 4]    # the grid of 16 seeds from seed 0
+    python scripts/screenshot_app.py --out docs/intervention.png --seed 42 --intervene knockout:3:2   # kind:token:step
+    python scripts/screenshot_app.py --out /tmp/phone.png --checkpoint noto-faces-rtm-64 --theme dark --viewport 390x844
 """
 
 import argparse
@@ -19,13 +19,15 @@ sys.path.insert(0, str(ROOT))   # bench/ is the repository's, not installed: `py
 
 from app.launcher import free_port  # noqa: E402
 from bench.browser import launch_browser  # noqa: E402
+from train.cli import positional_out  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False)
-    parser.add_argument("out")
+    parser.add_argument("old_out", nargs="?", help=argparse.SUPPRESS)   # OUT as a positional, until the next release
+    parser.add_argument("--out", help="the PNG to write")
     parser.add_argument("--seed", default="42")
     parser.add_argument("--step", type=int, default=None, help="step to show (default: the last)")
     parser.add_argument("--grid", default=None, help="take the grid of 16 seeds from this one instead of the viewer")
@@ -35,6 +37,7 @@ def main() -> None:
                         "e.g. 390x844 for a phone; the viewer's shot is the page's top WIDTH x (HEIGHT - 60)")
     parser.add_argument("--intervene", default=None, help="KIND:TOKEN:STEP[:DONOR]: the seed and its intervention, side by side")
     args = parser.parse_args()
+    args.out = positional_out(parser, args.out, args.old_out)
     from playwright.sync_api import sync_playwright
 
     port = free_port()
