@@ -1,32 +1,79 @@
 """A stand-in CUDA device for a CPU-only PyTorch: tensors that hold CPU data, say they live on
-`cuda:0` and refuse to meet a CPU tensor in one operation, with CUDA's own error message. Device
-bugs (a feature extractor never moved, CPU randomness mixed into device math, a checkpoint
-loaded onto the device) then fail on this CPU in seconds, as they would on a GPU.
+`cuda:0`, refuse to meet a CPU tensor in one operation (with CUDA's own error message), and
+count what would make the host wait for a GPU. Device bugs (a feature extractor never moved,
+CPU randomness mixed into device math, a checkpoint loaded onto the device, a blocking copy in
+the step) then fail on this CPU in seconds, as they would on a GPU.
 
     with fake_cuda():                       # torch.cuda.is_available() is True; "cuda" means FakeCuda
         run = setup(cfg)                    # the training code, unchanged
+        torch.cuda.set_sync_debug_mode("error")
+        run.objective.step(run, rows, 1.0)  # forward, backward, fused AdamW, bf16 autocast
 
-What it covers: every no-grad path (setup, pool selection, probes, EMA, checkpoints, evaluation,
-resume). What it cannot: autograd (a subclass without __torch_dispatch__ support in backward
-aborts the process: backward runs in the subprocess tests avoid), kernels, memory, streams, bf16
-autocast on CUDA, and anything that really synchronises with a device (docs/TRAINING.md).
+How: a FakeCuda is a wrapper tensor (`__torch_dispatch__`) around a CPU tensor. To C++ it is a
+CPU tensor, so autograd and the CPU kernels run it (a tensor that told C++ it was on CUDA would
+abort the process at the first backward); to Python it reports cuda:0. Every ATen operator on
+it, in forward, backward and the optimizer, passes through `__torch_dispatch__`, which checks
+the devices of its arguments and records synchronising operators. `torch.autocast("cuda")`
+becomes the CPU's bf16 autocast, which sees these tensors as the CPU tensors they are.
+
+The sync check follows CUDA's own (`torch.cuda.set_sync_debug_mode`): a read of a value on the
+host (`.item()`, `if t:`, `.tolist()`, `.cpu()`), a blocking copy from the host (`.to("cuda")`,
+`torch.tensor(..., device="cuda")`), and the operators whose output size depends on the data
+(`nonzero`, boolean-mask indexing, `masked_select`, `unique`, `repeat_interleave`).
+
+What it cannot catch: kernels, memory, streams, CUDA graphs, and the CUDA autocast's own list
+of operators (the CPU's differs).
 Run it in a fresh process (tests/test_train/test_device_discipline.py does): it patches torch globally.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import warnings
 from typing import Optional
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
 FAKE = torch.device("cuda", 0)
-METADATA = {"_has_compatible_shallow_copy_type", "__setstate__", "__reduce_ex__", "_is_view", "__get__", "__set__",
-            "is_floating_point", "dim", "size", "numel", "__len__", "stride", "is_complex", "requires_grad_",
-            "copy_"}   # copy_ crosses devices on CUDA too (load_state_dict copies CPU weights into device parameters)
 MISMATCH = ("Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
             "(fake_cuda: {op})")
+SYNC = "called a synchronizing CUDA operation (fake_cuda: {op})"
+# copy_ crosses devices on CUDA too (load_state_dict copies CPU weights into device parameters).
+CROSS_DEVICE = {"aten.copy_.default", "aten._to_copy.default", "aten.lift_fresh.default"}
+# Operators whose output size is known only once the device has computed the data.
+DATA_DEPENDENT = {"aten.nonzero.default", "aten.masked_select.default", "aten._unique2.default",
+                  "aten.unique_dim.default", "aten.unique_consecutive.default", "aten.repeat_interleave.Tensor",
+                  "aten.nonzero_static.default", "aten._local_scalar_dense.default"}
+HOST_READS = {"cpu", "numpy", "tolist", "item", "__bool__", "__float__", "__int__", "__index__"}
+
+
+class SyncCheck:
+    """torch.cuda.set_sync_debug_mode's stand-in: 0/"default" counts only, 1/"warn" warns,
+    2/"error" raises. `calls` counts every synchronising operation by name, whatever the mode."""
+
+    MODES = {"default": 0, "warn": 1, "error": 2}
+
+    def __init__(self):
+        self.mode, self.calls = 0, {}
+
+    def set_mode(self, mode) -> None:
+        self.mode = self.MODES[mode] if isinstance(mode, str) else int(mode)
+
+    def __call__(self, op: str) -> None:
+        self.calls[op] = self.calls.get(op, 0) + 1
+        if self.mode == 2:
+            raise RuntimeError(SYNC.format(op=op))
+        if self.mode == 1:
+            warnings.warn(SYNC.format(op=op), stacklevel=3)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+syncs = SyncCheck()
 
 
 def _target(values, kwargs) -> Optional[str]:
@@ -42,13 +89,32 @@ def _target(values, kwargs) -> Optional[str]:
     return None
 
 
+def _plain(t):
+    return t.elem if isinstance(t, FakeCuda) else t
+
+
+def _is_host_array(t) -> bool:
+    """A CPU tensor that CUDA would refuse beside a device tensor (a 0-d one it takes as a scalar)."""
+    return isinstance(t, torch.Tensor) and not isinstance(t, FakeCuda) and t.dim() > 0 and t.device.type == "cpu"
+
+
 class FakeCuda(torch.Tensor):
-    """CPU data that reports cuda:0. Mixing it with a CPU tensor of more than one element (CUDA
-    allows CPU scalars) raises CUDA's device-mismatch error; results stay FakeCuda."""
+    """CPU data (`elem`) that reports cuda:0. Mixing it with a CPU tensor of more than one
+    element (CUDA allows CPU scalars) raises CUDA's device-mismatch error; results stay FakeCuda."""
+
+    elem: torch.Tensor
 
     @staticmethod
-    def __new__(cls, data: torch.Tensor):
-        return torch.Tensor._make_subclass(cls, data.detach().as_subclass(torch.Tensor), data.requires_grad)
+    def __new__(cls, elem: torch.Tensor):
+        if isinstance(elem, FakeCuda):
+            return elem
+        elem = elem.as_subclass(torch.Tensor) if type(elem) is not torch.Tensor else elem
+        out = torch.Tensor._make_wrapper_subclass(cls, elem.size(), strides=elem.stride(),
+                                                  storage_offset=elem.storage_offset(), dtype=elem.dtype,
+                                                  layout=elem.layout, device=elem.device,
+                                                  requires_grad=elem.requires_grad)
+        out.elem = elem.detach() if elem.requires_grad else elem
+        return out
 
     @property
     def device(self) -> torch.device:   # type: ignore[override]
@@ -59,56 +125,84 @@ class FakeCuda(torch.Tensor):
         return True
 
     def __reduce_ex__(self, protocol):   # saved as a plain tensor (a real CUDA tensor is saved with its data too)
-        with torch._C.DisableTorchFunctionSubclass():
-            return self.as_subclass(torch.Tensor).clone().__reduce_ex__(protocol)
+        return self.elem.clone().__reduce_ex__(protocol)
 
     def __repr__(self, *, tensor_contents=None) -> str:
-        return f"FakeCuda({self.as_subclass(torch.Tensor)!r})"
+        return f"FakeCuda({self.elem!r})"
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
-        if name in ("cpu", "numpy", "tolist", "item") or (name == "to" and _target(args[1:], kwargs) == "cpu"):
-            plain = tree_map(lambda t: t.as_subclass(torch.Tensor) if isinstance(t, FakeCuda) else t, args)
-            with torch._C.DisableTorchFunctionSubclass():
-                if name == "cpu":
-                    return plain[0].clone()
-                if name == "to":
-                    rest = [a for a in plain[1:] if not (isinstance(a, (str, torch.device)))]
-                    kw = {k: v for k, v in kwargs.items() if k != "device"}
-                    return plain[0].to(*rest, **kw) if (rest or kw) else plain[0].clone()
-                return func(*plain, **kwargs)
-        if name in ("cuda",) or (name == "to" and _target(args[1:], kwargs) == "cuda"):
+        to_host = name == "to" and _target(args[1:], kwargs) == "cpu"
+        if name in HOST_READS or to_host:
+            if not kwargs.get("non_blocking"):      # fused AdamW moves found_inf to its group's device, async
+                syncs(name)
+            plain = tree_map(_plain, args)
+            if name == "cpu":
+                return plain[0].clone()
+            if to_host:
+                rest = [a for a in plain[1:] if not isinstance(a, (str, torch.device))]
+                kw = {k: v for k, v in kwargs.items() if k not in ("device", "non_blocking")}
+                return plain[0].to(*rest, **kw) if (rest or kw) else plain[0].clone()
+            return func(*plain, **kwargs)
+        if name == "cuda" or (name == "to" and _target(args[1:], kwargs) == "cuda"):
             rest = [a for a in args[1:] if not isinstance(a, (str, torch.device, FakeCuda))]
-            kw = {k: v for k, v in kwargs.items() if k != "device"}
+            kw = {k: v for k, v in kwargs.items() if k not in ("device", "non_blocking")}
+            if not (rest or kw):
+                return args[0]
             with torch._C.DisableTorchFunctionSubclass():
-                out = args[0].as_subclass(torch.Tensor).to(*rest, **kw) if (rest or kw) else args[0]
-            return FakeCuda(out.as_subclass(torch.Tensor)) if not isinstance(out, FakeCuda) else out
-        flat, _ = tree_flatten((args, kwargs))
-        if name not in METADATA and any(isinstance(t, torch.Tensor) and not isinstance(t, FakeCuda) and t.dim() > 0 and t.device.type == "cpu"
-               for t in flat):
-            raise RuntimeError(MISMATCH.format(op=name))
+                return torch.Tensor.to(args[0], *rest, **kw)
         with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-        return tree_map(lambda t: FakeCuda(t) if type(t) is torch.Tensor else t, out)
+            return func(*args, **kwargs)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        op = str(func)
+        if op not in CROSS_DEVICE and any(_is_host_array(t) for t in tree_flatten((args, kwargs))[0]):
+            raise RuntimeError(MISMATCH.format(op=op))
+        if op in DATA_DEPENDENT or (op == "aten.index.Tensor" and any(
+                t is not None and t.dtype == torch.bool for t in args[1])):
+            syncs(op)
+        wrappers = {id(t.elem): t for t in tree_flatten((args, kwargs))[0] if isinstance(t, FakeCuda)}
+        out = func(*tree_map(_plain, args), **tree_map(_plain, kwargs))
+        # An in-place operator returns its own (wrapped) argument, as on any device.
+        return tree_map(lambda t: (wrappers[id(t)] if id(t) in wrappers else FakeCuda(t))
+                        if isinstance(t, torch.Tensor) else t, out)
+
+
+def to_fake(t: torch.Tensor) -> torch.Tensor:
+    """`t` as FakeCuda; a parameter stays a parameter (optimizers and named_parameters() see it)."""
+    if isinstance(t, FakeCuda):
+        return t
+    if isinstance(t, torch.nn.Parameter):
+        return torch.nn.Parameter(FakeCuda(t.detach()), requires_grad=t.requires_grad)
+    return FakeCuda(t)
 
 
 def module_to_fake(module: torch.nn.Module) -> torch.nn.Module:
-    """Every parameter and buffer of `module` as FakeCuda (parameters keep requires_grad; the
-    optimizer and named_parameters() see them as the module's parameters)."""
+    """Every parameter and buffer of `module` as FakeCuda."""
     for m in module.modules():
         for table in (m._parameters, m._buffers):
             for key, t in table.items():
-                if t is not None and not isinstance(t, FakeCuda):
-                    table[key] = FakeCuda(t)
+                if t is not None:
+                    table[key] = to_fake(t)
     return module
+
+
+class _Autocast(torch.autocast):
+    """torch.autocast("cuda", bf16) as the CPU's bf16 autocast: FakeCuda tensors are CPU tensors to it."""
+
+    def __init__(self, device_type, *args, **kwargs):
+        super().__init__("cpu" if device_type == "cuda" else device_type, *args, **kwargs)
 
 
 @contextlib.contextmanager
 def fake_cuda():
     """torch as if one CUDA device were present: .to("cuda")/.cuda() on tensors and modules and
-    factory functions with device="cuda" make FakeCuda; the CUDA RNG calls act on the CPU's."""
+    factory functions with device="cuda" make FakeCuda; the CUDA RNG calls act on the CPU's;
+    torch.cuda.set_sync_debug_mode drives `syncs`."""
     patches = []
 
     def patch(owner, name, value):
@@ -117,15 +211,21 @@ def fake_cuda():
 
     plain_to = torch.Tensor.to
 
+    def upload(t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """A copy from the host: a blocking one makes the host wait for the device (CUDA's sync check says so)."""
+        if t.dim() > 0 and not kwargs.get("non_blocking"):
+            syncs("copy from the host")
+        rest = [a for a in args if not isinstance(a, (str, torch.device, FakeCuda))]
+        kw = {k: v for k, v in kwargs.items() if k not in ("device", "non_blocking")}
+        return to_fake(plain_to(t, *rest, **kw) if (rest or kw) else t.clone())
+
     def tensor_to(self, *args, **kwargs):
         if not isinstance(self, FakeCuda) and _target(args, kwargs) == "cuda":
-            rest = [a for a in args if not isinstance(a, (str, torch.device, FakeCuda))]
-            kw = {k: v for k, v in kwargs.items() if k != "device"}
-            return FakeCuda(plain_to(self, *rest, **kw) if (rest or kw) else self)
+            return upload(self, *args, **kwargs)
         return plain_to(self, *args, **kwargs)
 
     def tensor_cuda(self, *args, **kwargs):
-        return FakeCuda(self) if not isinstance(self, FakeCuda) else self
+        return upload(self, **kwargs) if not isinstance(self, FakeCuda) else self
 
     tensor_to.__name__, tensor_cuda.__name__ = "to", "cuda"     # FakeCuda.__torch_function__ goes by name
     patch(torch.Tensor, "to", tensor_to)
@@ -134,22 +234,53 @@ def fake_cuda():
                     "zeros_like", "ones_like", "empty_like", "randn_like", "rand_like", "full_like", "linspace", "eye"):
         original = getattr(torch, factory)
 
-        def made(*args, _original=original, **kwargs):
+        def made(*args, _original=original, _name=factory, **kwargs):
             cuda = _target((), kwargs) == "cuda"
             if cuda:
                 kwargs = {**kwargs, "device": "cpu"}
+                if _name == "tensor" and not isinstance(args[0], (int, float, bool)):
+                    syncs("torch.tensor from the host")
             out = _original(*args, **kwargs)
             return FakeCuda(out) if cuda else out
         patch(torch, factory, made)
-    class Generator(torch.Generator):   # a "CUDA" generator is a CPU one: draws then go through the factories above
+
+    class Generator(torch.Generator):
+        """A "CUDA" generator is a CPU one that says cuda:0: draws on `gen.device` go through the factories above."""
+
         def __new__(cls, device="cpu"):
             return super().__new__(cls, device="cpu")
 
         def __init__(self, device="cpu"):
-            pass
+            self.fake = torch.device(device).type == "cuda"
+
+        @property
+        def device(self):
+            return FAKE if self.fake else torch.device("cpu")
 
     patch(torch, "Generator", Generator)
+    # Optimizers and clip_grad_norm_ group tensors by the device C++ sees (the CPU, for FakeCuda)
+    # and move their 0-d helpers there: the groups of FakeCuda tensors are cuda:0's, as on a GPU.
+    original_group = torch.utils._foreach_utils._group_tensors_by_device_and_dtype
+
+    def group(tensorlistlist, with_indices=False):
+        grouped = original_group(tensorlistlist, with_indices)
+        return {((FAKE if any(isinstance(t, FakeCuda) for t in lists[0]) else device), dtype): value
+                for (device, dtype), value in grouped.items() for lists in [value[0]]}
+    for owner in (sys.modules["torch.utils._foreach_utils"], sys.modules["torch.optim.optimizer"],
+                  sys.modules["torch.nn.utils.clip_grad"]):
+        patch(owner, "_group_tensors_by_device_and_dtype", group)
+    patch(torch, "autocast", _Autocast)
+    # Wrapper tensors cannot be views made in inference mode: no_grad stands in for it (already
+    # decorated functions included), which changes no device and no value.
+    inference_mode = torch.autograd.grad_mode.inference_mode
+    def enter(self):
+        self.fake_grad = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(self.fake_grad and not self.mode)
+
+    patch(inference_mode, "__enter__", enter)
+    patch(inference_mode, "__exit__", lambda self, *exc: torch._C._set_grad_enabled(self.fake_grad))
     patch(torch.cuda, "is_available", lambda: True)
+    patch(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     patch(torch.cuda, "device_count", lambda: 1)
     patch(torch.cuda, "get_rng_state_all", lambda: [torch.get_rng_state()])
     patch(torch.cuda, "set_rng_state_all", lambda states: _set_cpu_rng(states[0]))
@@ -160,6 +291,8 @@ def fake_cuda():
     patch(torch.cuda, "manual_seed_all", lambda seed: None)
     patch(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     patch(torch.cuda, "max_memory_allocated", lambda device=None: 0)
+    patch(torch.cuda, "set_sync_debug_mode", syncs.set_mode)
+    patch(torch.cuda, "get_sync_debug_mode", lambda: syncs.mode)
     plain_module_to = torch.nn.Module.to
 
     def module_to(self, *args, **kwargs):
@@ -176,6 +309,7 @@ def fake_cuda():
     try:
         yield
     finally:
+        syncs.set_mode(0)
         for owner, name, value in reversed(patches):
             setattr(owner, name, value)
 

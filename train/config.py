@@ -115,6 +115,8 @@ class TrainConfig:
                                     # N = always N (the numbers of a run then do not depend on the machine's load)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False           # torch.compile the train step and pool generation (minutes of compiling first)
+    sync_debug: bool = False        # CUDA: raise at any host sync in the steps and selection rounds (outside log
+                                    # steps, saves and evaluations, where the host must read); finds a stall's line
     # --- logging -------------------------------------------------------------------------
     log_every: int = 25             # steps between metrics.jsonl lines
     sample_every: int = 500         # steps between refinement grids in samples/; 0 = only at the end

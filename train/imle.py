@@ -19,7 +19,7 @@ import contextlib
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -89,17 +89,21 @@ KNN_BLOCK = 1024  # RS-IMLE's imle_db_size: the "knn" rule rejects per block of 
 
 
 @torch.no_grad()
-def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 8,
-                   chunk: int = 4096, knn_ignore: int = 0) -> Matches:
+def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, chunk: int = 4096,
+                   knn_ignore: int = 0) -> Matches:
     """For every data feature, the nearest pool feature that was not rejected.
 
     data (N, d) and pool (P, d) are features in the search space. Rejected: within eps of
     any data point (knn_ignore = 0), or, RS-IMLE's code (knn_ignore > 0), among some data
     point's knn_ignore nearest samples of its block of KNN_BLOCK and within eps of it.
-    One pass over the (N x P) distances, in blocks, keeps small summaries: each pool
-    sample's distance to its nearest data point, the knn rejections, and each data point's
-    k nearest pool samples. A data point takes the nearest of its k that survived; the rare
-    point whose k nearest were all rejected gets an exact second search over the survivors.
+
+    The pool is searched a block at a time (`chunk` samples; KNN_BLOCK for the knn rule, whose
+    blocks must be whole). A first pass over the data decides which of the block's samples
+    are rejected; a second finds each data point's nearest survivor in the block. With the
+    data in one chunk (N <= chunk: every few-shot set) the second pass reuses the first's
+    distances; beyond, it computes them again: twice the search, with memory still one
+    chunk x chunk block. No decision depends on a value read back from the device, so on a
+    GPU the search never makes the host wait.
     """
     if data.ndim != 2 or pool.ndim != 2 or data.shape[1] != pool.shape[1]:
         raise ValueError(f"data and pool must be (N, d) and (P, d) with the same d, "
@@ -107,48 +111,29 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, k: int = 
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     N, P = data.shape[0], pool.shape[0]
-    k = max(1, min(k, P))
     pool_min = torch.full((P,), float("inf"), device=pool.device)
-    knn_rejected = torch.zeros(P, dtype=torch.bool, device=pool.device)
-    top_d = torch.full((N, k), float("inf"), device=data.device)
-    top_i = torch.full((N, k), -1, dtype=torch.long, device=data.device)
-    pool_step = KNN_BLOCK if knn_ignore else chunk   # the knn rule needs its blocks whole
-    for p0 in range(0, P, pool_step):
-        pool_chunk = pool[p0:p0 + pool_step]
-        for n0 in range(0, N, chunk):
-            d = _distances(data[n0:n0 + chunk], pool_chunk)                     # (n, p)
-            pool_min[p0:p0 + pool_step] = torch.minimum(pool_min[p0:p0 + pool_step], d.min(dim=0).values)
+    rejected = torch.zeros(P, dtype=torch.bool, device=pool.device)
+    distance = torch.full((N,), float("inf"), device=data.device)
+    index = torch.full((N,), -1, dtype=torch.long, device=data.device)
+    data_chunks = data.split(chunk)
+    for p0 in range(0, P, KNN_BLOCK if knn_ignore else chunk):
+        block = pool[p0:p0 + (KNN_BLOCK if knn_ignore else chunk)]
+        p1 = p0 + len(block)
+        hits = torch.zeros(len(block), dtype=torch.int32, device=pool.device)   # knn rule: rejections per sample
+        for rows in data_chunks:
+            d = _distances(rows, block)                                           # (n, p)
+            pool_min[p0:p1] = torch.minimum(pool_min[p0:p1], d.min(dim=0).values)
             if knn_ignore:
                 near_d, near_i = d.topk(min(knn_ignore, d.shape[1]), dim=1, largest=False)
-                knn_rejected[near_i[near_d < eps] + p0] = True
-            # merge this block's k nearest into the running k nearest of these data points
-            kk = min(k, d.shape[1])
-            bd, bi = d.topk(kk, dim=1, largest=False)
-            cand_d = torch.cat([top_d[n0:n0 + chunk], bd], dim=1)
-            cand_i = torch.cat([top_i[n0:n0 + chunk], bi + p0], dim=1)
-            best_d, order = cand_d.topk(k, dim=1, largest=False)
-            top_d[n0:n0 + chunk], top_i[n0:n0 + chunk] = best_d, cand_i.gather(1, order)
-
-    rejected = knn_rejected if knn_ignore else pool_min < eps
-    ok = (top_i >= 0) & ~rejected[top_i.clamp(min=0)]
-    first = ok.float().argmax(dim=1)                 # the nearest surviving candidate (topk is sorted)
-    found = ok.any(dim=1)
-    index = torch.where(found, top_i.gather(1, first[:, None]).squeeze(1), torch.full_like(first, -1))
-    distance = torch.where(found, top_d.gather(1, first[:, None]).squeeze(1), torch.full_like(top_d[:, 0], float("inf")))
-
-    missing = (~found).nonzero().squeeze(1)
-    survivors = (~rejected).nonzero().squeeze(1)
-    if len(missing) and len(survivors):
-        for m0 in range(0, len(missing), chunk):
-            rows = missing[m0:m0 + chunk]
-            best_d = torch.full((len(rows),), float("inf"), device=data.device)
-            best_i = torch.full((len(rows),), -1, dtype=torch.long, device=data.device)
-            for s0 in range(0, len(survivors), chunk):
-                cols = survivors[s0:s0 + chunk]
-                d, j = _distances(data[rows], pool[cols]).min(dim=1)
-                better = d < best_d
-                best_d, best_i = torch.where(better, d, best_d), torch.where(better, cols[j], best_i)
-            index[rows], distance[rows] = best_i, best_d
+                hits.index_add_(0, near_i.flatten(), (near_d < eps).flatten().to(hits.dtype))
+        rejected[p0:p1] = hits > 0 if knn_ignore else pool_min[p0:p1] < eps
+        for n0, rows in zip(range(0, N, chunk), data_chunks):
+            if len(data_chunks) > 1:
+                d = _distances(rows, block)
+            best_d, best_i = d.masked_fill(rejected[p0:p1], float("inf")).min(dim=1)
+            better = best_d < distance[n0:n0 + chunk]       # strictly: the first of equals wins, as argmin's
+            distance[n0:n0 + chunk] = torch.where(better, best_d, distance[n0:n0 + chunk])
+            index[n0:n0 + chunk] = torch.where(better, best_i + p0, index[n0:n0 + chunk])
     return Matches(index=index, distance=distance, rejected=rejected, pool_nearest=pool_min)
 
 
@@ -205,66 +190,91 @@ def pool_block_latents(seed: int, round_: int, block: int, size: int, z_dim: int
 
 @dataclass(frozen=True)
 class Selection:
-    latents: torch.Tensor     # (N, z_dim) on the CPU: the matched latent of every data point
-    index: torch.Tensor       # (N,) global pool index of each match (-1: none survived, random latent)
-    distance: torch.Tensor    # (N,) distance in the search space
-    rejected: int             # pool samples rejected (within eps of a data point), all ranks
-    sample_to_data: dict      # quantiles of pool samples' distance to their nearest data point (this rank)
+    """One round's outcome, on the device: `summary()` reads its figures (at a log step)."""
+
+    latents: torch.Tensor       # (N, z_dim): the matched latent of every data point
+    index: torch.Tensor         # (N,) global pool index of each match (-1: none survived, random latent)
+    distance: torch.Tensor      # (N,) distance in the search space
+    rejected: torch.Tensor      # 0-d: pool samples rejected (within eps of a data point), all ranks
+    pool_nearest: torch.Tensor  # (this rank's pool) each sample's distance to its nearest data point
     pool_size: int
-    generate_s: float         # wall time spent generating and embedding the pool (this rank)
-    search_s: float           # wall time spent in the nearest-neighbour search (this rank)
+    generate_s: Optional[float]  # time spent generating and embedding the pool (this rank; None: not timed)
+    search_s: Optional[float]    # time spent in the nearest-neighbour search (this rank)
+
+    def summary(self) -> dict:
+        """The round's figures as numbers: reading them makes the host wait for the device."""
+        matched = self.index >= 0
+        distances = self.distance[matched].cpu()
+        return {"pool": self.pool_size, "rejected": int(self.rejected), "unmatched": int((~matched).sum()),
+                "mean_distance": float(distances.mean()) if len(distances) else None,
+                "matched_distance": quantiles(distances), "sample_to_data_distance": quantiles(self.pool_nearest),
+                "generate_s": self.generate_s, "search_s": self.search_s}
 
 
 @torch.no_grad()
 def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: Callable, *, z_dim: int,
              seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
-             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0, bf16: bool = False) -> Selection:
+             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0, bf16: bool = False,
+             timed: bool = False) -> Selection:
     """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
     nearest surviving sample per data point over all ranks wins. A rank with no block (more
     ranks than blocks) offers nothing (distance inf). The pool has force_factor x N samples,
-    rounded up to a multiple of pool_multiple (RS-IMLE's code: 1,024)."""
+    rounded up to a multiple of pool_multiple (RS-IMLE's code: 1,024).
+
+    Everything stays on the device and nothing is read back, so on a GPU the round is queued
+    behind the steps before it and the host never waits. Its two phases are timed on a CPU,
+    and on a GPU only when `timed` (each phase then waits for the device to finish)."""
     N = data_features.shape[0]
     pool_size = -(-force_factor * N // pool_multiple) * pool_multiple
     sizes = [min(POOL_BLOCK, pool_size - b) for b in range(0, pool_size, POOL_BLOCK)]
     mine = list(range(info.rank, len(sizes), info.world_size))
+    device = data_features.device
+    timed = timed or device.type == "cpu"
+
+    def now() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
 
     # Block by block: generate, embed, search, forget. Memory stays at one block of features
     # plus (N,) running bests, whatever N and the pool size. Rejection depends only on a
     # sample and the data, so the nearest survivor over all blocks is the best of each
     # block's nearest survivor.
-    device = data_features.device
     distance = torch.full((N,), float("inf"), device=device)
     index = torch.full((N,), -1, dtype=torch.long, device=device)
     rejected, generate_s, search_s, nearest = torch.zeros((), dtype=torch.long, device=device), 0.0, 0.0, []
     for block in mine:
-        start = time.perf_counter()
+        start = now() if timed else 0.0
         z = pool_block_latents(seed, round_, block, sizes[block], z_dim, device)
         features = generate_pool_features(generator, z, project, pool_batch, bf16)
-        generate_s += time.perf_counter() - start
-        start = time.perf_counter()
+        middle = now() if timed else 0.0
         found = select_nearest(data_features, features, eps, knn_ignore=knn_ignore)
         better = found.distance < distance
         distance = torch.where(better, found.distance, distance)
         index = torch.where(better, found.index + block * POOL_BLOCK, index)
-        rejected = rejected + found.rejected.sum()            # read once, after the round
+        rejected = rejected + found.rejected.sum()
         nearest.append(found.pool_nearest)
-        search_s += time.perf_counter() - start
+        if timed:
+            end = now()
+            generate_s, search_s = generate_s + middle - start, search_s + end - middle
 
     # The global winner per data point: smallest distance over ranks (ties -> lowest rank).
     all_distance, all_index = all_gather(distance, info), all_gather(index, info)   # (W, N)
     winner = all_distance.argmin(dim=0, keepdim=True)
-    distance = all_distance.gather(0, winner)[0].cpu()
-    index = all_index.gather(0, winner)[0].cpu()
-    rejected = int(all_gather(rejected.reshape(1), info).sum())
+    distance, index = all_distance.gather(0, winner)[0], all_index.gather(0, winner)[0]
+    rejected = all_gather(rejected.reshape(1), info).sum()
 
-    # Every rank rebuilds the winning latents from their blocks: identical on all ranks.
-    noise_gen = stream(seed, "latent-noise", round_)
-    latents = torch.randn(N, z_dim, generator=noise_gen)  # fallback for points with no survivor
-    for block in index[index >= 0].div(POOL_BLOCK, rounding_mode="floor").unique().tolist():
-        rows = ((index >= 0) & (index // POOL_BLOCK == block)).nonzero().squeeze(1)
-        z = pool_block_latents(seed, round_, block, sizes[block], z_dim, device).cpu()   # the numbers the pool had
-        latents[rows] = z[index[rows] - block * POOL_BLOCK]
-    latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen)
+    # Every rank rebuilds the winning latents from their blocks: identical on all ranks. Each
+    # block is drawn again and its winners taken where they are (no list of blocks read back).
+    noise_gen = stream(seed, "latent-noise", round_, device=device)
+    latents = torch.randn(N, z_dim, generator=noise_gen, device=device)   # for points with no survivor
+    for block, size in enumerate(sizes):
+        offset = index - block * POOL_BLOCK
+        here = (offset >= 0) & (offset < size)
+        z = pool_block_latents(seed, round_, block, size, z_dim, device)    # the numbers the pool had
+        latents = torch.where(here[:, None], z[offset.clamp(0, size - 1)], latents)
+    latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen, device=device)
     return Selection(latents=latents, index=index, distance=distance, rejected=rejected,
-                     sample_to_data=quantiles(torch.cat(nearest)) if nearest else {},
-                     pool_size=pool_size, generate_s=generate_s, search_s=search_s)
+                     pool_nearest=torch.cat(nearest) if nearest else torch.zeros(0, device=device),
+                     pool_size=pool_size, generate_s=generate_s if timed else None,
+                     search_s=search_s if timed else None)

@@ -8,14 +8,16 @@ is the loop:
         the objective's work before the step (RS-IMLE: a selection round when due)
         the objective's step on this rank's share of the batch, at the scheduled learning rate
         the EMA of the generator
-        at log steps: finiteness, metrics, the seed-diversity probe, a status line
+        at log steps: finiteness, the objective's records, metrics, the seed-diversity probe, a status line
         when due: a sample grid, a checkpoint, an evaluation; the time limit
 
-Everything a step produces stays on the device; the host reads it at log steps only.
+Everything a step or a selection round produces stays on the device; the host reads it at log
+steps only (--sync-debug makes CUDA raise where it would wait anywhere else).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -183,6 +185,20 @@ def probe_interval(cfg: TrainConfig) -> int:
     return cfg.probe_every or cfg.log_every
 
 
+@contextlib.contextmanager
+def host_waits_refused(refuse: bool):
+    """--sync-debug: CUDA raises at any operation that makes the host wait for the device (a read
+    of a value, a blocking copy, an operator whose output size depends on the data)."""
+    if not refuse:
+        yield
+        return
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def train(cfg: TrainConfig) -> Path:
     run = setup(cfg)
     cfg = run.cfg   # with the settings the data decided (train/recipe.py)
@@ -199,14 +215,17 @@ def train(cfg: TrainConfig) -> Path:
             evaluate_now(run, evaluation, clock)
     try:
         while run.step < cfg.max_steps:
-            run.objective.before_step(run, clock)
-            metrics = run.objective.step(run, order(run.step), lr_factor(cfg, run.step))
-            update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
+            with host_waits_refused(cfg.sync_debug and run.info.device.type == "cuda"):
+                run.objective.before_step(run, clock)
+                metrics = run.objective.step(run, order(run.step), lr_factor(cfg, run.step))
+                update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
             run.step += 1
             clock.tick(run)
             logging = run.step % cfg.log_every == 0
             if logging:   # the interval's figures first: the probe's time is not the steps'
                 check_finite(run, run.objective.diverged_hint)
+                for line in run.objective.records(run):
+                    run.log(line)
                 record = {"step": run.step, "epoch": run.step * cfg.batch_size / N,
                           **read_metrics(run, metrics, run.objective.averaged), **run.objective.log_extra(),
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
@@ -224,6 +243,8 @@ def train(cfg: TrainConfig) -> Path:
                 evaluate_now(run, evaluation, clock)
             if out_of_time:
                 break
+        for line in run.objective.records(run):   # what no log step has read yet
+            run.log(line)
     finally:
         clock.close(run.log_file)
     distributed.cleanup()

@@ -2,11 +2,12 @@
 
 The first CUDA run crashed at its first evaluation (the feature network stayed on the CPU) and
 would have crashed on --resume (the RNG state was loaded onto the device). tests/fake_cuda.py
-makes tensors that say they live on cuda:0 and raise CUDA's device-mismatch error when they
-meet a CPU tensor; the training code runs on them unchanged, in a fresh process (the harness
-patches torch), through every no-grad path: setup, pool selection, the probe, the EMA, a
-checkpoint, the in-training evaluation, --resume, --init-from, and the adversarial setup.
-A step makes no host sync (counted on the CPU with bench/counters.py). Real CUDA tests: -m cuda.
+makes tensors that say they live on cuda:0, raise CUDA's device-mismatch error when they meet a
+CPU tensor, and count what would make a GPU's host wait; tests/stand_in_runs.py runs the
+training code on them unchanged, in a fresh process (the harness patches torch): every path
+around the step, whole runs of both objectives with --sync-debug (forward under autocast,
+backward, fused AdamW, the EMA, selection rounds), and one defect at a time, each of which must
+fail. A step makes no host sync (counted on the CPU with bench/counters.py too). Real CUDA: -m cuda.
 """
 
 import json
@@ -23,61 +24,54 @@ from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAKE_CUDA_RUN = r"""
-import json, sys, torch
-sys.path.insert(0, {root!r})
-from tests.fake_cuda import FakeCuda, fake_cuda
-from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
-from train import trainer
-from train.evaluation import TrainingEvaluation
-from train.run import DiversityProbe, update_ema
 
-class Features(torch.nn.Module):      # a feature network with weights: it must follow the generator's device
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(16 * 16, 8)
-    def forward(self, images):
-        return self.proj(images.float().mean(1).flatten(1))
-
-done = []
-cfg = TrainConfig(**{{**PRESETS["tiny"], "data": {data!r}, "out": {out!r}, "progress": False, "device": "cuda",
-                      "amp": False}})
-with fake_cuda():
-    run = trainer.setup(cfg)
-    assert isinstance(next(run.model.parameters()), FakeCuda) and run.data.device.type == "cuda"
-    done.append("setup")
-    run.objective.select_latents(run); done.append("selection")
-    assert run.objective.latents.device.type == "cuda"
-    probe = DiversityProbe(run.data, run.model.z_dim); probe.both(run.model, run.ema); done.append("probe")
-    update_ema(run.ema, run.model, 0.9); done.append("ema")
-    run.step = 1; trainer.save_state(run); done.append("checkpoint")
-    TrainingEvaluation(cfg.data, 40, draws=2, extractor=Features(), device=run.info.device)(run.ema); done.append("evaluation")
-    trainer.setup(TrainConfig(**{{**cfg.__dict__, "resume": True}})); done.append("resume")
-    init = TrainConfig(**{{**cfg.__dict__, "out": {out!r} + "-init", "init_from": {out!r} + "/checkpoint"}})
-    trainer.setup(init); done.append("init-from")
-    gan = TrainConfig(**{{**cfg.__dict__, **ADVERSARIAL_PRESETS["tiny"], "out": {out!r} + "-gan", "device": "cuda",
-                          "amp": False, "pl_weight": 2.0, "progress": False}})
-    g = trainer.setup(gan)
-    with torch.no_grad():
-        g.objective.judge(g, g.objective.fake_images(g, "generator"), "generator")
-    trainer.save_state(g); trainer.setup(TrainConfig(**{{**gan.__dict__, "resume": True}}))
-    done.append("adversarial")
-print(json.dumps(done))
-"""
+def on_the_stand_in(case: str, data: str, out: Path):
+    """tests/stand_in_runs.py CASE in a fresh process: its JSON line."""
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "stand_in_runs.py"), case, data, str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
-def test_every_no_grad_path_keeps_to_one_device(few_digits, tmp_path):
-    script = FAKE_CUDA_RUN.format(root=str(ROOT), data=few_digits, out=str(tmp_path / "run"))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["setup", "selection", "probe", "ema", "checkpoint",
-                                                                 "evaluation", "resume", "init-from", "adversarial"]
+def test_every_path_around_the_step_keeps_to_one_device(few_digits, tmp_path):
+    assert on_the_stand_in("paths", few_digits, tmp_path / "run") == [
+        "setup", "selection", "probe", "ema", "checkpoint", "evaluation", "resume", "init-from", "adversarial"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["imle", "adversarial"])
+def test_whole_runs_wait_for_the_host_only_at_log_steps_and_saves(few_digits, tmp_path, objective):
+    """--sync-debug raises at any sync in the steps and selection rounds: the run reaching its
+    end is the test. The host did wait at log steps and saves (counted), and the decoder ran
+    under autocast in the steps."""
+    result = on_the_stand_in(f"run-{objective}", few_digits, tmp_path / "run")
+    assert result["syncs_outside_the_steps"] > 0 and result["autocast"] == [False, True]
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    if objective == "imle":    # the rounds' figures, read at the log steps after them
+        assert [e["step"] for e in events if e.get("event") == "reselect"] == [0, 15]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect,error,where", [
+    ("host-images", "same device", "step"),                 # the training images left on the host
+    ("host-backward", "same device", "backward"),           # a host tensor met only in backward
+    ("host-optimizer", "same device", "_fused_adam"),       # AdamW's moments on the host
+    ("host-ema", "same device", "ema_from_host_copy"),      # the EMA's target copied to the host
+    ("blocking-copy", "synchronizing", "order_copied_from_host"),   # the data order made on the host
+    ("read-per-step", "synchronizing", "norm_read_every_step"),     # a value read every step
+])
+def test_the_stand_in_fails_where_a_gpu_would(few_digits, tmp_path, defect, error, where):
+    """Each defect, put into the real step, stops the run with the error CUDA gives, raised
+    where the defect is: the tests above could not pass on such code."""
+    result = on_the_stand_in(f"inject-{defect}", few_digits, tmp_path / "run")
+    assert error in (result["error"] or ""), result
+    assert where in result["through"], result
 
 
 def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
-    """The stand-in must fail where CUDA fails, or the test above could pass on broken code."""
+    """The stand-in must fail where CUDA fails, or the tests above could pass on broken code."""
     script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda\n"
               "with fake_cuda():\n    x = torch.ones(3).to('cuda')\n    assert x.device.type == 'cuda' and (x + 1).device.type == 'cuda'\n"
               "    assert (x * torch.tensor(2.0)).device.type == 'cuda'          # a CPU scalar is allowed, as on CUDA\n"
@@ -211,28 +205,17 @@ def test_cuda_adversarial_steps_and_compile(few_digits, tmp_path):
 @pytest.mark.cuda
 @cuda
 @pytest.mark.parametrize("objective", ["imle", "adversarial"])
-def test_cuda_loop_iterations_wait_for_the_host_only_at_the_log_step(few_digits, tmp_path, objective):
-    """What the host-sync counter cannot see (a blocking copy, a CPU generator's draw copied over):
-    CUDA's own sync check, as errors, over the loop's iterations: the data order, the objective's
-    step, the EMA. Only the log step's read is allowed."""
-    from train import trainer
-    from train.run import BatchOrder, ema_decay, read_metrics, update_ema
+def test_cuda_whole_runs_wait_for_the_host_only_at_log_steps_and_saves(few_digits, tmp_path, objective):
+    """What the stand-in cannot see (a blocking copy inside PyTorch, a kernel that reads back):
+    CUDA's own sync check, as errors, over whole runs: selection rounds, steps, the EMA. The
+    host reads only at log steps, probes and saves. The same runs as on the stand-in above."""
+    import importlib.util
 
-    preset = PRESETS["tiny"] if objective == "imle" else ADVERSARIAL_PRESETS["tiny"]
-    run = trainer.setup(TrainConfig(**{**preset, "data": few_digits, "out": str(tmp_path), "progress": False,
-                                       "device": "cuda"}))
+    from tests.stand_in_runs import config
+    from train.trainer import train
+
+    pixels_only = {} if importlib.util.find_spec("efficientnet_lite_pytorch") else {"loss_perceptual": 0.0}
+    train(config(objective, few_digits, str(tmp_path / "run"), sync_debug=True, **pixels_only))
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     if objective == "imle":
-        run.objective.select_latents(run)
-    order = BatchOrder(run.cfg.seed, run.data.shape[0], run.cfg.batch_size, run.info)
-    metrics = run.objective.step(run, order(0), 1.0)          # warm-up: kernels chosen, memory allocated
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for step in range(1, 2 * run.data.shape[0] // run.cfg.batch_size + 2):   # across an epoch's new permutation
-            run.step = step
-            metrics = run.objective.step(run, order(step), 1.0)
-            update_ema(run.ema, run.model, ema_decay(run.cfg, step))
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert all(v is None or torch.isfinite(torch.as_tensor(v)) for v in read_metrics(run, metrics).values())
-    run.log_file.close()
+        assert [e["step"] for e in events if e.get("event") == "reselect"] == [0, 15]

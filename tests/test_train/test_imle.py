@@ -24,19 +24,21 @@ def test_hand_made_case():
                          [2.0, 0.0],
                          [10.0, 0.5],    # nearest survivor of point 1
                          [10.0, 0.01]])  # inside eps of point 1
-    m = select_nearest(data, pool, eps=0.1, k=2)
+    m = select_nearest(data, pool, eps=0.1)
     assert m.index.tolist() == [1, 3]
     assert m.rejected.tolist() == [True, False, False, False, True]
     torch.testing.assert_close(m.distance, torch.tensor([1.0, 0.5]))
 
 
-@pytest.mark.parametrize("k,chunk", [(1, 3), (4, 7), (8, 4096)])
-def test_matches_brute_force_with_any_chunking(k, chunk):
+@pytest.mark.parametrize("chunk", [3, 7, 64, 4096])
+def test_matches_brute_force_with_any_chunking(chunk):
+    """The data in several chunks (a second pass per pool block) or in one (the first pass's
+    distances reused): the same matches as one search over everything."""
     g = torch.Generator().manual_seed(0)
     data = F.normalize(torch.randn(50, 6, generator=g), dim=1)
     pool = F.normalize(torch.randn(400, 6, generator=g), dim=1)
-    eps = 0.6  # large enough that many pool samples are rejected and some top-k lists run out
-    m = select_nearest(data, pool, eps=eps, k=k, chunk=chunk)
+    eps = 0.6  # large enough that many pool samples are rejected
+    m = select_nearest(data, pool, eps=eps, chunk=chunk)
     idx, dist, rejected = brute_force(data, pool, eps)
     assert rejected.sum() > 50
     assert torch.equal(m.rejected, rejected)
@@ -160,3 +162,24 @@ def test_pool_is_rounded_up_to_a_multiple():
                   info=ONE_PROCESS)
     assert reselect(g, project(data), project, **kwargs).pool_size == 100
     assert reselect(g, project(data), project, pool_multiple=1024, knn_ignore=5, **kwargs).pool_size == 1024
+
+
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_knn_rule_matches_a_search_block_by_block(chunk):
+    """RS-IMLE's rule over three blocks of 1,024 and data in one chunk or in several: each data
+    point rejects its 5 nearest samples of each block that lie within eps; every data point then
+    takes its nearest survivor."""
+    g = torch.Generator().manual_seed(1)
+    data = F.normalize(torch.randn(30, 4, generator=g), dim=1)
+    pool = F.normalize(torch.randn(2500, 4, generator=g), dim=1)
+    eps = 0.2
+    d = torch.cdist(data, pool)
+    rejected = torch.zeros(2500, dtype=torch.bool)
+    for b0 in range(0, 2500, 1024):
+        near_d, near_i = d[:, b0:b0 + 1024].topk(5, dim=1, largest=False)
+        rejected[near_i[near_d < eps] + b0] = True
+    idx = d.masked_fill(rejected, float("inf")).argmin(dim=1)
+    m = select_nearest(data, pool, eps=eps, chunk=chunk, knn_ignore=5)
+    assert 30 < rejected.sum() < 450            # some points have more than 5 samples within eps: not all go
+    assert (d.masked_fill(~rejected, float('inf')) < eps).sum() < (d < eps).sum()
+    assert torch.equal(m.rejected, rejected) and torch.equal(m.index, idx)

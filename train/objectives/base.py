@@ -13,7 +13,8 @@ The trainer calls, in this order:
     every step:   objective.before_step(run, clock)
                   metrics = objective.step(run, rows, lr_factor)   # 0-d tensors, no host sync
                   (the trainer updates the EMA)
-    at log steps: objective.status(values)
+    at log steps: objective.records(run)         # into metrics.jsonl: what it kept on the device
+                  objective.status(values)
     at saves:     objective.state_dict(), objective.extra_files(), objective.weight_change()
 """
 
@@ -54,6 +55,11 @@ class Objective:
         """One training step on this rank's `rows` of the data, every optimizer's rates at
         lr_factor x their base rate. Returns its metrics as tensors on the device."""
         raise NotImplementedError
+
+    def records(self, run: "Run") -> list[dict]:
+        """metrics.jsonl lines of work done since the last log step (RS-IMLE: its selection
+        rounds), read from the device now, where the host waits anyway."""
+        return []
 
     def log_extra(self) -> dict:
         """Numbers the objective adds to each log record (read at log time only)."""

@@ -82,6 +82,7 @@ class RSIMLE(Objective):
         self.resample_steps = resample_interval(cfg, N)
         self.latents: torch.Tensor | None = None
         self.latents_step = -1                  # the step whose round selected the latents
+        self.rounds: list[tuple[int, Selection]] = []   # rounds whose figures the log has yet to read
         # The search space's own scale, so that eps can be read against it.
         self.search_space = {"event": "search_space", "eps": self.eps, "data_nn_distance": quantiles(data_nn)}
 
@@ -111,23 +112,23 @@ class RSIMLE(Objective):
                 self.select_latents(run)
 
     def select_latents(self, run) -> Selection:
-        """One RS-IMLE round: every image gets the nearest surviving latent of a fresh pool."""
+        """One RS-IMLE round: every image gets the nearest surviving latent of a fresh pool. Its
+        figures are read at the next log step (records): reading them now would make a GPU's
+        host wait for the round."""
         cfg = run.cfg
         selection = reselect(self.pool_model, self.data_features, self.project, z_dim=run.model.z_dim, seed=cfg.seed,
                              round_=run.step // self.resample_steps, force_factor=cfg.force_factor, eps=self.eps,
                              latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=run.info,
                              pool_multiple=cfg.pool_multiple, knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0,
                              bf16=cfg.amp and run.info.device.type == "cuda")
-        self.latents, self.latents_step = selection.latents.to(run.info.device), run.step
-        matched = selection.index >= 0
-        run.log({"event": "reselect", "step": run.step, "epoch": run.step * cfg.batch_size / run.data.shape[0],
-                 "pool": selection.pool_size, "eps": self.eps,
-                 "rejected": selection.rejected, "unmatched": int((~matched).sum()),
-                 "mean_distance": float(selection.distance[matched].mean()) if matched.any() else None,
-                 "matched_distance": quantiles(selection.distance[matched]),
-                 "sample_to_data_distance": selection.sample_to_data,
-                 "generate_s": selection.generate_s, "search_s": selection.search_s})
+        self.latents, self.latents_step = selection.latents, run.step
+        self.rounds.append((run.step, selection))
         return selection
+
+    def records(self, run) -> list[dict]:
+        rounds, self.rounds = self.rounds, []
+        return [{"event": "reselect", "step": step, "epoch": step * run.cfg.batch_size / run.data.shape[0],
+                 "eps": self.eps, **selection.summary()} for step, selection in rounds]
 
     def step(self, run, rows: torch.Tensor, lr_factor: float) -> dict[str, torch.Tensor]:
         """One AdamW step on images `rows` and their selected latents."""

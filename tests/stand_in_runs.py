@@ -1,0 +1,181 @@
+"""Training code run on the stand-in CUDA device (tests/fake_cuda.py), each in a fresh process:
+
+    python tests/stand_in_runs.py CASE DATA OUT      # prints one JSON line: what was done
+
+tests/test_train/test_device_discipline.py starts them. Cases:
+- `paths`: every path around the step (setup, a selection round, the probe, the EMA, a checkpoint,
+  the in-training evaluation, --resume, --init-from, the adversarial objective's setup);
+- `run-imle`, `run-adversarial`: whole runs (selection rounds, forward with bf16 autocast,
+  backward, fused AdamW, EMA, log steps, checkpoints) with --sync-debug: any host sync outside
+  log steps and saves raises;
+- `inject-*`: one defect each, put where it would be on a GPU; the run must fail.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from tests.fake_cuda import FakeCuda, fake_cuda, syncs  # noqa: E402
+from train import trainer  # noqa: E402
+from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig  # noqa: E402
+
+
+def config(objective: str, data: str, out: str, **overrides) -> TrainConfig:
+    """The objective's tiny preset on the stand-in, with each objective's costlier parts on: the
+    perceptual distance (random weights: no file needed) for RS-IMLE, path length for the other."""
+    if objective == "imle":
+        preset = {**PRESETS["tiny"], "loss_perceptual": 1.0, "perceptual_weights": "random", "perceptual_size": 32}
+    else:
+        preset = {**ADVERSARIAL_PRESETS["tiny"], "pl_weight": 2.0}
+    return TrainConfig(**{**preset, "data": data, "out": out, "progress": False, "device": "cuda", **overrides})
+
+
+class Features(torch.nn.Module):      # a feature network with weights: it must follow the generator's device
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(16 * 16, 8)
+
+    def forward(self, images):
+        return self.proj(images.float().mean(1).flatten(1))
+
+
+def paths(data: str, out: str) -> list[str]:
+    from train.evaluation import TrainingEvaluation
+    from train.run import DiversityProbe, update_ema
+
+    done = []
+    cfg = config("imle", data, out)
+    run = trainer.setup(cfg)
+    assert isinstance(next(run.model.parameters()), FakeCuda) and run.data.device.type == "cuda"
+    done.append("setup")
+    run.objective.select_latents(run)
+    assert run.objective.latents.device.type == "cuda"
+    run.objective.records(run)
+    done.append("selection")
+    DiversityProbe(run.data, run.model.z_dim).both(run.model, run.ema)
+    done.append("probe")
+    update_ema(run.ema, run.model, 0.9)
+    done.append("ema")
+    run.step = 1
+    trainer.save_state(run)
+    done.append("checkpoint")
+    TrainingEvaluation(cfg.data, 40, draws=2, extractor=Features(), device=run.info.device)(run.ema)
+    done.append("evaluation")
+    trainer.setup(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    done.append("resume")
+    trainer.setup(TrainConfig(**{**cfg.__dict__, "out": out + "-init", "init_from": out + "/checkpoint"}))
+    done.append("init-from")
+    gan = config("adversarial", data, out + "-gan")
+    g = trainer.setup(gan)
+    with torch.no_grad():
+        g.objective.judge(g, g.objective.fake_images(g, "generator"), "generator")
+    trainer.save_state(g)
+    trainer.setup(TrainConfig(**{**gan.__dict__, "resume": True}))
+    done.append("adversarial")
+    return done
+
+
+def whole_run(objective: str, data: str, out: str) -> dict:
+    """A run to its end with --sync-debug. Whether the decoder ran under bf16 autocast is
+    recorded (the stand-in's autocast is the CPU's; the probe and samples run without it)."""
+    from contextlib import ExitStack
+
+    from rtm_core import decoder
+
+    autocast = set()
+
+    def recorded(forward):
+        def wrapper(self, *args, **kwargs):
+            autocast.add(torch.is_autocast_enabled("cpu"))
+            return forward(self, *args, **kwargs)
+        return wrapper
+
+    with ExitStack() as patches:
+        for kind in (decoder.IMLEDecoder, decoder.StyleGAN2Decoder):
+            patches.enter_context(mock.patch.object(kind, "forward", recorded(kind.forward)))
+        trainer.train(config(objective, data, out, sync_debug=True))
+    return {"syncs_outside_the_steps": syncs.total, "autocast": sorted(autocast)}
+
+
+class _HostGrad(torch.autograd.Function):
+    """The identity forward; its backward scales the gradient by a tensor left on the host."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * torch.ones(grad.shape[1:])
+
+
+def injected(case: str, data: str, out: str) -> dict:
+    """One defect, put in from the first step on (setup stays as it is); the run must stop with
+    the error a GPU would give. Returns the error and the functions it passed through."""
+    from train import losses, run as run_module
+    from train.objectives import rs_imle
+
+    real_step, real_forward, real_clip = rs_imle.RSIMLE.step, losses.ImageLoss.forward, torch.nn.utils.clip_grad_norm_
+
+    def images_on_host(self, run, rows, lr_factor):       # the training images left on the host
+        run.data = run.data.cpu()
+        return real_step(self, run, rows, lr_factor)
+
+    def host_tensor_in_backward(self, fake, *args, **kwargs):
+        return real_forward(self, _HostGrad.apply(fake), *args, **kwargs)
+
+    def moments_on_host(self, run, rows, lr_factor):       # AdamW's moments moved to the host
+        for state in self.opt.state.values():
+            if "exp_avg" in state:
+                state["exp_avg"] = state["exp_avg"].cpu()
+        return real_step(self, run, rows, lr_factor)
+
+    def ema_from_host_copy(ema, model, decay):
+        torch._foreach_lerp_(list(ema.parameters()), [p.detach().cpu() for p in model.parameters()], 1.0 - decay)
+
+    def order_copied_from_host(self, epoch):             # the data order drawn on the host, as it once was
+        return torch.randperm(self.n).to(self.info.device)
+
+    def norm_read_every_step(*args, **kwargs):
+        norm = real_clip(*args, **kwargs)
+        float(norm)
+        return norm
+
+    defects = {"host-images": (rs_imle.RSIMLE, "step", images_on_host),
+               "host-backward": (losses.ImageLoss, "forward", host_tensor_in_backward),
+               "host-optimizer": (rs_imle.RSIMLE, "step", moments_on_host),
+               "host-ema": (trainer, "update_ema", ema_from_host_copy),
+               "blocking-copy": (run_module.BatchOrder, "permutation", order_copied_from_host),
+               "read-per-step": (torch.nn.utils, "clip_grad_norm_", norm_read_every_step)}
+    defect = case.removeprefix("inject-")
+    with mock.patch.object(*defects[defect]):
+        try:   # a defect of devices shows without --sync-debug (which would stop at the copy to the host first)
+            trainer.train(config("imle", data, out, sync_debug=not defect.startswith("host-")))
+        except RuntimeError as e:
+            return {"error": str(e)[:300], "through": [frame.name for frame in traceback.extract_tb(e.__traceback__)]}
+    return {"error": None}
+
+
+def main() -> None:
+    case, data, out = sys.argv[1:4]
+    with fake_cuda():
+        if case == "paths":
+            result = paths(data, out)
+        elif case.startswith("run-"):
+            result = whole_run(case.removeprefix("run-"), data, out)
+        else:
+            result = injected(case, data, out)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
