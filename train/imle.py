@@ -86,6 +86,7 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 KNN_BLOCK = 1024  # RS-IMLE's imle_db_size: the "knn" rule rejects per block of this many pool samples
+KEEP_BYTES = 256 << 20   # a pool block's distances to all the data are kept between the two passes up to this size
 
 
 @torch.no_grad()
@@ -99,11 +100,11 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, chunk: in
 
     The pool is searched a block at a time (`chunk` samples; KNN_BLOCK for the knn rule, whose
     blocks must be whole). A first pass over the data decides which of the block's samples
-    are rejected; a second finds each data point's nearest survivor in the block. With the
-    data in one chunk (N <= chunk: every few-shot set) the second pass reuses the first's
-    distances; beyond, it computes them again: twice the search, with memory still one
-    chunk x chunk block. No decision depends on a value read back from the device, so on a
-    GPU the search never makes the host wait.
+    are rejected; a second finds each data point's nearest survivor in the block. The second
+    pass reuses the first's distances while the block's distances to all the data take at
+    most KEEP_BYTES (N <= 16,384 at blocks of 4,096); beyond, it computes them again: twice
+    the search, with memory one chunk x chunk block. No decision depends on a value read
+    back from the device, so on a GPU the search never makes the host wait.
     """
     if data.ndim != 2 or pool.ndim != 2 or data.shape[1] != pool.shape[1]:
         raise ValueError(f"data and pool must be (N, d) and (P, d) with the same d, "
@@ -119,17 +120,20 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, chunk: in
     for p0 in range(0, P, KNN_BLOCK if knn_ignore else chunk):
         block = pool[p0:p0 + (KNN_BLOCK if knn_ignore else chunk)]
         p1 = p0 + len(block)
+        keep = N * len(block) * 4 <= KEEP_BYTES
+        kept = []
         hits = torch.zeros(len(block), dtype=torch.int32, device=pool.device)   # knn rule: rejections per sample
         for rows in data_chunks:
             d = _distances(rows, block)                                           # (n, p)
+            if keep:
+                kept.append(d)
             pool_min[p0:p1] = torch.minimum(pool_min[p0:p1], d.min(dim=0).values)
             if knn_ignore:
                 near_d, near_i = d.topk(min(knn_ignore, d.shape[1]), dim=1, largest=False)
                 hits.index_add_(0, near_i.flatten(), (near_d < eps).flatten().to(hits.dtype))
         rejected[p0:p1] = hits > 0 if knn_ignore else pool_min[p0:p1] < eps
-        for n0, rows in zip(range(0, N, chunk), data_chunks):
-            if len(data_chunks) > 1:
-                d = _distances(rows, block)
+        for i, (n0, rows) in enumerate(zip(range(0, N, chunk), data_chunks)):
+            d = kept[i] if keep else _distances(rows, block)
             best_d, best_i = d.masked_fill(rejected[p0:p1], float("inf")).min(dim=1)
             better = best_d < distance[n0:n0 + chunk]       # strictly: the first of equals wins, as argmin's
             distance[n0:n0 + chunk] = torch.where(better, best_d, distance[n0:n0 + chunk])

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import train.imle as imle
 from train.distributed import DistInfo
 from train.imle import RandomProjection, pool_block_latents, reselect, select_nearest
 
@@ -31,9 +32,11 @@ def test_hand_made_case():
 
 
 @pytest.mark.parametrize("chunk", [3, 7, 64, 4096])
-def test_matches_brute_force_with_any_chunking(chunk):
-    """The data in several chunks (a second pass per pool block) or in one (the first pass's
-    distances reused): the same matches as one search over everything."""
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 20])
+def test_matches_brute_force_with_any_chunking(chunk, keep_bytes, monkeypatch):
+    """The data in one chunk or several, the first pass's distances kept for the second or
+    computed again: the same matches as one search over everything."""
+    monkeypatch.setattr(imle, "KEEP_BYTES", keep_bytes)
     g = torch.Generator().manual_seed(0)
     data = F.normalize(torch.randn(50, 6, generator=g), dim=1)
     pool = F.normalize(torch.randn(400, 6, generator=g), dim=1)
@@ -87,7 +90,6 @@ def test_reselect_returns_the_latents_of_the_chosen_pool_samples():
 
 
 def test_block_by_block_search_equals_one_global_search(monkeypatch):
-    import train.imle as imle
     from rtm_core import Generator, tiny
 
     monkeypatch.setattr(imle, "POOL_BLOCK", 16)  # 5 blocks for a pool of 80
@@ -165,7 +167,8 @@ def test_pool_is_rounded_up_to_a_multiple():
 
 
 @pytest.mark.parametrize("chunk", [7, 4096])
-def test_knn_rule_matches_a_search_block_by_block(chunk):
+@pytest.mark.parametrize("keep_bytes", [0, 1 << 20])
+def test_knn_rule_matches_a_search_block_by_block(chunk, keep_bytes, monkeypatch):
     """RS-IMLE's rule over three blocks of 1,024 and data in one chunk or in several: each data
     point rejects its 5 nearest samples of each block that lie within eps; every data point then
     takes its nearest survivor."""
@@ -173,6 +176,7 @@ def test_knn_rule_matches_a_search_block_by_block(chunk):
     data = F.normalize(torch.randn(30, 4, generator=g), dim=1)
     pool = F.normalize(torch.randn(2500, 4, generator=g), dim=1)
     eps = 0.2
+    monkeypatch.setattr(imle, "KEEP_BYTES", keep_bytes)
     d = torch.cdist(data, pool)
     rejected = torch.zeros(2500, dtype=torch.bool)
     for b0 in range(0, 2500, 1024):
