@@ -115,6 +115,8 @@ class TrainConfig:
                                     # N = always N (the numbers of a run then do not depend on the machine's load)
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False           # torch.compile the train step and pool generation (minutes of compiling first)
+    cuda_graph: bool = False        # CUDA, RS-IMLE, one GPU: capture the whole step (forward, backward, AdamW, EMA)
+                                    # once as a CUDA graph and replay it (train/graphed.py); ignored on a CPU
     sync_debug: bool = False        # CUDA: raise at any host sync in the steps and selection rounds (outside log
                                     # steps, saves and evaluations, where the host must read); finds a stall's line
     # --- logging -------------------------------------------------------------------------
@@ -167,6 +169,10 @@ class TrainConfig:
             raise ValueError("invalid training settings: " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad))
         if self.loss_perceptual == 0 and self.loss_pixel == 0:
             raise ValueError("loss_perceptual and loss_pixel are both 0: nothing to train on; set one of them > 0")
+        if self.cuda_graph and self.objective != "imle":
+            raise ValueError("--cuda-graph replays RS-IMLE's step only: the adversarial objective draws each step's "
+                             "augmentations from a stream seeded by the step, which a replayed graph would repeat; "
+                             "leave --cuda-graph off with --objective adversarial")
         for section, cls in (("mapper", MapperConfig), ("decoder", DecoderConfig)):
             overrides = getattr(self, section)
             if not isinstance(overrides, dict):

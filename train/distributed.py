@@ -45,8 +45,13 @@ def rank_from_environment() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def world_size_from_environment() -> int:
+    """The number of processes torchrun started, known before the process group forms."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(preference: str = "auto") -> DistInfo:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = world_size_from_environment()
     rank, local_rank = rank_from_environment(), int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(preference, local_rank)
     if world_size > 1 and not dist.is_initialized():

@@ -77,9 +77,15 @@ def images_before(run) -> int:
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float | torch.Tensor) -> None:
     """ema <- decay * ema + (1 - decay) * model, all parameters in one foreach call (one kernel
     launch per group on a GPU instead of one per tensor). The generator's buffers never change
-    in training: copy_buffers makes the EMA's the model's once, at setup."""
-    params = list(ema.parameters())
-    torch._foreach_lerp_(params, [p.detach() for p in model.parameters()], 1.0 - decay)
+    in training: copy_buffers makes the EMA's the model's once, at setup. A `decay` given as a
+    0-d tensor on the device (a CUDA graph's input) is never read on the host: foreach lerp
+    would take it as a number."""
+    params, targets = list(ema.parameters()), [p.detach() for p in model.parameters()]
+    if isinstance(decay, torch.Tensor):
+        torch._foreach_mul_(params, decay)
+        torch._foreach_add_(params, torch._foreach_mul(targets, 1 - decay))
+    else:
+        torch._foreach_lerp_(params, targets, 1.0 - decay)
 
 
 @torch.no_grad()
@@ -499,13 +505,15 @@ def learning_rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
-def skip_if_not_finite(run, opt: torch.optim.Optimizer, finite: torch.Tensor, lrs: list[float]) -> None:
+def skip_if_not_finite(run, opt: torch.optim.Optimizer, finite: torch.Tensor, lrs: list) -> None:
     """Before opt.step(): each group's learning rate (0-d tensors, learning_rates_on_device) set
-    to `lrs`, and the whole update skipped when the step is not finite: fused Adam(W) leaves the
-    weights, the moments and the step count as they were where `found_inf` is 1 (the same
-    mechanism as mixed precision's grad scaler). The first such step is remembered on the device
-    in run.first_skipped, for check_finite. No host sync, no operation per parameter."""
+    to `lrs` (numbers, or 0-d tensors on the device), and the whole update skipped when the step
+    is not finite: fused Adam(W) leaves the weights, the moments and the step count as they were
+    where `found_inf` is 1 (the same mechanism as mixed precision's grad scaler). The first such
+    step is remembered on the device in run.first_skipped, for check_finite, from the device's
+    own step count. No host sync, no operation per parameter, nothing that changes from step to
+    step taken from the host but `lrs`: a CUDA graph can replay it (train/graphed.py)."""
     for group, lr in zip(opt.param_groups, lrs):
         group["lr"].fill_(lr)
     opt.found_inf = (~finite).float()
-    run.first_skipped = torch.where((run.first_skipped < 0) & ~finite, run.step, run.first_skipped)
+    run.first_skipped.copy_(torch.where((run.first_skipped < 0) & ~finite, run.device_step, run.first_skipped))

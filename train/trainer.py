@@ -73,6 +73,7 @@ class Run(RunFolder):
     objective: Optional[Objective] = None
     step: int = 0
     first_skipped: Optional[torch.Tensor] = None   # 0-d on the device: the first non-finite step skipped, or -1
+    device_step: Optional[torch.Tensor] = None     # 0-d on the device: the device's own count of steps taken
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0     # this process's CPU seconds: the budget, whatever shared the machine or paused the run
     diversity: dict = field(default_factory=dict)   # DiversityProbe at the run's first and latest probe
@@ -86,6 +87,9 @@ class Run(RunFolder):
 
 def setup(cfg: TrainConfig) -> Run:
     """Data, generator, EMA and objective; the state of the last checkpoint if cfg.resume."""
+    if cfg.cuda_graph and distributed.world_size_from_environment() > 1:
+        raise ValueError("--cuda-graph runs on one GPU: a replayed graph would skip DistributedDataParallel's "
+                         "gradient averaging as it is set up here; leave it off under torchrun")
     claim_run_folder(cfg, distributed.rank_from_environment())   # before anything is written, before the ranks meet
     info = distributed.setup(cfg.device)
     device = info.device
@@ -106,7 +110,8 @@ def setup(cfg: TrainConfig) -> Run:
     if cfg.resume:
         load_state(run, model_config)
     copy_buffers(ema, model)
-    run.first_skipped = torch.tensor(-1, device=device)
+    run.first_skipped = torch.full((), -1, dtype=torch.long, device=device)
+    run.device_step = torch.full((), run.step, dtype=torch.long, device=device)
     if info.is_main:   # only now: a run refused above has written nothing
         run.log_file = open_run_folder(cfg)
         for record in run.objective.opening_records():
@@ -185,6 +190,21 @@ def probe_interval(cfg: TrainConfig) -> int:
     return cfg.probe_every or cfg.log_every
 
 
+def training_step(run: Run):
+    """`step(rows, lr_factor, decay) -> metrics`: the objective's step, the EMA and the device's
+    step count, all on the device; with --cuda-graph on a GPU, captured once and replayed."""
+    def step(rows, factor, decay) -> dict:
+        metrics = run.objective.step(run, rows, factor)
+        update_ema(run.ema, run.model, decay)
+        run.device_step += 1
+        return metrics
+
+    if run.cfg.cuda_graph and run.info.device.type == "cuda":
+        from .graphed import GraphedStep
+        return GraphedStep(step, run.per_rank_batch, run.info.device)
+    return step
+
+
 @contextlib.contextmanager
 def host_waits_refused(refuse: bool):
     """--sync-debug: CUDA raises at any operation that makes the host wait for the device (a read
@@ -213,12 +233,12 @@ def train(cfg: TrainConfig) -> Path:
         evaluation = TrainingEvaluation(cfg.data, cfg.eval_samples, device=run.info.device)
         if run.parent and run.step == 0:   # where this stage starts: the first point of its curve
             evaluate_now(run, evaluation, clock)
+    step = training_step(run)
     try:
         while run.step < cfg.max_steps:
             with host_waits_refused(cfg.sync_debug and run.info.device.type == "cuda"):
                 run.objective.before_step(run, clock)
-                metrics = run.objective.step(run, order(run.step), lr_factor(cfg, run.step))
-                update_ema(run.ema, run.model, ema_decay(cfg, run.step, images_before(run)))
+                metrics = step(order(run.step), lr_factor(cfg, run.step), ema_decay(cfg, run.step, images_before(run)))
             run.step += 1
             clock.tick(run)
             logging = run.step % cfg.log_every == 0

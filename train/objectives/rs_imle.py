@@ -58,7 +58,7 @@ class RSIMLE(Objective):
         self.opt = torch.optim.AdamW([{"params": model.mapping.parameters(), "lr": torch.tensor(cfg.lr, device=device)},
                                       {"params": model.synthesis.parameters(), "lr": torch.tensor(cfg.lr, device=device)}],
                                      lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay,
-                                     fused=True)
+                                     fused=True, capturable=cfg.cuda_graph and device.type == "cuda")
         self.optimizers = [self.opt]
         # One device per process (device_ids), and no buffer broadcast before every forward: the
         # generator's buffers (the fixed initial states, the noise scales' constants) never change.
@@ -121,7 +121,11 @@ class RSIMLE(Objective):
                              latent_noise=cfg.latent_noise, pool_batch=cfg.pool_batch, info=run.info,
                              pool_multiple=cfg.pool_multiple, knn_ignore=cfg.knn_ignore if cfg.rejection == "knn" else 0,
                              bf16=cfg.amp and run.info.device.type == "cuda")
-        self.latents, self.latents_step = selection.latents, run.step
+        if self.latents is None or self.latents.shape != selection.latents.shape:
+            self.latents = selection.latents
+        else:   # in place: a captured step (--cuda-graph) reads the latents where they were
+            self.latents.copy_(selection.latents)
+        self.latents_step = run.step
         self.rounds.append((run.step, selection))
         return selection
 
