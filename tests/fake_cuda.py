@@ -21,8 +21,13 @@ host (`.item()`, `if t:`, `.tolist()`, `.cpu()`), a blocking copy from the host 
 `torch.tensor(..., device="cuda")`), and the operators whose output size depends on the data
 (`nonzero`, boolean-mask indexing, `masked_select`, `unique`, `repeat_interleave`).
 
-What it cannot catch: kernels, memory, streams, CUDA graphs, and the CUDA autocast's own list
-of operators (the CPU's differs).
+CUDA graphs (torch.cuda.CUDAGraph, torch.cuda.graph) are stood in for by FakeGraph: a capture
+records the operators and undoes their writes; a replay runs the record again on the same
+tensors, so a graph that would replay stale numbers or read a replaced tensor trains differently
+from eager steps, and a sync inside a capture raises.
+
+What it cannot catch: kernels, memory, streams, and the CUDA autocast's own list of operators
+(the CPU's differs).
 Run it in a fresh process (tests/test_train/test_device_discipline.py does): it patches torch globally.
 """
 
@@ -34,12 +39,14 @@ import warnings
 from typing import Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 FAKE = torch.device("cuda", 0)
 MISMATCH = ("Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
             "(fake_cuda: {op})")
 SYNC = "called a synchronizing CUDA operation (fake_cuda: {op})"
+CAPTURE = "CUDA error: operation not permitted when stream is capturing (fake_cuda: {op})"
 # copy_ crosses devices on CUDA too (load_state_dict copies CPU weights into device parameters).
 CROSS_DEVICE = {"aten.copy_.default", "aten._to_copy.default", "aten.lift_fresh.default"}
 # Operators whose output size is known only once the device has computed the data.
@@ -63,6 +70,8 @@ class SyncCheck:
 
     def __call__(self, op: str) -> None:
         self.calls[op] = self.calls.get(op, 0) + 1
+        if capturing():
+            raise RuntimeError(CAPTURE.format(op=op))
         if self.mode == 2:
             raise RuntimeError(SYNC.format(op=op))
         if self.mode == 1:
@@ -170,6 +179,102 @@ class FakeCuda(torch.Tensor):
         # An in-place operator returns its own (wrapped) argument, as on any device.
         return tree_map(lambda t: (wrappers[id(t)] if id(t) in wrappers else FakeCuda(t))
                         if isinstance(t, torch.Tensor) else t, out)
+
+
+class FakeGraph:
+    """torch.cuda.CUDAGraph's stand-in. A capture records every operator with the tensors it was
+    given and made (a dispatch mode, which sees forward, backward and the optimizer alike); a
+    replay runs the record again on those same tensors, writing each result into the tensor the
+    capture made. Like a CUDA graph it repeats the numbers the capture passed and reads the
+    tensors it read then: a value that should have changed from step to step, or a tensor
+    replaced rather than updated in place, makes replays train differently from eager steps.
+    A sync during the capture raises, as on CUDA."""
+
+    def __init__(self):
+        self.record: list = []
+
+    def replay(self) -> None:
+        with torch.no_grad():
+            for func, args, kwargs, out in self.record:
+                fresh = func(*args, **kwargs)
+                if not _in_place_or_view(func):
+                    for kept, new in zip(tree_flatten(out)[0], tree_flatten(fresh)[0]):
+                        if isinstance(kept, torch.Tensor):
+                            kept.copy_(new)
+
+
+def _in_place_or_view(func) -> bool:
+    schema = func._schema
+    return schema.is_mutable or any(r.alias_info is not None for r in schema.returns)
+
+
+def _written(func, args, kwargs) -> list:
+    """The tensors an operator writes in place (its arguments marked `Tensor(a!)`)."""
+    out = []
+    for i, argument in enumerate(func._schema.arguments):
+        if argument.alias_info is not None and argument.alias_info.is_write:
+            value = args[i] if i < len(args) else kwargs.get(argument.name)
+            out += [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+    return out
+
+
+class _Capture(TorchDispatchMode):
+    """Records into `graph` while the operators run. A CUDA capture runs nothing, so each tensor
+    an operator writes in place is saved the first time and put back at the end: the capture
+    leaves the state as it found it, and the replay that follows is the step."""
+
+    def __init__(self, graph: FakeGraph):
+        super().__init__()
+        self.graph, self.saved = graph, {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if str(func).startswith("profiler."):      # the optimizer's record_function marks: no kernel
+            return func(*args, **kwargs)
+        for t in _written(func, args, kwargs):
+            if id(t) not in self.saved:
+                self.saved[id(t)] = (t, t.detach().clone())
+        out = func(*args, **kwargs)
+        self.graph.record.append((func, args, kwargs, out))
+        return out
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for t, before in self.saved.values():
+                t.copy_(before)
+
+
+_capturing: list = []
+
+
+def capturing() -> bool:
+    return bool(_capturing)
+
+
+@contextlib.contextmanager
+def _graph(graph: FakeGraph, *args, **kwargs):
+    """torch.cuda.graph(g)'s stand-in: what runs inside is recorded into g, and its writes undone."""
+    capture = _Capture(graph)
+    _capturing.append(graph)
+    try:
+        with capture:
+            yield
+    finally:
+        _capturing.pop()
+        capture.restore()
+
+
+class _Stream:
+    """A CUDA stream's stand-in: the stand-in runs everything in order on the CPU."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def wait_stream(self, other) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
 
 
 def to_fake(t: torch.Tensor) -> torch.Tensor:
@@ -291,6 +396,11 @@ def fake_cuda():
     patch(torch.cuda, "manual_seed_all", lambda seed: None)
     patch(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     patch(torch.cuda, "max_memory_allocated", lambda device=None: 0)
+    patch(torch.cuda, "CUDAGraph", FakeGraph)
+    patch(torch.cuda, "graph", _graph)
+    patch(torch.cuda, "Stream", _Stream)
+    patch(torch.cuda, "current_stream", lambda device=None: _Stream())
+    patch(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
     patch(torch.cuda, "set_sync_debug_mode", syncs.set_mode)
     patch(torch.cuda, "get_sync_debug_mode", lambda: syncs.mode)
     plain_module_to = torch.nn.Module.to

@@ -8,11 +8,14 @@ tests/test_train/test_device_discipline.py starts them. Cases:
 - `run-imle`, `run-adversarial`: whole runs (selection rounds, forward with bf16 autocast,
   backward, fused AdamW, EMA, log steps, checkpoints) with --sync-debug: any host sync outside
   log steps and saves raises;
-- `inject-*`: one defect each, put where it would be on a GPU; the run must fail.
+- `inject`: one defect at a time, put where it would be on a GPU; each run must fail;
+- `graph`, `graph-*`: a run with --cuda-graph against the same run eager, without and with a
+  defect that a replayed graph cannot survive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -106,6 +109,42 @@ def whole_run(objective: str, data: str, out: str) -> dict:
     return {"syncs_outside_the_steps": syncs.total, "autocast": sorted(autocast)}
 
 
+def graphed_against_eager(data: str, out: str, defect: str = "") -> dict:
+    """The same RS-IMLE run eagerly and with --cuda-graph (the stand-in's graph replays its
+    record as CUDA would), across a selection round, without the decoder's noise (its draws
+    differ): how far apart their weights end. `defect`: "latents-replaced" (a selection round
+    that replaces the latents tensor instead of copying into it), "read-in-step" (the EMA's
+    decay read on the host: a sync inside the capture)."""
+    from safetensors.torch import load_file
+
+    from train import run as run_module
+    from train.objectives import rs_imle
+
+    real_select, real_ema = rs_imle.RSIMLE.select_latents, run_module.update_ema
+
+    def latents_replaced(self, run):
+        self.latents = None
+        return real_select(self, run)
+
+    def decay_read(ema, model, decay):
+        return real_ema(ema, model, float(decay))
+
+    patches = {"latents-replaced": (rs_imle.RSIMLE, "select_latents", latents_replaced),
+               "read-in-step": (trainer, "update_ema", decay_read)}
+    weights = {}
+    for arm in ("graphed", "eager"):          # graphed first: a capture that fails needs no eager run
+        cfg = config("imle", data, f"{out}/{arm}", cuda_graph=arm == "graphed", decoder={"noise": False},
+                     max_steps=18, checkpoint_every=18)     # a selection round at step 15
+        with mock.patch.object(*patches[defect]) if defect else contextlib.nullcontext():
+            try:
+                trainer.train(cfg)
+            except RuntimeError as e:
+                return {"error": str(e)[:300]}
+        weights[arm] = load_file(f"{out}/{arm}/checkpoint/model.safetensors")
+    return {"max_difference": max(float((weights["eager"][k].float() - weights["graphed"][k].float()).abs().max())
+                                  for k in weights["eager"]), "error": None}
+
+
 class _HostGrad(torch.autograd.Function):
     """The identity forward; its backward scales the gradient by a tensor left on the host."""
 
@@ -118,9 +157,9 @@ class _HostGrad(torch.autograd.Function):
         return grad * torch.ones(grad.shape[1:])
 
 
-def injected(case: str, data: str, out: str) -> dict:
-    """One defect, put in from the first step on (setup stays as it is); the run must stop with
-    the error a GPU would give. Returns the error and the functions it passed through."""
+def injected(data: str, out: str) -> dict:
+    """Each defect in turn, put in from the first step on (setup stays as it is); each run must
+    stop with the error a GPU would give. {defect: its error and the functions it passed through}."""
     from train import losses, run as run_module
     from train.objectives import rs_imle
 
@@ -156,13 +195,27 @@ def injected(case: str, data: str, out: str) -> dict:
                "host-ema": (trainer, "update_ema", ema_from_host_copy),
                "blocking-copy": (run_module.BatchOrder, "permutation", order_copied_from_host),
                "read-per-step": (torch.nn.utils, "clip_grad_norm_", norm_read_every_step)}
-    defect = case.removeprefix("inject-")
-    with mock.patch.object(*defects[defect]):
-        try:   # a defect of devices shows without --sync-debug (which would stop at the copy to the host first)
-            trainer.train(config("imle", data, out, sync_debug=not defect.startswith("host-")))
-        except RuntimeError as e:
-            return {"error": str(e)[:300], "through": [frame.name for frame in traceback.extract_tb(e.__traceback__)]}
-    return {"error": None}
+    results = {}
+    for defect, patch in defects.items():
+        results[defect] = {"error": None}
+        with mock.patch.object(*patch):
+            try:   # a defect of devices shows without --sync-debug (which would stop at the copy to the host first)
+                trainer.train(config("imle", data, f"{out}/{defect}", sync_debug=not defect.startswith("host-")))
+            except RuntimeError as e:
+                results[defect] = {"error": str(e)[:300],
+                                   "through": [frame.name for frame in traceback.extract_tb(e.__traceback__)]}
+    return results
+
+
+def in_a_fresh_process(case: str, data: str, out) -> object:
+    """CASE in a fresh process (the stand-in patches torch for good): its JSON line."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, case, data, str(out)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -170,10 +223,14 @@ def main() -> None:
     with fake_cuda():
         if case == "paths":
             result = paths(data, out)
+        elif case.startswith("graph"):
+            result = graphed_against_eager(data, out, case.removeprefix("graph").removeprefix("-"))
         elif case.startswith("run-"):
             result = whole_run(case.removeprefix("run-"), data, out)
+        elif case == "inject":
+            result = injected(data, out)
         else:
-            result = injected(case, data, out)
+            raise SystemExit(f"unknown case {case}")
     print(json.dumps(result))
 
 

@@ -11,7 +11,6 @@ fail. A step makes no host sync (counted on the CPU with bench/counters.py too).
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,23 +19,15 @@ import pytest
 import torch
 
 from bench.counters import HostSyncs
+from tests.stand_in_runs import in_a_fresh_process
 from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def on_the_stand_in(case: str, data: str, out: Path):
-    """tests/stand_in_runs.py CASE in a fresh process: its JSON line."""
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "stand_in_runs.py"), case, data, str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_every_path_around_the_step_keeps_to_one_device(few_digits, tmp_path):
-    assert on_the_stand_in("paths", few_digits, tmp_path / "run") == [
+    assert in_a_fresh_process("paths", few_digits, tmp_path / "run") == [
         "setup", "selection", "probe", "ema", "checkpoint", "evaluation", "resume", "init-from", "adversarial"]
 
 
@@ -46,11 +37,16 @@ def test_whole_runs_wait_for_the_host_only_at_log_steps_and_saves(few_digits, tm
     """--sync-debug raises at any sync in the steps and selection rounds: the run reaching its
     end is the test. The host did wait at log steps and saves (counted), and the decoder ran
     under autocast in the steps."""
-    result = on_the_stand_in(f"run-{objective}", few_digits, tmp_path / "run")
+    result = in_a_fresh_process(f"run-{objective}", few_digits, tmp_path / "run")
     assert result["syncs_outside_the_steps"] > 0 and result["autocast"] == [False, True]
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     if objective == "imle":    # the rounds' figures, read at the log steps after them
         assert [e["step"] for e in events if e.get("event") == "reselect"] == [0, 15]
+
+
+@pytest.fixture(scope="module")
+def defects(few_digits, tmp_path_factory) -> dict:
+    return in_a_fresh_process("inject", few_digits, tmp_path_factory.mktemp("defects"))
 
 
 @pytest.mark.slow
@@ -62,10 +58,10 @@ def test_whole_runs_wait_for_the_host_only_at_log_steps_and_saves(few_digits, tm
     ("blocking-copy", "synchronizing", "order_copied_from_host"),   # the data order made on the host
     ("read-per-step", "synchronizing", "norm_read_every_step"),     # a value read every step
 ])
-def test_the_stand_in_fails_where_a_gpu_would(few_digits, tmp_path, defect, error, where):
+def test_the_stand_in_fails_where_a_gpu_would(defects, defect, error, where):
     """Each defect, put into the real step, stops the run with the error CUDA gives, raised
     where the defect is: the tests above could not pass on such code."""
-    result = on_the_stand_in(f"inject-{defect}", few_digits, tmp_path / "run")
+    result = defects[defect]
     assert error in (result["error"] or ""), result
     assert where in result["through"], result
 
