@@ -3,6 +3,7 @@ noisy machine a ratio means something only when both sides are measured together
 
     git worktree add /tmp/before <ref>
     python -m bench.bench_versus --before /tmp/before [--rounds 2] [--objective imle]
+    python -m bench.bench_versus --before /tmp/before --search    # the selection round's search
 
 Each side runs in its own process, from its own tree, one thread: setup of the `cpu` preset on
 103 synthetic 32x32 images, one selection round, then one loop iteration as both trees make it
@@ -52,6 +53,34 @@ print(json.dumps({{"operators": ops.total, "host_syncs": syncs.total, "seconds":
 """
 
 
+SEARCH = r"""
+import json, sys, time, torch
+import torch.nn.functional as F
+sys.path.insert(0, {tree!r})
+torch.set_num_threads(1)
+from train.imle import select_nearest
+g = torch.Generator().manual_seed(0)
+out = {{}}
+for n, knn in ((103, 0), (3926, 0), (3926, 5), (10000, 0), (10000, 5)):
+    data = F.normalize(torch.randn(n, 800, generator=g), dim=1)
+    pool = F.normalize(torch.randn(4096, 800, generator=g), dim=1)
+    eps = float(torch.cdist(data[:200], pool).min(0).values.quantile(0.2))   # rejects about a fifth
+    times = []
+    for _ in range(3):
+        start = time.perf_counter(); select_nearest(data, pool, eps, knn_ignore=knn); times.append(time.perf_counter() - start)
+    out[f"N={{n}} {{'knn' if knn else 'any'}}"] = min(times)
+print(json.dumps(out))
+"""
+
+
+def search(tree: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", SEARCH.format(tree=str(tree))], capture_output=True, text=True,
+                          cwd=tree, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"the search in {tree} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure(tree: Path, objective: str, data: str, steps: int) -> dict:
     out = tempfile.mkdtemp(prefix="rtm-versus-")
     script = MEASURE.format(tree=str(tree), root=str(ROOT), objective=objective, data=data, out=out + "/run", steps=steps)
@@ -67,11 +96,24 @@ def main() -> None:
     parser.add_argument("--objective", choices=("imle", "adversarial"), default="imle")
     parser.add_argument("--rounds", type=int, default=2, help="turns each side takes")
     parser.add_argument("--steps", type=int, default=5, help="timed iterations per turn (the median counts)")
+    parser.add_argument("--search", action="store_true",
+                        help="instead: one pool block's nearest-neighbour search (train/imle.py's select_nearest), "
+                             "4,096 samples in 800 dimensions against N images, best of 3")
     args = parser.parse_args()
+    sides = {"before": Path(args.before).resolve(), "after": ROOT}
+    if args.search:
+        runs = {side: [] for side in sides}
+        for _ in range(args.rounds):
+            for side, tree in sides.items():
+                runs[side].append(search(tree))
+        for case in runs["after"][0]:
+            before, after = (min(r[case] for r in runs[side]) for side in sides)
+            print(f"select_nearest, {case}, one thread: {1000 * before:.0f} -> {1000 * after:.0f} ms "
+                  f"(after / before {after / before:.2f})")
+        return
     from bench.bench_train import synthetic_data
 
     data = synthetic_data(Path(tempfile.mkdtemp(prefix="rtm-versus-data-")), 103, 32)
-    sides = {"before": Path(args.before).resolve(), "after": ROOT}
     results = {side: [] for side in sides}
     for _ in range(args.rounds):
         for side, tree in sides.items():
