@@ -197,7 +197,7 @@ def pool_costs(args, device) -> dict:
     data = project(torch.rand(N, 3, 32, 32, device=device) * 2 - 1)
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=device)
     sel = reselect(g, data, project, z_dim=g.z_dim, seed=0, round_=0, force_factor=args.force_factor, eps=0.12,
-                   latent_noise=0.001, pool_batch=PRESETS["cpu"]["pool_batch"], info=info, timed=True)
+                   latent_noise=0.001, pool_batch=PRESETS["cpu"]["pool_batch"], info=info)
     total = sel.generate_s + sel.search_s
     results["reselect"] = {"N": N, "force_factor": args.force_factor, "pool": sel.pool_size,
                            "generate_s": sel.generate_s, "search_s": sel.search_s, "generate_share": sel.generate_s / total}

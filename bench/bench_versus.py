@@ -24,10 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MEASURE = r"""
-import json, sys, time, torch
-sys.path.insert(0, {tree!r}); sys.path.insert(1, {root!r})
+import importlib.util, json, sys, time, torch
+sys.path.insert(0, {tree!r})
 torch.set_num_threads(1)
-from bench.counters import HostSyncs, OpCounter
+spec = importlib.util.spec_from_file_location("counters", {root!r} + "/bench/counters.py")   # this tree's counters
+counters = importlib.util.module_from_spec(spec); spec.loader.exec_module(counters)
+HostSyncs, OpCounter = counters.HostSyncs, counters.OpCounter
 from train import trainer
 from train.config import ADVERSARIAL_PRESETS, PRESETS, TrainConfig
 from train.run import update_ema

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import warnings
 from typing import Optional
 
@@ -53,6 +54,7 @@ CROSS_DEVICE = {"aten.copy_.default", "aten._to_copy.default", "aten.lift_fresh.
 DATA_DEPENDENT = {"aten.nonzero.default", "aten.masked_select.default", "aten._unique2.default",
                   "aten.unique_dim.default", "aten.unique_consecutive.default", "aten.repeat_interleave.Tensor",
                   "aten.nonzero_static.default", "aten._local_scalar_dense.default"}
+BOOL_INDEXED = {"aten.index.Tensor", "aten.index_put_.default", "aten.index_put.default", "aten._index_put_impl_.default"}
 HOST_READS = {"cpu", "numpy", "tolist", "item", "__bool__", "__float__", "__int__", "__index__"}
 
 
@@ -171,7 +173,7 @@ class FakeCuda(torch.Tensor):
         op = str(func)
         if op not in CROSS_DEVICE and any(_is_host_array(t) for t in tree_flatten((args, kwargs))[0]):
             raise RuntimeError(MISMATCH.format(op=op))
-        if op in DATA_DEPENDENT or (op == "aten.index.Tensor" and any(
+        if op in DATA_DEPENDENT or (op in BOOL_INDEXED and any(
                 t is not None and t.dtype == torch.bool for t in args[1])):
             syncs(op)
         wrappers = {id(t.elem): t for t in tree_flatten((args, kwargs))[0] if isinstance(t, FakeCuda)}
@@ -229,8 +231,13 @@ class _Capture(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if str(func).startswith("profiler."):      # the optimizer's record_function marks: no kernel
+        on_device = _making_device_tensor or any(isinstance(t, FakeCuda) for t in tree_flatten((args, kwargs))[0])
+        if str(func).startswith("profiler.") or not on_device:   # host work runs once, at the capture, as on CUDA
             return func(*args, **kwargs)
+        if kwargs.get("generator") is not None:
+            raise RuntimeError(f"CUDA graph capture: a random draw from a generator of its own ({func}); a replay "
+                               f"would repeat its numbers (fake_cuda: register it with the graph, or draw from the "
+                               f"default generator)")
         for t in _written(func, args, kwargs):
             if id(t) not in self.saved:
                 self.saved[id(t)] = (t, t.detach().clone())
@@ -245,6 +252,7 @@ class _Capture(TorchDispatchMode):
 
 
 _capturing: list = []
+_making_device_tensor: list = []   # set while a factory makes a "cuda" tensor (on the CPU, then wrapped)
 
 
 def capturing() -> bool:
@@ -262,6 +270,22 @@ def _graph(graph: FakeGraph, *args, **kwargs):
     finally:
         _capturing.pop()
         capture.restore()
+
+
+class _Event:
+    """torch.cuda.Event's stand-in: the stand-in's work is done when its call returns."""
+
+    def __init__(self, *args, **kwargs):
+        self.time = None
+
+    def record(self, stream=None) -> None:
+        self.time = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: "_Event") -> float:
+        return 1000 * (end.time - self.time)
 
 
 class _Stream:
@@ -318,7 +342,7 @@ def fake_cuda():
 
     def upload(t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """A copy from the host: a blocking one makes the host wait for the device (CUDA's sync check says so)."""
-        if t.dim() > 0 and not kwargs.get("non_blocking"):
+        if not kwargs.get("non_blocking"):      # any size: CUDA copies and waits even for one number
             syncs("copy from the host")
         rest = [a for a in args if not isinstance(a, (str, torch.device, FakeCuda))]
         kw = {k: v for k, v in kwargs.items() if k not in ("device", "non_blocking")}
@@ -343,10 +367,15 @@ def fake_cuda():
             cuda = _target((), kwargs) == "cuda"
             if cuda:
                 kwargs = {**kwargs, "device": "cpu"}
-                if _name == "tensor" and not isinstance(args[0], (int, float, bool)):
+                if _name == "tensor":               # made on the host and copied over, whatever its size
                     syncs("torch.tensor from the host")
-            out = _original(*args, **kwargs)
-            return FakeCuda(out) if cuda else out
+                _making_device_tensor.append(True)
+                try:
+                    out = _original(*args, **kwargs)
+                finally:
+                    _making_device_tensor.pop()
+                return FakeCuda(out)
+            return _original(*args, **kwargs)
         patch(torch, factory, made)
 
     class Generator(torch.Generator):
@@ -400,6 +429,7 @@ def fake_cuda():
     patch(torch.cuda, "CUDAGraph", FakeGraph)
     patch(torch.cuda, "graph", _graph)
     patch(torch.cuda, "Stream", _Stream)
+    patch(torch.cuda, "Event", _Event)
     patch(torch.cuda, "current_stream", lambda device=None: _Stream())
     patch(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
     patch(torch.cuda, "set_sync_debug_mode", syncs.set_mode)

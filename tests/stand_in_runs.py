@@ -134,7 +134,7 @@ def graphed_against_eager(data: str, out: str, defect: str = "") -> dict:
     weights = {}
     for arm in ("graphed", "eager"):          # graphed first: a capture that fails needs no eager run
         cfg = config("imle", data, f"{out}/{arm}", cuda_graph=arm == "graphed", decoder={"noise": False},
-                     max_steps=18, checkpoint_every=18)     # a selection round at step 15
+                     max_steps=24, checkpoint_every=24)     # a selection round at step 15
         with mock.patch.object(*patches[defect]) if defect else contextlib.nullcontext():
             try:
                 trainer.train(cfg)

@@ -9,22 +9,23 @@ RS-IMLE's code does: in each block of 1,024 pool samples, each data point drops 
 `knn_ignore` (5) nearest samples that fall within eps, so a 6th sample within eps survives.
 
 Everything here is a pure function of its inputs, chunked so that memory stays bounded
-(a distance block is at most `chunk` x `chunk`, and the pool is generated, searched and
-dropped one block of 4,096 samples at a time) for datasets of 100,000 images.
+(the pool is generated, searched and dropped one block of 4,096 samples at a time; a block's
+distances to the data are kept up to KEEP_BYTES, else computed a chunk x chunk block at a
+time) for datasets of 100,000 images.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device_clock import DeviceClock
 from .distributed import DistInfo, all_gather
 
 
@@ -86,7 +87,9 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 KNN_BLOCK = 1024  # RS-IMLE's imle_db_size: the "knn" rule rejects per block of this many pool samples
-KEEP_BYTES = 256 << 20   # a pool block's distances to all the data are kept between the two passes up to this size
+# A pool block's distances to all the data are kept between the two passes up to this size:
+# N <= 16,384 at blocks of 4,096 on a CPU; on a GPU N <= 131,072 (65,536 x 4 at the knn rule's 1,024).
+KEEP_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
 
 
 @torch.no_grad()
@@ -102,8 +105,9 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, chunk: in
     blocks must be whole). A first pass over the data decides which of the block's samples
     are rejected; a second finds each data point's nearest survivor in the block. The second
     pass reuses the first's distances while the block's distances to all the data take at
-    most KEEP_BYTES (N <= 16,384 at blocks of 4,096); beyond, it computes them again: twice
-    the search, with memory one chunk x chunk block. No decision depends on a value read
+    most KEEP_BYTES (a CPU: N <= 16,384 at blocks of 4,096, 65,536 at 1,024; a GPU: 8 x as
+    many); beyond, it computes them again: twice the search, with memory one chunk x chunk
+    block. No decision depends on a value read
     back from the device, so on a GPU the search never makes the host wait.
     """
     if data.ndim != 2 or pool.ndim != 2 or data.shape[1] != pool.shape[1]:
@@ -120,7 +124,7 @@ def select_nearest(data: torch.Tensor, pool: torch.Tensor, eps: float, chunk: in
     for p0 in range(0, P, KNN_BLOCK if knn_ignore else chunk):
         block = pool[p0:p0 + (KNN_BLOCK if knn_ignore else chunk)]
         p1 = p0 + len(block)
-        keep = N * len(block) * 4 <= KEEP_BYTES
+        keep = N * len(block) * 4 <= KEEP_BYTES.get(pool.device.type, KEEP_BYTES["cpu"])
         kept = []
         hits = torch.zeros(len(block), dtype=torch.int32, device=pool.device)   # knn rule: rejections per sample
         for rows in data_chunks:
@@ -202,8 +206,20 @@ class Selection:
     rejected: torch.Tensor      # 0-d: pool samples rejected (within eps of a data point), all ranks
     pool_nearest: torch.Tensor  # (this rank's pool) each sample's distance to its nearest data point
     pool_size: int
-    generate_s: Optional[float]  # time spent generating and embedding the pool (this rank; None: not timed)
-    search_s: Optional[float]    # time spent in the nearest-neighbour search (this rank)
+    clock: DeviceClock          # three marks per block of this rank: start, generated, searched
+
+    def _phase(self, offset: int) -> float:
+        return sum(self.clock.seconds(i, i + 1) for i in range(offset, len(self.clock.marks) - 1, 3))
+
+    @property
+    def generate_s(self) -> float:
+        """Device time spent generating and embedding the pool (this rank)."""
+        return self._phase(0)
+
+    @property
+    def search_s(self) -> float:
+        """Device time spent in the nearest-neighbour search (this rank)."""
+        return self._phase(1)
 
     def summary(self) -> dict:
         """The round's figures as numbers: reading them makes the host wait for the device."""
@@ -218,27 +234,21 @@ class Selection:
 @torch.no_grad()
 def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: Callable, *, z_dim: int,
              seed: int, round_: int, force_factor: int, eps: float, latent_noise: float, pool_batch: int,
-             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0, bf16: bool = False,
-             timed: bool = False) -> Selection:
+             info: DistInfo, pool_multiple: int = 1, knn_ignore: int = 0, bf16: bool = False) -> Selection:
     """One RS-IMLE round: each rank generates its blocks of the pool, searches them, and the
     nearest surviving sample per data point over all ranks wins. A rank with no block (more
     ranks than blocks) offers nothing (distance inf). The pool has force_factor x N samples,
     rounded up to a multiple of pool_multiple (RS-IMLE's code: 1,024).
 
     Everything stays on the device and nothing is read back, so on a GPU the round is queued
-    behind the steps before it and the host never waits. Its two phases are timed on a CPU,
-    and on a GPU only when `timed` (each phase then waits for the device to finish)."""
+    behind the steps before it and the host never waits; its two phases are timed with marks
+    in the device's order (train/device_clock.py), read with its figures."""
     N = data_features.shape[0]
     pool_size = -(-force_factor * N // pool_multiple) * pool_multiple
     sizes = [min(POOL_BLOCK, pool_size - b) for b in range(0, pool_size, POOL_BLOCK)]
     mine = list(range(info.rank, len(sizes), info.world_size))
     device = data_features.device
-    timed = timed or device.type == "cpu"
-
-    def now() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter()
+    clock = DeviceClock(device)
 
     # Block by block: generate, embed, search, forget. Memory stays at one block of features
     # plus (N,) running bests, whatever N and the pool size. Rejection depends only on a
@@ -246,21 +256,19 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     # block's nearest survivor.
     distance = torch.full((N,), float("inf"), device=device)
     index = torch.full((N,), -1, dtype=torch.long, device=device)
-    rejected, generate_s, search_s, nearest = torch.zeros((), dtype=torch.long, device=device), 0.0, 0.0, []
+    rejected, nearest = torch.zeros((), dtype=torch.long, device=device), []
     for block in mine:
-        start = now() if timed else 0.0
+        clock.mark()
         z = pool_block_latents(seed, round_, block, sizes[block], z_dim, device)
         features = generate_pool_features(generator, z, project, pool_batch, bf16)
-        middle = now() if timed else 0.0
+        clock.mark()
         found = select_nearest(data_features, features, eps, knn_ignore=knn_ignore)
         better = found.distance < distance
         distance = torch.where(better, found.distance, distance)
         index = torch.where(better, found.index + block * POOL_BLOCK, index)
         rejected = rejected + found.rejected.sum()
         nearest.append(found.pool_nearest)
-        if timed:
-            end = now()
-            generate_s, search_s = generate_s + middle - start, search_s + end - middle
+        clock.mark()
 
     # The global winner per data point: smallest distance over ranks (ties -> lowest rank).
     all_distance, all_index = all_gather(distance, info), all_gather(index, info)   # (W, N)
@@ -280,5 +288,4 @@ def reselect(generator: torch.nn.Module, data_features: torch.Tensor, project: C
     latents += latent_noise * torch.randn(N, z_dim, generator=noise_gen, device=device)
     return Selection(latents=latents, index=index, distance=distance, rejected=rejected,
                      pool_nearest=torch.cat(nearest) if nearest else torch.zeros(0, device=device),
-                     pool_size=pool_size, generate_s=generate_s if timed else None,
-                     search_s=search_s if timed else None)
+                     pool_size=pool_size, clock=clock)

@@ -31,6 +31,7 @@ from . import distributed, recipe
 from .config import TrainConfig, command_line
 from .cpu_threads import ThreadGovernor
 from .data import load_prepared
+from .device_clock import DeviceClock
 from .imle import stream
 from .init_from import TRAIN_STATE_FILE, parent_of, read_state_file
 
@@ -327,6 +328,7 @@ class Cadence:
         self.window_images = 0
         self.first_step, self.step = run.step, run.step   # step: the run's, as of the last tick
         self.asides: dict[str, list[float]] = {}   # kind -> [seconds spent, times, steps between two]
+        self.queued: list = []     # on a GPU, asides whose device time the next log step reads
         self.bar = progress_bar(cfg, run.info, run.step)
         self.first_line_due = self.bar is None   # a log file hears of the run before its first interval
         self.threads = ThreadGovernor(cfg.threads) if run.info.device.type == "cpu" else None
@@ -345,14 +347,21 @@ class Cadence:
     @contextlib.contextmanager
     def aside(self, kind: str, every: int):
         """Time work done besides the steps (pool selection, probes, evaluations), which recurs
-        every `every` steps: the ETA counts it apart, and img/s measures the steps alone."""
-        start = time.perf_counter()
+        every `every` steps: the ETA counts it apart, and img/s measures the steps alone. On a GPU
+        work queued aside (a selection round) goes on after the host has moved on: its device
+        time is marked too, and counted at the next log step (images_per_s)."""
+        start, clock = time.perf_counter(), DeviceClock(self.info.device)
+        clock.mark()
         try:
             yield
         finally:
+            clock.mark()
+            host = time.perf_counter() - start
             spent = self.asides.setdefault(kind, [0.0, 0, every])
-            spent[0] += time.perf_counter() - start
+            spent[0] += host
             spent[1] += 1
+            if clock.cuda:
+                self.queued.append((spent, clock, host))
             self.restart_window()
 
     @contextlib.contextmanager
@@ -394,7 +403,16 @@ class Cadence:
         return f"ETA {left_s / 60:.1f} min"
 
     def images_per_s(self) -> float:
-        rate = self.window_images / max(1e-9, time.perf_counter() - self.window_start)
+        """The steps' images per second since the last log step (called there: the host has
+        waited for the device). Work aside is left out, also what the device did of it after
+        the host moved on, which the steps queued behind it waited for."""
+        elapsed = time.perf_counter() - self.window_start
+        for spent, clock, host in self.queued:
+            late = max(0.0, clock.seconds(0, 1) - host)
+            spent[0] += late
+            elapsed -= late
+        self.queued = []
+        rate = self.window_images / max(1e-9, elapsed)
         self.restart_window()
         return rate
 

@@ -139,6 +139,7 @@ def load_state(run: Run, model_config) -> None:
 def save_state(run: Run) -> None:
     """The EMA checkpoint and the training state (with the objective's), replaced together in one
     atomic step: a kill at any moment leaves the previous complete pair or the new one."""
+    write_records(run)          # before the state that says those rounds were done
     check_finite(run, run.objective.diverged_hint)
     rng = rng_states(run.info)                      # every rank takes part
     if run.info.is_main:
@@ -205,6 +206,12 @@ def training_step(run: Run):
     return step
 
 
+def write_records(run: Run) -> None:
+    """The objective's records (RS-IMLE: its selection rounds' figures) into metrics.jsonl."""
+    for line in run.objective.records(run):
+        run.log(line)
+
+
 @contextlib.contextmanager
 def host_waits_refused(refuse: bool):
     """--sync-debug: CUDA raises at any operation that makes the host wait for the device (a read
@@ -212,11 +219,12 @@ def host_waits_refused(refuse: bool):
     if not refuse:
         yield
         return
+    before = torch.cuda.get_sync_debug_mode()
     torch.cuda.set_sync_debug_mode("error")
     try:
         yield
     finally:
-        torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.set_sync_debug_mode(before)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -243,9 +251,8 @@ def train(cfg: TrainConfig) -> Path:
             clock.tick(run)
             logging = run.step % cfg.log_every == 0
             if logging:   # the interval's figures first: the probe's time is not the steps'
+                write_records(run)
                 check_finite(run, run.objective.diverged_hint)
-                for line in run.objective.records(run):
-                    run.log(line)
                 record = {"step": run.step, "epoch": run.step * cfg.batch_size / N,
                           **read_metrics(run, metrics, run.objective.averaged), **run.objective.log_extra(),
                           "lr": learning_rate(cfg, run.step - 1), "images_per_s": clock.images_per_s(),
@@ -263,9 +270,9 @@ def train(cfg: TrainConfig) -> Path:
                 evaluate_now(run, evaluation, clock)
             if out_of_time:
                 break
-        for line in run.objective.records(run):   # what no log step has read yet
-            run.log(line)
     finally:
+        with contextlib.suppress(Exception):   # what the rounds since the last log found, even after a failure
+            write_records(run)
         clock.close(run.log_file)
     distributed.cleanup()
     return run.ckpt_dir

@@ -66,6 +66,19 @@ def test_the_stand_in_fails_where_a_gpu_would(defects, defect, error, where):
     assert where in result["through"], result
 
 
+def test_the_harness_flags_what_makes_a_gpus_host_wait():
+    """CUDA's sync check flags a blocking copy from the host of any size and a write through a
+    boolean mask (it calls nonzero): so must the stand-in."""
+    script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda, syncs\n"
+              "with fake_cuda():\n    x = torch.ones(3, device='cuda')\n"
+              "    torch.tensor(1.0, device='cuda'); torch.ones(()).to('cuda'); x[x > 0] = 0; x.sum().item()\n"
+              "    print(sorted(syncs.calls))\n" % str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(sorted(["torch.tensor from the host", "copy from the host",
+                                              "aten.index_put_.default", "item"]))
+
+
 def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
     """The stand-in must fail where CUDA fails, or the tests above could pass on broken code."""
     script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda\n"

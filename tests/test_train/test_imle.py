@@ -36,7 +36,7 @@ def test_hand_made_case():
 def test_matches_brute_force_with_any_chunking(chunk, keep_bytes, monkeypatch):
     """The data in one chunk or several, the first pass's distances kept for the second or
     computed again: the same matches as one search over everything."""
-    monkeypatch.setattr(imle, "KEEP_BYTES", keep_bytes)
+    monkeypatch.setattr(imle, "KEEP_BYTES", {"cpu": keep_bytes})
     g = torch.Generator().manual_seed(0)
     data = F.normalize(torch.randn(50, 6, generator=g), dim=1)
     pool = F.normalize(torch.randn(400, 6, generator=g), dim=1)
@@ -176,7 +176,7 @@ def test_knn_rule_matches_a_search_block_by_block(chunk, keep_bytes, monkeypatch
     data = F.normalize(torch.randn(30, 4, generator=g), dim=1)
     pool = F.normalize(torch.randn(2500, 4, generator=g), dim=1)
     eps = 0.2
-    monkeypatch.setattr(imle, "KEEP_BYTES", keep_bytes)
+    monkeypatch.setattr(imle, "KEEP_BYTES", {"cpu": keep_bytes})
     d = torch.cdist(data, pool)
     rejected = torch.zeros(2500, dtype=torch.bool)
     for b0 in range(0, 2500, 1024):

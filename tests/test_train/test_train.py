@@ -147,7 +147,9 @@ def test_eval_every_logs_precision_recall_and_seed_diversity(few_digits, tmp_pat
 
 
 @pytest.mark.training
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(few_digits, tmp_path, monkeypatch):
+    """Also the selection round of step 15 (rounds every 15 steps on 120 images), read only at
+    the next log step, where the divergence is found: its line is written before the run stops."""
     real_forward, calls = ImageLoss.forward, {"n": 0}
 
     def poisoned(self, fake, real, *rest):
@@ -157,10 +159,12 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(digit
 
     monkeypatch.setattr(ImageLoss, "forward", poisoned)
     with pytest.raises(TrainingDiverged, match="diverged at step 15.*--resume"):
-        train(tiny_config(digits, tmp_path, max_steps=30, checkpoint_every=10))
+        train(tiny_config(few_digits, tmp_path, max_steps=30, checkpoint_every=10))
     g, meta = load_checkpoint(tmp_path / "checkpoint")
     assert meta["step"] == 10
     assert all(torch.isfinite(p).all() for p in g.parameters())
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e.get("event") == "reselect"] == [0, 15]
 
 
 @pytest.mark.training
@@ -175,15 +179,15 @@ def test_a_step_that_is_not_finite_moves_no_weight_and_no_moment(digits, tmp_pat
     if objective == "imle":
         run.objective.select_latents(run)
     rows = torch.arange(run.per_rank_batch)
-    run.objective.step(run, rows, 1.0)                          # a finite step: the moments are set
-    run.step = 1
+    step = trainer.training_step(run)                           # the step as the loop takes it, counted on the device
+    step(rows, 1.0, 0.9)                                        # a finite step: the moments are set
     saved = lambda: ({k: v.clone() for k, v in run.model.state_dict().items()},
                      [{i: {k: v.clone() for k, v in s.items()} for i, s in opt.state_dict()["state"].items()}
                       for opt in run.objective.optimizers])
     weights, moments = saved()
     real_backward = torch.Tensor.backward
     monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: real_backward(self * float("nan"), *a, **k))
-    run.objective.step(run, rows, 1.0)
+    step(rows, 1.0, 0.9)
     monkeypatch.undo()
     after_weights, after_moments = saved()
     assert all(torch.equal(v, weights[k]) for k, v in after_weights.items())

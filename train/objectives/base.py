@@ -12,7 +12,8 @@ The trainer calls, in this order:
     objective.opening_records()                # into metrics.jsonl, once the run folder opens
     every step:   objective.before_step(run, clock)
                   metrics = objective.step(run, rows, lr_factor)   # 0-d tensors, no host sync
-                  (the trainer updates the EMA)
+                  (the trainer updates the EMA: trainer.training_step, which --cuda-graph captures;
+                  lr_factor is then a 0-d tensor on the device)
     at log steps: objective.records(run)         # into metrics.jsonl: what it kept on the device
                   objective.status(values)
     at saves:     objective.state_dict(), objective.extra_files(), objective.weight_change()

@@ -6,6 +6,7 @@ pixel L2 (train/losses.py), AdamW and gradient clipping.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 from typing import Optional
 
@@ -126,7 +127,7 @@ class RSIMLE(Objective):
         else:   # in place: a captured step (--cuda-graph) reads the latents where they were
             self.latents.copy_(selection.latents)
         self.latents_step = run.step
-        self.rounds.append((run.step, selection))
+        self.rounds.append((run.step, dataclasses.replace(selection, latents=None)))   # its figures, not its latents
         return selection
 
     def records(self, run) -> list[dict]:
@@ -134,8 +135,9 @@ class RSIMLE(Objective):
         return [{"event": "reselect", "step": step, "epoch": step * run.cfg.batch_size / run.data.shape[0],
                  "eps": self.eps, **selection.summary()} for step, selection in rounds]
 
-    def step(self, run, rows: torch.Tensor, lr_factor: float) -> dict[str, torch.Tensor]:
-        """One AdamW step on images `rows` and their selected latents."""
+    def step(self, run, rows: torch.Tensor, lr_factor) -> dict[str, torch.Tensor]:
+        """One AdamW step on images `rows` and their selected latents; lr_factor a number, or a
+        0-d tensor on the device when the step is captured (--cuda-graph)."""
         real_features = [f[rows] for f in self.real_features] if self.real_features is not None else None
         losses = self.forward_loss(self.latents[rows], as_float(run.data[rows]), real_features)
         self.opt.zero_grad(set_to_none=True)
