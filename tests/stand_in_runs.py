@@ -2,7 +2,7 @@
 
     python tests/stand_in_runs.py CASE DATA OUT      # prints one JSON line: what was done
 
-tests/test_train/test_device_discipline.py starts them. Cases:
+tests/test_train/test_device_discipline.py and test_graphed.py start them (in_a_fresh_process). Cases:
 - `paths`: every path around the step (setup, a selection round, the probe, the EMA, a checkpoint,
   the in-training evaluation, --resume, --init-from, the adversarial objective's setup);
 - `run-imle`, `run-adversarial`: whole runs (selection rounds, forward with bf16 autocast,
