@@ -9,8 +9,8 @@ tests/test_train/test_device_discipline.py and test_graphed.py start them (in_a_
   backward, fused AdamW, EMA, log steps, checkpoints) with --sync-debug: any host sync outside
   log steps and saves raises;
 - `inject`: one defect at a time, put where it would be on a GPU; each run must fail;
-- `graph`, `graph-*`: a run with --cuda-graph against the same run eager, without and with a
-  defect that a replayed graph cannot survive.
+- `graph`: runs with --cuda-graph against the same run eager, without and with defects that a
+  replayed graph cannot survive.
 """
 
 from __future__ import annotations
@@ -105,16 +105,19 @@ def whole_run(objective: str, data: str, out: str) -> dict:
     with ExitStack() as patches:
         for kind in (decoder.IMLEDecoder, decoder.StyleGAN2Decoder):
             patches.enter_context(mock.patch.object(kind, "forward", recorded(kind.forward)))
-        trainer.train(config(objective, data, out, sync_debug=True))
+        shorter = {"max_steps": 16, "probe_every": 16} if objective == "imle" else {"max_steps": 12, "checkpoint_every": 12}
+        trainer.train(config(objective, data, out, sync_debug=True, **shorter))   # IMLE: selection rounds at 0 and 15
     return {"syncs_outside_the_steps": syncs.total, "autocast": sorted(autocast)}
 
 
-def graphed_against_eager(data: str, out: str, defect: str = "") -> dict:
-    """The same RS-IMLE run eagerly and with --cuda-graph (the stand-in's graph replays its
-    record as CUDA would), across a selection round, without the decoder's noise (its draws
-    differ): how far apart their weights end. `defect`: "latents-replaced" (a selection round
-    that replaces the latents tensor instead of copying into it), "read-in-step" (the EMA's
-    decay read on the host: a sync inside the capture)."""
+def graphed_against_eager(data: str, out: str) -> dict:
+    """One RS-IMLE run eagerly, then with --cuda-graph (the stand-in's graph replays its record
+    as CUDA would) as it is and with each defect: across a selection round, without the
+    decoder's noise (its draws differ) and with the pixel loss alone (what is captured does not
+    depend on the loss), how far each graphed run's weights end from the eager run's, or the
+    error that stopped it. Defects: "latents-replaced" (a selection round that replaces the
+    latents tensor instead of copying into it), "read-in-step" (the EMA's decay read on the
+    host: a sync inside the capture)."""
     from safetensors.torch import load_file
 
     from train import run as run_module
@@ -129,20 +132,23 @@ def graphed_against_eager(data: str, out: str, defect: str = "") -> dict:
     def decay_read(ema, model, decay):
         return real_ema(ema, model, float(decay))
 
-    patches = {"latents-replaced": (rs_imle.RSIMLE, "select_latents", latents_replaced),
-               "read-in-step": (trainer, "update_ema", decay_read)}
-    weights = {}
-    for arm in ("graphed", "eager"):          # graphed first: a capture that fails needs no eager run
-        cfg = config("imle", data, f"{out}/{arm}", cuda_graph=arm == "graphed", decoder={"noise": False},
-                     max_steps=24, checkpoint_every=24)     # a selection round at step 15
-        with mock.patch.object(*patches[defect]) if defect else contextlib.nullcontext():
+    def weights(arm: str, graphed: bool) -> dict:
+        trainer.train(config("imle", data, f"{out}/{arm}", cuda_graph=graphed, decoder={"noise": False},
+                             loss_perceptual=0.0, max_steps=24, checkpoint_every=24))   # a selection round at 15
+        return load_file(f"{out}/{arm}/checkpoint/model.safetensors")
+
+    eager, results = weights("eager", False), {}
+    for arm, patch in {"graphed": None, "latents-replaced": (rs_imle.RSIMLE, "select_latents", latents_replaced),
+                       "read-in-step": (trainer, "update_ema", decay_read)}.items():
+        with mock.patch.object(*patch) if patch else contextlib.nullcontext():
             try:
-                trainer.train(cfg)
+                graphed = weights(arm, True)
             except RuntimeError as e:
-                return {"error": str(e)[:300]}
-        weights[arm] = load_file(f"{out}/{arm}/checkpoint/model.safetensors")
-    return {"max_difference": max(float((weights["eager"][k].float() - weights["graphed"][k].float()).abs().max())
-                                  for k in weights["eager"]), "error": None}
+                results[arm] = {"error": str(e)[:300]}
+                continue
+        results[arm] = {"error": None, "max_difference": max(float((eager[k].float() - graphed[k].float()).abs().max())
+                                                             for k in eager)}
+    return results
 
 
 class _HostGrad(torch.autograd.Function):
@@ -223,8 +229,8 @@ def main() -> None:
     with fake_cuda():
         if case == "paths":
             result = paths(data, out)
-        elif case.startswith("graph"):
-            result = graphed_against_eager(data, out, case.removeprefix("graph").removeprefix("-"))
+        elif case == "graph":
+            result = graphed_against_eager(data, out)
         elif case.startswith("run-"):
             result = whole_run(case.removeprefix("run-"), data, out)
         elif case == "inject":

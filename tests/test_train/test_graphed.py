@@ -115,22 +115,26 @@ def test_cuda_graph_is_refused_where_a_replay_would_be_wrong(monkeypatch, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.fixture(scope="module")
+def on_the_stand_in(few_digits, tmp_path_factory) -> dict:
+    return in_a_fresh_process("graph", few_digits, tmp_path_factory.mktemp("graph"))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("defect", ["", "latents-replaced"])
-def test_graphed_runs_train_as_eager_ones_on_the_stand_in(few_digits, tmp_path, defect):
+def test_graphed_runs_train_as_eager_ones_on_the_stand_in(on_the_stand_in):
     """GraphedStep itself (warm-up, capture, replays) on the stand-in, whose graph replays its
     record as CUDA does: across a selection round the graphed run ends where the eager one
     does; with the latents replaced at the round instead of copied into, the replays train on
     the old ones and the runs part."""
-    result = in_a_fresh_process("graph-" + defect if defect else "graph", few_digits, tmp_path)
-    assert result["error"] is None
-    assert (result["max_difference"] > 1e-4) if defect else (result["max_difference"] < 1e-5), result
+    graphed, replaced = on_the_stand_in["graphed"], on_the_stand_in["latents-replaced"]
+    assert graphed["error"] is None and graphed["max_difference"] < 1e-5, graphed
+    assert replaced["error"] is None and replaced["max_difference"] > 1e-4, replaced
 
 
 @pytest.mark.slow
-def test_a_host_read_inside_the_captured_step_stops_the_run_with_a_clear_error(few_digits, tmp_path):
-    result = in_a_fresh_process("graph-read-in-step", few_digits, tmp_path)
-    assert "could not be captured" in result["error"] and "without --cuda-graph" in result["error"]
+def test_a_host_read_inside_the_captured_step_stops_the_run_with_a_clear_error(on_the_stand_in):
+    error = on_the_stand_in["read-in-step"]["error"]
+    assert "could not be captured" in error and "without --cuda-graph" in error
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bench/gpu_check.sh runs these)")
