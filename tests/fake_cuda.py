@@ -184,10 +184,10 @@ class FakeCuda(torch.Tensor):
 
 
 class FakeGraph:
-    """torch.cuda.CUDAGraph's stand-in. A capture records every operator with the tensors it was
-    given and made (a dispatch mode, which sees forward, backward and the optimizer alike); a
-    replay runs the record again on those same tensors, writing each result into the tensor the
-    capture made. Like a CUDA graph it repeats the numbers the capture passed and reads the
+    """torch.cuda.CUDAGraph's stand-in. A capture records every operator on the device with the
+    tensors it was given and made (a dispatch mode, which sees forward, backward and the
+    optimizer alike; work on the host runs once, at the capture, as on CUDA); a replay runs the
+    record again on those same tensors, writing each result into the tensor the capture made. Like a CUDA graph it repeats the numbers the capture passed and reads the
     tensors it read then: a value that should have changed from step to step, or a tensor
     replaced rather than updated in place, makes replays train differently from eager steps.
     A sync during the capture raises, as on CUDA."""
