@@ -104,6 +104,22 @@ def _plain(t):
     return t.elem if isinstance(t, FakeCuda) else t
 
 
+def _leaves(args, kwargs):
+    """An operator's arguments, lists (Tensor[], int[]) opened: ATen nests no deeper, and this
+    is the stand-in's hottest path (pytree's general flattening costs more than the operators)."""
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, (list, tuple)):
+            yield from a
+        else:
+            yield a
+
+
+def _unwrapped(a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(_plain(x) for x in a)
+    return _plain(a)
+
+
 def _is_host_array(t) -> bool:
     """A CPU tensor that CUDA would refuse beside a device tensor (a 0-d one it takes as a scalar)."""
     return isinstance(t, torch.Tensor) and not isinstance(t, FakeCuda) and t.dim() > 0 and t.device.type == "cpu"
@@ -171,16 +187,17 @@ class FakeCuda(torch.Tensor):
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         op = str(func)
-        if op not in CROSS_DEVICE and any(_is_host_array(t) for t in tree_flatten((args, kwargs))[0]):
+        leaves = list(_leaves(args, kwargs))
+        if op not in CROSS_DEVICE and any(_is_host_array(t) for t in leaves):
             raise RuntimeError(MISMATCH.format(op=op))
         if op in DATA_DEPENDENT or (op in BOOL_INDEXED and any(
                 t is not None and t.dtype == torch.bool for t in args[1])):
             syncs(op)
-        wrappers = {id(t.elem): t for t in tree_flatten((args, kwargs))[0] if isinstance(t, FakeCuda)}
-        out = func(*tree_map(_plain, args), **tree_map(_plain, kwargs))
+        wrappers = {id(t.elem): t for t in leaves if isinstance(t, FakeCuda)}
+        out = func(*(_unwrapped(a) for a in args), **{k: _unwrapped(v) for k, v in kwargs.items()})
         # An in-place operator returns its own (wrapped) argument, as on any device.
-        return tree_map(lambda t: (wrappers[id(t)] if id(t) in wrappers else FakeCuda(t))
-                        if isinstance(t, torch.Tensor) else t, out)
+        wrap = lambda t: (wrappers[id(t)] if id(t) in wrappers else FakeCuda(t)) if isinstance(t, torch.Tensor) else t  # noqa: E731
+        return type(out)(wrap(t) for t in out) if isinstance(out, (list, tuple)) else wrap(out)
 
 
 class FakeGraph:
@@ -231,7 +248,7 @@ class _Capture(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        on_device = _making_device_tensor or any(isinstance(t, FakeCuda) for t in tree_flatten((args, kwargs))[0])
+        on_device = _making_device_tensor or any(isinstance(t, FakeCuda) for t in _leaves(args, kwargs))
         if str(func).startswith("profiler.") or not on_device:   # host work runs once, at the capture, as on CUDA
             return func(*args, **kwargs)
         if kwargs.get("generator") is not None:
