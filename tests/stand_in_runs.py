@@ -113,8 +113,9 @@ def whole_run(objective: str, data: str, out: str) -> dict:
 def graphed_against_eager(data: str, out: str) -> dict:
     """One RS-IMLE run eagerly, then with --cuda-graph (the stand-in's graph replays its record
     as CUDA would) as it is and with each defect: across a selection round, without the
-    decoder's noise (its draws differ) and with the pixel loss alone (what is captured does not
-    depend on the loss), how far each graphed run's weights end from the eager run's, or the
+    decoder's noise (its draws differ), in fp32 (graphed, autocast caches no weight casts, so
+    bf16 gradients of the shared block are summed otherwise) and with the pixel loss alone
+    (what is captured does not depend on the loss), how far each graphed run's weights end from the eager run's, or the
     error that stopped it. Defects: "latents-replaced" (a selection round that replaces the
     latents tensor instead of copying into it), "read-in-step" (the EMA's decay read on the
     host: a sync inside the capture)."""
@@ -133,7 +134,7 @@ def graphed_against_eager(data: str, out: str) -> dict:
         return real_ema(ema, model, float(decay))
 
     def weights(arm: str, graphed: bool) -> dict:
-        trainer.train(config("imle", data, f"{out}/{arm}", cuda_graph=graphed, decoder={"noise": False},
+        trainer.train(config("imle", data, f"{out}/{arm}", cuda_graph=graphed, decoder={"noise": False}, amp=False,
                              loss_perceptual=0.0, max_steps=24, checkpoint_every=24))   # a selection round at 15
         return load_file(f"{out}/{arm}/checkpoint/model.safetensors")
 

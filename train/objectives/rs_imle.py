@@ -34,14 +34,16 @@ class GeneratorLoss(torch.nn.Module):
     """The generator's images for the latents (bf16 autocast on CUDA) and their loss against the
     real images: the part of a step that --compile turns into one graph."""
 
-    def __init__(self, generator: torch.nn.Module, image_loss: ImageLoss, bf16: bool):
+    def __init__(self, generator: torch.nn.Module, image_loss: ImageLoss, bf16: bool, cast_cache: bool = True):
         super().__init__()
-        self.generator, self.image_loss, self.bf16 = generator, image_loss, bf16
+        self.generator, self.image_loss, self.bf16, self.cast_cache = generator, image_loss, bf16, cast_cache
 
     def forward(self, latents: torch.Tensor, real: torch.Tensor,
                 real_features: Optional[list[torch.Tensor]] = None) -> dict[str, torch.Tensor]:
         # The context made here, not kept on the module: torch.compile traces it into the graph.
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext():
+        # Captured in a CUDA graph (--cuda-graph), autocast keeps no cache of its casts of the
+        # weights (make_graphed_callables refuses one): the casts are recorded and run at every replay.
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=self.cast_cache) if self.bf16 else nullcontext():
             fake = self.generator(latents)
         return self.image_loss(fake, real, real_features)
 
@@ -67,7 +69,8 @@ class RSIMLE(Objective):
                                                broadcast_buffers=False) if run.info.enabled else model)
         self.forward_loss = GeneratorLoss(train_model, ImageLoss(cfg.loss_perceptual, cfg.loss_pixel, cfg.perceptual_size,
                                                                      cfg.perceptual_weights),
-                                          bf16=cfg.amp and device.type == "cuda").to(device)
+                                          bf16=cfg.amp and device.type == "cuda",
+                                          cast_cache=not (cfg.cuda_graph and device.type == "cuda")).to(device)
         self.real_features = self.perceptual_features(run.data)
         self.pool_model = model
         if cfg.compile:
