@@ -41,7 +41,7 @@ from typing import Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten
 
 FAKE = torch.device("cuda", 0)
 MISMATCH = ("Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
@@ -165,7 +165,7 @@ class FakeCuda(torch.Tensor):
         if name in HOST_READS or to_host:
             if not kwargs.get("non_blocking"):      # fused AdamW moves found_inf to its group's device, async
                 syncs(name)
-            plain = tree_map(_plain, args)
+            plain = [_unwrapped(a) for a in args]
             if name == "cpu":
                 return plain[0].clone()
             if to_host:

@@ -66,28 +66,31 @@ def test_the_stand_in_fails_where_a_gpu_would(defects, defect, error, where):
     assert where in result["through"], result
 
 
+def under_the_stand_in(body: str) -> str:
+    """`body` (lines indented by four) run inside fake_cuda() in a fresh process: its output."""
+    script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda, syncs\n"
+              "with fake_cuda():\n" % str(ROOT)) + body
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def test_the_harness_flags_what_makes_a_gpus_host_wait():
     """CUDA's sync check flags a blocking copy from the host of any size and a write through a
     boolean mask (it calls nonzero): so must the stand-in."""
-    script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda, syncs\n"
-              "with fake_cuda():\n    x = torch.ones(3, device='cuda')\n"
-              "    torch.tensor(1.0, device='cuda'); torch.ones(()).to('cuda'); x[x > 0] = 0; x.sum().item()\n"
-              "    print(sorted(syncs.calls))\n" % str(ROOT))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == str(sorted(["torch.tensor from the host", "copy from the host",
-                                              "aten.index_put_.default", "item"]))
+    out = under_the_stand_in("    x = torch.ones(3, device='cuda')\n"
+                             "    torch.tensor(1.0, device='cuda'); torch.ones(()).to('cuda'); x[x > 0] = 0; x.sum().item()\n"
+                             "    print(sorted(syncs.calls))\n")
+    assert out.strip() == str(sorted(["torch.tensor from the host", "copy from the host",
+                                      "aten.index_put_.default", "item"]))
 
 
 def test_the_harness_raises_cudas_error_where_a_cpu_tensor_meets_a_device_one():
     """The stand-in must fail where CUDA fails, or the tests above could pass on broken code."""
-    script = ("import sys, torch\nsys.path.insert(0, %r)\nfrom tests.fake_cuda import fake_cuda\n"
-              "with fake_cuda():\n    x = torch.ones(3).to('cuda')\n    assert x.device.type == 'cuda' and (x + 1).device.type == 'cuda'\n"
-              "    assert (x * torch.tensor(2.0)).device.type == 'cuda'          # a CPU scalar is allowed, as on CUDA\n"
-              "    try:\n        x + torch.ones(3)\n    except RuntimeError as e:\n        print(str(e)[:60])\n" % str(ROOT))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("Expected all tensors to be on the same device")
+    out = under_the_stand_in("    x = torch.ones(3).to('cuda')\n    assert x.device.type == 'cuda' and (x + 1).device.type == 'cuda'\n"
+                             "    assert (x * torch.tensor(2.0)).device.type == 'cuda'          # a CPU scalar is allowed, as on CUDA\n"
+                             "    try:\n        x + torch.ones(3)\n    except RuntimeError as e:\n        print(str(e)[:60])\n")
+    assert out.startswith("Expected all tensors to be on the same device")
 
 
 @pytest.mark.training
